@@ -1,0 +1,197 @@
+//! The `sis-importer` command line (SPEC §8).
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use sis_importer::config::{Config, LogFormat};
+use sis_importer::pipeline::{daemon::Daemon, Importer};
+use sis_importer::shutdown::{self, ShutdownTrigger};
+use sis_importer::status;
+use sis_importer::store::OrdinalStore;
+
+mod demo;
+
+/// Copies every change from Sisu's export APIs into NATS JetStream,
+/// committing cursors in Redis only after consumers acknowledge.
+///
+/// Configuration comes from --config (TOML) and the environment
+/// (SIS_API_URL, NATS_URL, REDIS_URL, ...; see the README).
+#[derive(Parser)]
+#[command(name = "sis-importer", version)]
+struct Cli {
+    /// TOML configuration file; environment variables override it.
+    #[arg(long, global = true, env = "SIS_IMPORTER_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon: import at start and on the CRON schedule.
+    Run,
+    /// Import once and exit: 0 only if every selected service finished.
+    Once {
+        /// Service id to import (repeatable); default: SERVICES or all.
+        #[arg(long = "service", value_name = "ID")]
+        services: Vec<String>,
+    },
+    /// Show per-service ordinal, progress, last run, forbidden and dead letters.
+    Status {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete ordinals so the services re-import from 0.
+    Reset {
+        /// Service ids to reset.
+        #[arg(value_name = "ID", required_unless_present = "all")]
+        services: Vec<String>,
+        /// Reset every service.
+        #[arg(long, conflicts_with = "services")]
+        all: bool,
+    },
+    /// Serve the fake Sisu (generated data) on a port, for trying things out.
+    FakeSisu {
+        /// Port to listen on (127.0.0.1).
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+        /// Entities per export service.
+        #[arg(long, default_value_t = 10_000)]
+        entities: u64,
+        /// Seed of the generated data.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Run the whole job on an embedded default: fake Sisu and reference
+    /// consumers in-process, NATS and Redis started if none are given.
+    Demo(demo::DemoArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime starts");
+    match runtime.block_on(execute(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("sis-importer: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
+    let config = Config::read(cli.config.as_deref())?;
+    init_logging(config.log_format);
+    match cli.command {
+        Command::Run => {
+            config.validate()?;
+            let (schedule, tz) = (config.schedule()?, config.time_zone()?);
+            let services = config.selected_services()?;
+            let importer = Importer::connect(config).await?;
+            let (trigger, shutdown) = shutdown::channel();
+            spawn_signal_handler(trigger);
+            let daemon = Daemon::new(importer, services, shutdown);
+            daemon
+                .prepare()
+                .await
+                .context("re-arming one-time services")?;
+            daemon.serve(schedule, tz).await;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Once { services } => {
+            config.validate()?;
+            let ids = (!services.is_empty()).then_some(services);
+            let selected = config.pick(
+                config.catalogue()?,
+                ids.as_deref().or(config.services.as_deref()),
+                "--service",
+            )?;
+            let importer = Importer::connect(config).await?;
+            let (trigger, shutdown) = shutdown::channel();
+            spawn_signal_handler(trigger);
+            let summary = importer.run(&selected, shutdown.clone()).await?;
+            // A signal is the operator's own stop: exit 0 (SPEC §2), with
+            // what was acknowledged committed and the rest logged.
+            Ok(if summary.success || shutdown.is_shutdown() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        Command::Status { json } => {
+            let services = config.catalogue()?;
+            let store = OrdinalStore::connect(&config.redis_url).await?;
+            let rows = status::collect(&store, &services).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                print!("{}", status::render_table(&rows));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Reset { services, all } => {
+            let catalogue = config.catalogue()?;
+            let chosen = if all {
+                catalogue
+            } else {
+                config.pick(catalogue, Some(&services), "reset")?
+            };
+            if chosen.is_empty() {
+                bail!("nothing to reset: name service ids or use --all");
+            }
+            let store = OrdinalStore::connect(&config.redis_url).await?;
+            for service in &chosen {
+                store.reset(service).await?;
+                println!("reset {} ({})", service.id, service.ordinal_key);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::FakeSisu {
+            port,
+            entities,
+            seed,
+        } => {
+            demo::serve_fake_sisu(port, entities, seed).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo(args) => demo::run(config, args).await,
+    }
+}
+
+fn spawn_signal_handler(trigger: ShutdownTrigger) {
+    tokio::spawn(async move {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler installs");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        tracing::info!("signal received: stopping after outstanding acknowledgements");
+        trigger.trigger();
+    });
+}
+
+fn init_logging(format: Option<LogFormat>) {
+    let format = format.unwrap_or(if std::io::stderr().is_terminal() {
+        LogFormat::Text
+    } else {
+        LogFormat::Json
+    });
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,async_nats=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init(),
+        LogFormat::Text => builder.init(),
+    }
+}

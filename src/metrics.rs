@@ -1,0 +1,284 @@
+//! Process-wide counters for the admin API's `/metrics` and the progress
+//! line. A small registry of atomics behind one lock per service; rendered
+//! in Prometheus text format.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::{LazyLock, Mutex};
+use std::time::Duration;
+
+/// Per-service counters.
+#[derive(Debug, Clone, Default)]
+pub struct ServiceCounters {
+    /// Entities fetched from Sisu.
+    pub fetched: u64,
+    /// Entities published (first publish of each entity).
+    pub published: u64,
+    /// Entities acknowledged by consumers.
+    pub acknowledged: u64,
+    /// Entities dead-lettered, by reason.
+    pub dead_lettered: BTreeMap<&'static str, u64>,
+    /// Chunks published (including split halves and re-publishes).
+    pub chunks_published: u64,
+    /// Chunks reported FAIL.
+    pub chunks_failed: u64,
+    /// Chunks split in two.
+    pub chunks_split: u64,
+    /// Committed ordinal.
+    pub ordinal: Option<i64>,
+    /// Sisu requests by status class (`2xx`, `5xx`, `error`, …).
+    pub requests: BTreeMap<&'static str, u64>,
+    /// Sum and count of Sisu request seconds, and histogram buckets.
+    pub request_seconds: Histogram,
+    /// Last run's duration in seconds.
+    pub last_run_seconds: f64,
+    /// Last run's result: 1 success, 0 failure.
+    pub last_run_success: Option<bool>,
+    /// Unix time of the last run's end.
+    pub last_run_timestamp: f64,
+}
+
+/// A fixed-bucket histogram.
+#[derive(Debug, Clone, Default)]
+pub struct Histogram {
+    /// Counts per bucket of [`BUCKETS`] (cumulative when rendered).
+    pub buckets: [u64; 10],
+    /// Sum of observations.
+    pub sum: f64,
+    /// Number of observations.
+    pub count: u64,
+}
+
+/// Upper bounds of the request-duration buckets, seconds.
+pub const BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
+
+#[derive(Default)]
+struct Registry {
+    services: BTreeMap<String, ServiceCounters>,
+    feedback_ignored: BTreeMap<&'static str, u64>,
+}
+
+static REGISTRY: LazyLock<Mutex<Registry>> = LazyLock::new(Default::default);
+
+fn with_service(service: &str, f: impl FnOnce(&mut ServiceCounters)) {
+    let mut reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+    f(reg.services.entry(service.to_owned()).or_default());
+}
+
+/// A Sisu request finished with `status` (0 = no answer).
+pub fn sisu_request(service: &str, status: u16, took: Duration) {
+    let class = match status {
+        0 => "error",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    };
+    let secs = took.as_secs_f64();
+    with_service(service, |s| {
+        *s.requests.entry(class).or_default() += 1;
+        let h = &mut s.request_seconds;
+        if let Some(i) = BUCKETS.iter().position(|b| secs <= *b) {
+            h.buckets[i] += 1;
+        }
+        h.sum += secs;
+        h.count += 1;
+    });
+}
+
+/// Entities fetched.
+pub fn fetched(service: &str, n: u64) {
+    with_service(service, |s| s.fetched += n);
+}
+
+/// A chunk published (JetStream acked) with `entities`; `first` when it is
+/// not a split half.
+pub fn chunk_published(service: &str, entities: u64, first: bool) {
+    with_service(service, |s| {
+        s.chunks_published += 1;
+        if first {
+            s.published += entities;
+        }
+    });
+}
+
+/// Entities acknowledged by a consumer.
+pub fn acknowledged(service: &str, n: u64) {
+    with_service(service, |s| s.acknowledged += n);
+}
+
+/// A chunk failed and was split (`split`) or isolated a poison entity.
+pub fn chunk_failed(service: &str, split: bool) {
+    with_service(service, |s| {
+        s.chunks_failed += 1;
+        if split {
+            s.chunks_split += 1;
+        }
+    });
+}
+
+/// An entity dead-lettered.
+pub fn dead_lettered(service: &str, reason: &'static str) {
+    with_service(service, |s| {
+        *s.dead_lettered.entry(reason).or_default() += 1
+    });
+}
+
+/// The committed ordinal moved.
+pub fn committed(service: &str, ordinal: i64) {
+    with_service(service, |s| s.ordinal = Some(ordinal));
+}
+
+/// A service's run ended.
+pub fn run_finished(service: &str, took: Duration, success: bool) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64();
+    with_service(service, |s| {
+        s.last_run_seconds = took.as_secs_f64();
+        s.last_run_success = Some(success);
+        s.last_run_timestamp = now;
+    });
+}
+
+/// A feedback message ignored for `reason`.
+pub fn feedback_ignored(reason: &'static str) {
+    let mut reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+    *reg.feedback_ignored.entry(reason).or_default() += 1;
+}
+
+/// A copy of one service's counters.
+pub fn snapshot(service: &str) -> ServiceCounters {
+    let reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+    reg.services.get(service).cloned().unwrap_or_default()
+}
+
+/// Everything, in Prometheus text exposition format.
+pub fn render() -> String {
+    let reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+    let mut out = String::new();
+    let counters: [(&str, &str, fn(&ServiceCounters) -> u64); 6] = [
+        (
+            "sis_importer_entities_fetched_total",
+            "Entities fetched from Sisu.",
+            |s| s.fetched,
+        ),
+        (
+            "sis_importer_entities_published_total",
+            "Entities published to JetStream.",
+            |s| s.published,
+        ),
+        (
+            "sis_importer_entities_acknowledged_total",
+            "Entities acknowledged by consumers.",
+            |s| s.acknowledged,
+        ),
+        (
+            "sis_importer_chunks_published_total",
+            "Chunks published, split halves included.",
+            |s| s.chunks_published,
+        ),
+        (
+            "sis_importer_chunks_failed_total",
+            "Chunks consumers reported FAIL.",
+            |s| s.chunks_failed,
+        ),
+        (
+            "sis_importer_chunks_split_total",
+            "Failed chunks split in two.",
+            |s| s.chunks_split,
+        ),
+    ];
+    for (name, help, get) in counters {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        for (svc, s) in &reg.services {
+            let _ = writeln!(out, "{name}{{service=\"{svc}\"}} {}", get(s));
+        }
+    }
+    let name = "sis_importer_entities_dead_lettered_total";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Entities dead-lettered, by reason.\n# TYPE {name} counter"
+    );
+    for (svc, s) in &reg.services {
+        for (reason, n) in &s.dead_lettered {
+            let _ = writeln!(out, "{name}{{service=\"{svc}\",reason=\"{reason}\"}} {n}");
+        }
+    }
+    let name = "sis_importer_sisu_requests_total";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Sisu requests by status class.\n# TYPE {name} counter"
+    );
+    for (svc, s) in &reg.services {
+        for (class, n) in &s.requests {
+            let _ = writeln!(out, "{name}{{service=\"{svc}\",status=\"{class}\"}} {n}");
+        }
+    }
+    let name = "sis_importer_sisu_request_duration_seconds";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Sisu request durations.\n# TYPE {name} histogram"
+    );
+    for (svc, s) in &reg.services {
+        let h = &s.request_seconds;
+        let mut cumulative = 0;
+        for (bound, n) in BUCKETS.iter().zip(h.buckets) {
+            cumulative += n;
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{service=\"{svc}\",le=\"{bound}\"}} {cumulative}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{service=\"{svc}\",le=\"+Inf\"}} {}",
+            h.count
+        );
+        let _ = writeln!(
+            out,
+            "{name}_sum{{service=\"{svc}\"}} {}\n{name}_count{{service=\"{svc}\"}} {}",
+            h.sum, h.count
+        );
+    }
+    let gauges: [(&str, &str, fn(&ServiceCounters) -> Option<f64>); 4] = [
+        (
+            "sis_importer_committed_ordinal",
+            "Committed ordinal.",
+            |s| s.ordinal.map(|o| o as f64),
+        ),
+        (
+            "sis_importer_last_run_duration_seconds",
+            "Duration of the service's last run.",
+            |s| s.last_run_success.map(|_| s.last_run_seconds),
+        ),
+        (
+            "sis_importer_last_run_success",
+            "1 if the service's last run succeeded.",
+            |s| s.last_run_success.map(|b| f64::from(u8::from(b))),
+        ),
+        (
+            "sis_importer_last_run_timestamp_seconds",
+            "Unix time the service's last run ended.",
+            |s| s.last_run_success.map(|_| s.last_run_timestamp),
+        ),
+    ];
+    for (name, help, get) in gauges {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+        for (svc, s) in &reg.services {
+            if let Some(v) = get(s) {
+                let _ = writeln!(out, "{name}{{service=\"{svc}\"}} {v}");
+            }
+        }
+    }
+    let name = "sis_importer_feedback_ignored_total";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Feedback messages ignored, by reason.\n# TYPE {name} counter"
+    );
+    for (reason, n) in &reg.feedback_ignored {
+        let _ = writeln!(out, "{name}{{reason=\"{reason}\"}} {n}");
+    }
+    out
+}

@@ -1,0 +1,108 @@
+//! The daemon: re-arms one-time services, runs at start and on the cron
+//! schedule, never two runs at once, and on shutdown lets the current run
+//! finish its grace period.
+
+use std::sync::{Arc, Mutex};
+
+use chrono::Utc;
+use chrono_tz::Tz;
+use tokio::task::JoinHandle;
+
+use super::Importer;
+use crate::catalogue::Service;
+use crate::shutdown::Shutdown;
+
+/// Starts runs in the background; shared by the schedule and the admin API.
+pub struct Daemon {
+    importer: Arc<Importer>,
+    services: Vec<Service>,
+    shutdown: Shutdown,
+    /// The run in progress, if any; replaced when a new run starts.
+    current: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Daemon {
+    /// A daemon importing `services`.
+    pub fn new(importer: Arc<Importer>, services: Vec<Service>, shutdown: Shutdown) -> Arc<Daemon> {
+        Arc::new(Daemon {
+            importer,
+            services,
+            shutdown,
+            current: Mutex::new(None),
+        })
+    }
+
+    /// The importer.
+    pub fn importer(&self) -> &Arc<Importer> {
+        &self.importer
+    }
+
+    /// Starts a run unless one is in progress; true if started.
+    pub fn start_run(self: &Arc<Self>, why: &'static str) -> bool {
+        let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        if current.as_ref().is_some_and(|h| !h.is_finished()) || self.importer.is_running() {
+            tracing::warn!(
+                trigger = why,
+                "run skipped: the previous run is still in progress"
+            );
+            return false;
+        }
+        let this = Arc::clone(self);
+        *current = Some(tokio::spawn(async move {
+            tracing::info!(trigger = why, "starting run");
+            if let Err(e) = this
+                .importer
+                .run(&this.services, this.shutdown.clone())
+                .await
+            {
+                tracing::warn!(trigger = why, error = %e, "run not started");
+            }
+        }));
+        true
+    }
+
+    /// Re-arms one-time services and clears the forbidden list: a new
+    /// process tries everything again.
+    pub async fn prepare(&self) -> Result<(), crate::store::StoreError> {
+        for service in self.services.iter().filter(|s| s.one_time) {
+            self.importer.store.reset(service).await?;
+        }
+        self.importer.store.clear_forbidden().await?;
+        tracing::info!(
+            one_time = self.services.iter().filter(|s| s.one_time).count(),
+            "one-time services re-armed"
+        );
+        Ok(())
+    }
+
+    /// Runs now, then at every tick of `schedule` in `tz`, until shutdown;
+    /// then waits for the current run to end.
+    pub async fn serve(self: Arc<Self>, schedule: cron::Schedule, tz: Tz) {
+        let mut shutdown = self.shutdown.clone();
+        self.start_run("start-up");
+        loop {
+            let Some(next) = schedule.upcoming(tz).next() else {
+                tracing::warn!("the cron schedule has no future run");
+                shutdown.recv().await;
+                break;
+            };
+            let wait = (next.with_timezone(&Utc) - Utc::now())
+                .to_std()
+                .unwrap_or_default();
+            tracing::debug!(next = %next, "next scheduled run");
+            tokio::select! {
+                _ = shutdown.recv() => break,
+                _ = tokio::time::sleep(wait) => { self.start_run("cron"); }
+            }
+        }
+        let current = self
+            .current
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(handle) = current {
+            tracing::info!("waiting for the current run to stop");
+            let _ = handle.await;
+        }
+    }
+}

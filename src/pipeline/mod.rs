@@ -1,0 +1,203 @@
+//! The pipeline: composes a source's batch stream with the chunker, the
+//! publisher and the ack gate, and drives services one after another. It
+//! knows neither HTTP nor the NATS wire format beyond what `sources` and
+//! `sinks` hand it.
+//!
+//! - `chunker`: batch → chunks bounded by count and bytes.
+//! - `gate`: the [`gate::AckGate`] state machine (feedback → commits).
+//! - `import`: one attempt at one service (the `select!` loop).
+//! - `run`: a whole run: services in order, retries, `POST_UPDATE`.
+//! - `daemon`: the cron schedule, start-up run and re-arming.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::config::Config;
+use crate::sinks::{Nats, PublishFailure, SinkError};
+use crate::sources::{SisuClient, SourceError};
+use crate::store::{OrdinalStore, StoreError};
+
+pub mod chunker;
+pub mod daemon;
+pub mod gate;
+pub mod import;
+pub mod run;
+
+pub use chunker::ChunkLimits;
+pub use run::{RunSummary, ServiceOutcome, ServiceReport};
+
+/// Why a service's import failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// Sisu failed (after retries) or answered nonsense.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// Redis failed (after retries).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A chunk could not be published.
+    #[error(transparent)]
+    Publish(#[from] PublishFailure),
+    /// The feedback subscription failed.
+    #[error("feedback subscription on SCHEDULER_STATUS_CHANNEL: {0}")]
+    Feedback(String),
+    /// Every attempt ended in a panic timeout.
+    #[error("no feedback progress within PANIC_TIMEOUT ({timeout_secs} s) in {attempts} attempts; ordinal left at the last fully acknowledged batch")]
+    PanicTimeouts {
+        /// Attempts made (`UPDATE_RETRY_LIMIT`).
+        attempts: u32,
+        /// The timeout.
+        timeout_secs: f64,
+    },
+}
+
+/// Why the importer could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Redis unreachable.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// NATS unreachable or the stream unusable.
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    /// The Sisu client could not be built.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// Configuration problem found while starting.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+}
+
+/// Live progress of one service in the running process.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct LiveProgress {
+    /// Entities committed in the current or last run.
+    pub entities: u64,
+    /// Committed ordinal.
+    pub ordinal: Option<i64>,
+    /// Dead letters in the current or last run.
+    pub dead_letters: u64,
+    /// Chunks published.
+    pub chunks: u64,
+}
+
+/// Everything a run needs: configuration and the three connections. One
+/// per process; runs never overlap (`run_lock`).
+pub struct Importer {
+    /// The configuration.
+    pub config: Arc<Config>,
+    /// Redis.
+    pub store: OrdinalStore,
+    /// NATS.
+    pub nats: Nats,
+    /// Sisu.
+    pub client: SisuClient,
+    /// Chunk bounds (from config and the server's `max_payload`).
+    pub limits: ChunkLimits,
+    /// Services Sisu answered 403 for; skipped for the process's life.
+    forbidden: Mutex<HashSet<String>>,
+    /// Held while a run is in progress.
+    run_lock: tokio::sync::Mutex<()>,
+    /// Per-service live progress for status and the progress line.
+    live: Mutex<BTreeMap<String, LiveProgress>>,
+    /// The lease (key, owner) every commit must hold, when replicas are used.
+    lease: Mutex<Option<(String, String)>>,
+}
+
+impl Importer {
+    /// Connects to Redis and NATS (failing fast), makes sure the stream
+    /// exists and builds the Sisu client.
+    pub async fn connect(config: Config) -> Result<Arc<Importer>, StartError> {
+        let store = OrdinalStore::connect(&config.redis_url).await?;
+        let nats = Nats::connect(&config).await?;
+        let catalogue = config.catalogue()?;
+        nats.ensure_stream(&catalogue, Duration::from_secs(config.stream_max_age_secs))
+            .await?;
+        let client = SisuClient::new(&config)?;
+        let limits = ChunkLimits::new(
+            config.max_chunk_size,
+            config.max_chunk_bytes,
+            nats.max_payload(),
+            crate::sinks::wire::ENVELOPE_RESERVE,
+        );
+        tracing::info!(
+            max_entities = limits.max_entities,
+            max_entity_bytes = limits.max_entity_bytes,
+            max_payload = nats.max_payload(),
+            "chunk limits"
+        );
+        Ok(Arc::new(Importer {
+            config: Arc::new(config),
+            store,
+            nats,
+            client,
+            limits,
+            forbidden: Mutex::new(HashSet::new()),
+            run_lock: tokio::sync::Mutex::new(()),
+            live: Mutex::new(BTreeMap::new()),
+            lease: Mutex::new(None),
+        }))
+    }
+
+    /// Whether a run is in progress.
+    pub fn is_running(&self) -> bool {
+        self.run_lock.try_lock().is_err()
+    }
+
+    /// Services found forbidden in this process.
+    pub fn forbidden(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .forbidden
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .cloned()
+            .collect();
+        v.sort();
+        v
+    }
+
+    fn is_forbidden(&self, service: &str) -> bool {
+        self.forbidden
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(service)
+    }
+
+    fn mark_forbidden(&self, service: &str) {
+        self.forbidden
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(service.to_owned());
+    }
+
+    /// Live progress of every service touched by this process.
+    pub fn live(&self) -> BTreeMap<String, LiveProgress> {
+        self.live.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn progress(&self, service: &str, stats: &import::AttemptStats) {
+        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        let p = live.entry(service.to_owned()).or_default();
+        p.ordinal = stats.ordinal;
+        p.chunks = stats.chunks;
+        p.dead_letters = stats.dead_letters;
+        p.entities = stats.entities;
+    }
+
+    /// Sets the lease every commit must hold (`None`: no check).
+    pub fn set_lease(&self, lease: Option<(String, String)>) {
+        *self.lease.lock().unwrap_or_else(|e| e.into_inner()) = lease;
+    }
+
+    fn lease_guard(&self) -> Option<(String, String)> {
+        self.lease.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// A new random execution hash (128 bits, hex).
+pub fn new_execution_hash() -> String {
+    let bytes: [u8; 16] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,283 @@
+//! A whole run: every selected service in catalogue order, one at a time,
+//! each retried after panic timeouts; then `POST_UPDATE`.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::message::PublishMessage as Publish;
+use serde::Serialize;
+
+use super::import::{AttemptEnd, AttemptStats};
+use super::{new_execution_hash, ImportError, Importer};
+use crate::catalogue::{Service, POST_UPDATE_SUBJECT};
+use crate::shutdown::Shutdown;
+use crate::store::RunRecord;
+
+/// How one service's part of a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServiceOutcome {
+    /// Everything fetched was acknowledged and committed.
+    Ok,
+    /// One-time service already fetched.
+    Skipped,
+    /// Sisu answered 403 (now or earlier in this process).
+    Forbidden,
+    /// Failed; the ordinal stays at the last fully acknowledged batch.
+    Failed,
+    /// Stopped by shutdown.
+    Interrupted,
+}
+
+impl ServiceOutcome {
+    /// Whether this counts as finished for `once`'s exit code and
+    /// `POST_UPDATE`'s `success`.
+    pub fn finished(self) -> bool {
+        matches!(self, ServiceOutcome::Ok | ServiceOutcome::Skipped)
+    }
+
+    /// Lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceOutcome::Ok => "ok",
+            ServiceOutcome::Skipped => "skipped",
+            ServiceOutcome::Forbidden => "forbidden",
+            ServiceOutcome::Failed => "failed",
+            ServiceOutcome::Interrupted => "interrupted",
+        }
+    }
+}
+
+/// One service's result in a run.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceReport {
+    /// Service id.
+    pub service: String,
+    /// How it ended.
+    pub result: ServiceOutcome,
+    /// Entities committed.
+    pub entities: u64,
+    /// Chunks published.
+    pub chunks: u64,
+    /// Dead letters recorded.
+    pub dead_letters: u64,
+    /// Committed ordinal at the end.
+    pub ordinal: Option<i64>,
+    /// Attempts made.
+    pub attempts: u32,
+    /// Wall time, milliseconds.
+    pub duration_ms: u64,
+    /// The error, if it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The result of a whole run (also the body of `POST_UPDATE`).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunSummary {
+    /// True when every service finished.
+    pub success: bool,
+    /// Start, RFC 3339.
+    pub started_at: String,
+    /// End, RFC 3339.
+    pub finished_at: String,
+    /// Per-service results, in import order.
+    pub services: Vec<ServiceReport>,
+}
+
+/// A run could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Another run is in progress in this process.
+    #[error("a run is already in progress")]
+    AlreadyRunning,
+}
+
+impl Importer {
+    /// Runs `services` in order, then publishes `POST_UPDATE`. Refuses to
+    /// start while another run is in progress.
+    pub async fn run(
+        &self,
+        services: &[Service],
+        shutdown: Shutdown,
+    ) -> Result<RunSummary, RunError> {
+        let _running = self
+            .run_lock
+            .try_lock()
+            .map_err(|_| RunError::AlreadyRunning)?;
+        let started_at = chrono::Utc::now().to_rfc3339();
+        let started = Instant::now();
+        tracing::info!(services = services.len(), "run started");
+        let mut reports = Vec::with_capacity(services.len());
+        for service in services {
+            let report = if shutdown.is_shutdown() {
+                ServiceReport::new(service, ServiceOutcome::Interrupted)
+            } else {
+                self.import_service(service, shutdown.clone()).await
+            };
+            reports.push(report);
+        }
+        let summary = RunSummary {
+            success: reports.iter().all(|r| r.result.finished()),
+            started_at,
+            finished_at: chrono::Utc::now().to_rfc3339(),
+            services: reports,
+        };
+        self.announce(&summary).await;
+        let failed: Vec<&str> = summary
+            .services
+            .iter()
+            .filter(|r| !r.result.finished())
+            .map(|r| r.service.as_str())
+            .collect();
+        tracing::info!(success = summary.success, took_ms = started.elapsed().as_millis() as u64, failed = ?failed, "run finished");
+        Ok(summary)
+    }
+
+    /// Publishes `POST_UPDATE` and records the run in Redis.
+    async fn announce(&self, summary: &RunSummary) {
+        let body = serde_json::to_vec(summary).expect("summary serializes");
+        let outcome = async {
+            let ack = self
+                .nats
+                .jetstream
+                .send_publish(POST_UPDATE_SUBJECT, Publish::build().payload(body.into()))
+                .await?;
+            ack.await
+        };
+        match tokio::time::timeout(Duration::from_secs(30), outcome).await {
+            Ok(Ok(_)) => tracing::info!(success = summary.success, "POST_UPDATE published"),
+            Ok(Err(e)) => tracing::error!(error = %e, "could not publish POST_UPDATE"),
+            Err(_) => tracing::error!("could not publish POST_UPDATE: no ack within 30 s"),
+        }
+        let fields: BTreeMap<String, String> = [
+            ("success", summary.success.to_string()),
+            ("started_at", summary.started_at.clone()),
+            ("finished_at", summary.finished_at.clone()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        if let Err(e) = self.store.record_last_run(&fields).await {
+            tracing::warn!(error = %e, "could not record the run in Redis");
+        }
+    }
+
+    /// Imports one service: up to `UPDATE_RETRY_LIMIT` attempts, each from
+    /// the committed ordinal with a new execution hash.
+    pub async fn import_service(&self, service: &Service, mut shutdown: Shutdown) -> ServiceReport {
+        let started = Instant::now();
+        let started_at = chrono::Utc::now().to_rfc3339();
+        let mut report = ServiceReport::new(service, ServiceOutcome::Ok);
+        let (outcome, error) = self
+            .import_attempts(service, &mut shutdown, &mut report)
+            .await;
+        report.result = outcome;
+        report.error = error.map(|e| e.to_string());
+        report.duration_ms = started.elapsed().as_millis() as u64;
+        crate::metrics::run_finished(&service.id, started.elapsed(), outcome.finished());
+        match outcome {
+            ServiceOutcome::Ok | ServiceOutcome::Skipped => {
+                tracing::info!(service = %service.id, result = outcome.as_str(), entities = report.entities, chunks = report.chunks, dead_letters = report.dead_letters, ordinal = report.ordinal, took_ms = report.duration_ms, "service finished")
+            }
+            _ => {
+                tracing::error!(service = %service.id, result = outcome.as_str(), error = report.error.as_deref().unwrap_or(""), entities = report.entities, ordinal = report.ordinal, "service did not finish")
+            }
+        }
+        let record = RunRecord {
+            started: started_at,
+            duration_ms: report.duration_ms,
+            result: outcome.as_str().into(),
+            error: report.error.clone(),
+            entities: report.entities,
+        };
+        if let Err(e) = self.store.record_run(&service.id, &record).await {
+            tracing::warn!(service = %service.id, error = %e, "could not record the service's run");
+        }
+        report
+    }
+
+    async fn import_attempts(
+        &self,
+        service: &Service,
+        shutdown: &mut Shutdown,
+        report: &mut ServiceReport,
+    ) -> (ServiceOutcome, Option<ImportError>) {
+        if self.is_forbidden(&service.id) {
+            return (ServiceOutcome::Forbidden, None);
+        }
+        let mut batch_no = 1;
+        let limit = self.config.update_retry_limit;
+        for attempt in 1..=limit {
+            let committed = match self.store.ordinal(service).await {
+                Ok(o) => o,
+                Err(e) => return (ServiceOutcome::Failed, Some(e.into())),
+            };
+            if service.one_time && committed.is_some() {
+                report.ordinal = committed;
+                return (ServiceOutcome::Skipped, None);
+            }
+            let hash = new_execution_hash();
+            if let Err(e) = self.store.begin_attempt(service, &hash).await {
+                return (ServiceOutcome::Failed, Some(e.into()));
+            }
+            let since = committed.unwrap_or(0);
+            tracing::info!(service = %service.id, attempt, since, execution_hash = %hash, "importing");
+            report.attempts = attempt;
+            let (end, stats) = self
+                .attempt(service, &hash, since, &mut batch_no, shutdown)
+                .await;
+            report.add(&stats);
+            match end {
+                AttemptEnd::Completed => return (ServiceOutcome::Ok, None),
+                AttemptEnd::Interrupted => return (ServiceOutcome::Interrupted, None),
+                AttemptEnd::PanicTimeout if shutdown.is_shutdown() => {
+                    return (ServiceOutcome::Interrupted, None)
+                }
+                AttemptEnd::PanicTimeout => {
+                    tracing::warn!(service = %service.id, attempt, limit, "panic timeout; retrying from the committed ordinal with a new execution hash");
+                }
+                AttemptEnd::Failed(ImportError::Source(e)) if e.is_forbidden() => {
+                    self.mark_forbidden(&service.id);
+                    if let Err(e) = self.store.set_forbidden(&service.id, true).await {
+                        tracing::warn!(service = %service.id, error = %e, "could not record forbidden service");
+                    }
+                    return (ServiceOutcome::Forbidden, Some(ImportError::Source(e)));
+                }
+                AttemptEnd::Failed(e) => return (ServiceOutcome::Failed, Some(e)),
+            }
+        }
+        (
+            ServiceOutcome::Failed,
+            Some(ImportError::PanicTimeouts {
+                attempts: limit,
+                timeout_secs: self.config.panic_timeout_secs,
+            }),
+        )
+    }
+}
+
+impl ServiceReport {
+    fn new(service: &Service, result: ServiceOutcome) -> Self {
+        ServiceReport {
+            service: service.id.clone(),
+            result,
+            entities: 0,
+            chunks: 0,
+            dead_letters: 0,
+            ordinal: None,
+            attempts: 0,
+            duration_ms: 0,
+            error: None,
+        }
+    }
+
+    fn add(&mut self, stats: &AttemptStats) {
+        self.entities += stats.entities;
+        self.chunks += stats.chunks;
+        self.dead_letters += stats.dead_letters;
+        self.ordinal = stats.ordinal.or(self.ordinal);
+    }
+}

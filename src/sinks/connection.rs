@@ -1,0 +1,192 @@
+//! Connecting to NATS and keeping the JetStream stream of SPEC §4.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, stream};
+
+use crate::catalogue::{
+    Service, FEEDBACK_SUBJECT, POST_UPDATE_FINISH_SUBJECT, POST_UPDATE_SUBJECT,
+};
+use crate::config::Config;
+
+/// Errors towards NATS; they name the operation and never the token.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// Could not connect at start.
+    #[error("cannot connect to NATS at {url}: {message}")]
+    Connect {
+        /// The server URL.
+        url: String,
+        /// The cause.
+        message: String,
+    },
+    /// A JetStream stream operation failed.
+    #[error("JetStream stream {stream}: {operation} failed: {message}")]
+    Stream {
+        /// Stream name.
+        stream: String,
+        /// What was being done.
+        operation: &'static str,
+        /// The cause.
+        message: String,
+    },
+    /// Subscribing to the feedback subject failed.
+    #[error("cannot subscribe to {subject}: {message}")]
+    Subscribe {
+        /// The subject.
+        subject: String,
+        /// The cause.
+        message: String,
+    },
+    /// A publish kept failing.
+    #[error("publishing {what} on {subject} failed after {attempts} attempts: {message}")]
+    Publish {
+        /// Chunk id or message kind.
+        what: String,
+        /// The subject.
+        subject: String,
+        /// Attempts made.
+        attempts: u32,
+        /// The last cause.
+        message: String,
+    },
+}
+
+/// A NATS connection with its JetStream context and the server's limits.
+#[derive(Clone)]
+pub struct Nats {
+    /// The core client (feedback subscription).
+    pub client: async_nats::Client,
+    /// JetStream context (publishes).
+    pub jetstream: jetstream::Context,
+    /// Stream name (`NATS_STREAM`).
+    pub stream: String,
+}
+
+impl Nats {
+    /// Connects; an unreachable server fails here, at start, within ~10 s.
+    pub async fn connect(config: &Config) -> Result<Nats, SinkError> {
+        let mut options = async_nats::ConnectOptions::new()
+            .name("sis-importer")
+            .connection_timeout(Duration::from_secs(5))
+            .request_timeout(Some(Duration::from_secs(10)))
+            // Feedback for a whole window must fit while a batch commits.
+            .subscription_capacity(65_536);
+        if let Some(token) = &config.nats_token {
+            options = options.token(token.expose().to_owned());
+        }
+        let client = options
+            .connect(&config.nats_url)
+            .await
+            .map_err(|e| SinkError::Connect {
+                url: crate::store::redact_url(&config.nats_url),
+                message: e.to_string(),
+            })?;
+        let jetstream = jetstream::ContextBuilder::new()
+            .timeout(Duration::from_secs_f64(config.publish_timeout_secs))
+            .build(client.clone());
+        Ok(Nats {
+            client,
+            jetstream,
+            stream: config.nats_stream.clone(),
+        })
+    }
+
+    /// The server's `max_payload`, read at connect (and after reconnects).
+    pub fn max_payload(&self) -> usize {
+        self.client.server_info().max_payload
+    }
+
+    /// Every subject the stream must capture.
+    pub fn required_subjects(services: &[Service]) -> Vec<String> {
+        let mut subjects: Vec<String> = services.iter().map(|s| s.subject.clone()).collect();
+        for s in [
+            FEEDBACK_SUBJECT,
+            POST_UPDATE_SUBJECT,
+            POST_UPDATE_FINISH_SUBJECT,
+        ] {
+            subjects.push(s.to_owned());
+        }
+        subjects.dedup();
+        subjects
+    }
+
+    /// Creates the stream if missing (file storage); an existing stream is
+    /// used as is, with a warning for every needed subject it misses.
+    /// Returns the subjects it misses.
+    pub async fn ensure_stream(
+        &self,
+        services: &[Service],
+        max_age: Duration,
+    ) -> Result<Vec<String>, SinkError> {
+        let required = Self::required_subjects(services);
+        let err = |operation, e: &dyn std::fmt::Display| SinkError::Stream {
+            stream: self.stream.clone(),
+            operation,
+            message: e.to_string(),
+        };
+        match self.jetstream.get_stream(&self.stream).await {
+            Ok(mut existing) => {
+                let info = existing.info().await.map_err(|e| err("read info", &e))?;
+                let captured = &info.config.subjects;
+                let missing: Vec<String> = required
+                    .into_iter()
+                    .filter(|s| !captured.iter().any(|c| subject_matches(c, s)))
+                    .collect();
+                for subject in &missing {
+                    tracing::warn!(stream = %self.stream, subject = %subject, "existing stream does not capture a subject the importer needs; messages on it are not stored");
+                }
+                Ok(missing)
+            }
+            Err(e) if is_not_found(&e) => {
+                self.jetstream
+                    .create_stream(stream::Config {
+                        name: self.stream.clone(),
+                        subjects: required,
+                        storage: stream::StorageType::File,
+                        max_age,
+                        ..Default::default()
+                    })
+                    .await
+                    .map_err(|e| err("create", &e))?;
+                tracing::info!(stream = %self.stream, "created JetStream stream");
+                Ok(Vec::new())
+            }
+            Err(e) => Err(err("look up", &e)),
+        }
+    }
+}
+
+fn is_not_found(e: &jetstream::context::GetStreamError) -> bool {
+    matches!(e.kind(), jetstream::context::GetStreamErrorKind::JetStream(js)
+        if js.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND)
+}
+
+/// NATS subject wildcard matching (`*` one token, `>` the rest).
+pub fn subject_matches(pattern: &str, subject: &str) -> bool {
+    let mut p = pattern.split('.');
+    let mut s = subject.split('.');
+    loop {
+        match (p.next(), s.next()) {
+            (Some(">"), Some(_)) => return true,
+            (Some("*"), Some(_)) => {}
+            (Some(a), Some(b)) if a == b => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::subject_matches;
+
+    #[test]
+    fn wildcards() {
+        assert!(subject_matches("ORI_PERSON_CHANNEL", "ORI_PERSON_CHANNEL"));
+        assert!(subject_matches(">", "POST_UPDATE"));
+        assert!(subject_matches("a.*", "a.b"));
+        assert!(!subject_matches("a.*", "a.b.c"));
+        assert!(!subject_matches("POST_UPDATE", "POST_UPDATE_FINISH"));
+    }
+}

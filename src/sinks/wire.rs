@@ -1,0 +1,130 @@
+//! The wire format on NATS (SPEC §4): chunk envelopes out, feedback in.
+
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+/// Bytes a chunk message may need beyond its entities: the envelope with
+/// the longest hash and chunk id we make, plus the `Nats-Msg-Id` header.
+pub const ENVELOPE_RESERVE: usize = 512;
+
+/// Encodes `{"executionHash": …, "chunkId": …, "entities": [ … ]}` with
+/// the entities' JSON copied byte for byte.
+pub fn encode_chunk(execution_hash: &str, chunk_id: &str, entities: &[Box<RawValue>]) -> Bytes {
+    let size: usize = entities.iter().map(|e| e.get().len() + 1).sum();
+    let mut out = String::with_capacity(size + 64 + execution_hash.len() + chunk_id.len());
+    out.push_str("{\"executionHash\":");
+    push_json_string(&mut out, execution_hash);
+    out.push_str(",\"chunkId\":");
+    push_json_string(&mut out, chunk_id);
+    out.push_str(",\"entities\":[");
+    for (i, entity) in entities.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(entity.get());
+    }
+    out.push_str("]}");
+    Bytes::from(out)
+}
+
+fn push_json_string(out: &mut String, s: &str) {
+    out.push_str(&serde_json::to_string(s).expect("strings serialize"));
+}
+
+/// The entities of an encoded chunk, for splitting a failed chunk.
+pub fn decode_chunk_entities(payload: &[u8]) -> Result<Vec<Box<RawValue>>, serde_json::Error> {
+    #[derive(Deserialize)]
+    struct Envelope {
+        entities: Vec<Box<RawValue>>,
+    }
+    serde_json::from_slice::<Envelope>(payload).map(|e| e.entities)
+}
+
+/// What a consumer said about a chunk.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Feedback {
+    /// The subject the chunk came on.
+    pub channel: String,
+    /// `OK` or `FAIL`.
+    pub status: FeedbackStatus,
+    /// The attempt's hash.
+    pub execution_hash: String,
+    /// The chunk.
+    pub chunk_id: String,
+    /// The consumer's error text on FAIL.
+    #[serde(default)]
+    pub stack: Option<serde_json::Value>,
+}
+
+/// Feedback status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum FeedbackStatus {
+    /// The chunk is stored.
+    #[serde(rename = "OK")]
+    Ok,
+    /// The chunk failed.
+    #[serde(rename = "FAIL")]
+    Fail,
+}
+
+impl Feedback {
+    /// Parses a feedback message; the echoed `entities` are not read (the
+    /// importer splits its own copy).
+    pub fn parse(body: &[u8]) -> Result<Feedback, serde_json::Error> {
+        serde_json::from_slice(body)
+    }
+
+    /// The consumer's error text, shortened for logs and dead letters.
+    pub fn stack_text(&self) -> String {
+        let text = match &self.stack {
+            None | Some(serde_json::Value::Null) => String::new(),
+            Some(serde_json::Value::String(s)) => s.clone(),
+            Some(other) => other.to_string(),
+        };
+        let mut end = text.len().min(2000);
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text[..end].to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_round_trip_keeps_bytes() {
+        let e: Vec<Box<RawValue>> = vec![
+            RawValue::from_string(r#"{"id":"ä", "n" :1}"#.into()).unwrap(),
+            RawValue::from_string("{}".into()).unwrap(),
+        ];
+        let p = encode_chunk("h\"1", "PERSON-1-0001", &e);
+        let text = std::str::from_utf8(&p).unwrap();
+        assert_eq!(
+            text,
+            r#"{"executionHash":"h\"1","chunkId":"PERSON-1-0001","entities":[{"id":"ä", "n" :1},{}]}"#
+        );
+        let back = decode_chunk_entities(&p).unwrap();
+        assert_eq!(back[0].get(), e[0].get());
+    }
+
+    #[test]
+    fn feedback_parses_both_statuses() {
+        let ok = Feedback::parse(
+            br#"{"channel":"C","status":"OK","amount":3,"executionHash":"h","chunkId":"c"}"#,
+        )
+        .unwrap();
+        assert_eq!(ok.status, FeedbackStatus::Ok);
+        let fail = Feedback::parse(br#"{"channel":"C","status":"FAIL","amount":0,"executionHash":"h","chunkId":"c","entities":[{}],"stack":"boom"}"#).unwrap();
+        assert_eq!(fail.status, FeedbackStatus::Fail);
+        assert_eq!(fail.stack_text(), "boom");
+        assert!(Feedback::parse(b"{").is_err());
+        assert!(Feedback::parse(
+            br#"{"channel":"C","status":"MAYBE","executionHash":"h","chunkId":"c"}"#
+        )
+        .is_err());
+    }
+}

@@ -1,0 +1,331 @@
+//! The HTTP client towards Sisu: authentication, TLS, per-request timeouts,
+//! retries with exponential backoff and full jitter, `Retry-After`, a
+//! `governor` rate limit, and 403 as "forbidden".
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use rand::Rng;
+use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
+use reqwest::{RequestBuilder, StatusCode};
+
+use super::SourceError;
+use crate::config::{Config, Secret};
+
+/// Shared HTTP client for every service; cheap to clone.
+#[derive(Clone)]
+pub struct SisuClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    sis_api_url: String,
+    kori_public_api_url: String,
+    root_org_id: String,
+    /// Client presenting the client certificate (if any) and extra CAs.
+    authenticated: reqwest::Client,
+    /// Client for URN code books and KORI public: no credentials at all.
+    public: reqwest::Client,
+    basic: Option<(String, Option<Secret>)>,
+    proxy_token: Option<Secret>,
+    api_key: Option<Secret>,
+    limiter: Option<DefaultDirectRateLimiter>,
+    retry_limit: u32,
+    retry_base: Duration,
+    retry_max: Duration,
+    timeout: Duration,
+}
+
+/// Whether a request carries the configured credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Auth {
+    /// Basic auth / proxy token / API key / client certificate.
+    Credentials,
+    /// Nothing (URN code books, KORI public).
+    Public,
+}
+
+impl SisuClient {
+    /// Builds the client from configuration; certificate files are read here.
+    pub fn new(config: &Config) -> Result<SisuClient, SourceError> {
+        let timeout = Duration::from_secs_f64(config.sis_request_timeout_secs);
+        let base = || {
+            reqwest::Client::builder()
+                .user_agent(concat!("sis-importer/", env!("CARGO_PKG_VERSION")))
+                .connect_timeout(Duration::from_secs(10).min(timeout))
+                .timeout(timeout)
+                .pool_idle_timeout(Duration::from_secs(30))
+        };
+        let mut authenticated = base();
+        let mut public = base();
+        if let Some(ca) = &config.ca_path {
+            let pem = std::fs::read(ca)
+                .map_err(|e| SourceError::Setup(format!("CA_PATH {}: {e}", ca.display())))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                SourceError::Setup(format!("CA_PATH {}: not a PEM bundle ({e})", ca.display()))
+            })?;
+            for cert in certs {
+                authenticated = authenticated.add_root_certificate(cert.clone());
+                public = public.add_root_certificate(cert);
+            }
+        }
+        if let (Some(key), Some(cert)) = (&config.key_path, &config.cert_path) {
+            let mut pem = std::fs::read(cert)
+                .map_err(|e| SourceError::Setup(format!("CERT_PATH {}: {e}", cert.display())))?;
+            pem.push(b'\n');
+            pem.extend(
+                std::fs::read(key)
+                    .map_err(|e| SourceError::Setup(format!("KEY_PATH {}: {e}", key.display())))?,
+            );
+            // The error text of a bad key could quote key material: say only
+            // which files did not parse.
+            let identity = reqwest::Identity::from_pem(&pem).map_err(|_| {
+                SourceError::Setup(format!(
+                    "KEY_PATH {} / CERT_PATH {}: not a PEM private key and certificate",
+                    key.display(),
+                    cert.display()
+                ))
+            })?;
+            authenticated = authenticated.identity(identity);
+        }
+        let build = |b: reqwest::ClientBuilder| {
+            b.build()
+                .map_err(|e| SourceError::Setup(format!("HTTP client: {e}")))
+        };
+        let limiter = config.sis_requests_per_second.map(|rps| {
+            let rps = NonZeroU32::new(rps).unwrap_or(NonZeroU32::MIN);
+            RateLimiter::direct(Quota::per_second(rps))
+        });
+        Ok(SisuClient {
+            inner: Arc::new(Inner {
+                sis_api_url: config
+                    .sis_api_url
+                    .as_deref()
+                    .unwrap_or_default()
+                    .trim_end_matches('/')
+                    .to_owned(),
+                kori_public_api_url: config.kori_public_api_url.trim_end_matches('/').to_owned(),
+                root_org_id: config.root_org_id.clone(),
+                authenticated: build(authenticated)?,
+                public: build(public)?,
+                basic: config
+                    .sis_api_user
+                    .clone()
+                    .map(|u| (u, config.sis_api_password.clone())),
+                proxy_token: config.proxy_token.clone(),
+                api_key: config.api_key.clone(),
+                limiter,
+                retry_limit: config.sis_retry_limit,
+                retry_base: Duration::from_millis(config.sis_retry_base_ms),
+                retry_max: Duration::from_millis(config.sis_retry_max_ms),
+                timeout,
+            }),
+        })
+    }
+
+    /// `GET url`, retried as SPEC §2 says; the body on 2xx.
+    pub async fn get(&self, service: &str, url: &str, auth: Auth) -> Result<Bytes, SourceError> {
+        self.send(service, url, auth, |c| c.get(url)).await
+    }
+
+    /// `POST url` with a JSON body, retried like `get`.
+    pub async fn post_json(
+        &self,
+        service: &str,
+        url: &str,
+        body: &serde_json::Value,
+    ) -> Result<Bytes, SourceError> {
+        self.send(service, url, Auth::Credentials, |c| c.post(url).json(body))
+            .await
+    }
+
+    fn client(&self, auth: Auth) -> &reqwest::Client {
+        match auth {
+            Auth::Credentials => &self.inner.authenticated,
+            Auth::Public => &self.inner.public,
+        }
+    }
+
+    fn with_credentials(&self, mut req: RequestBuilder) -> RequestBuilder {
+        let inner = &self.inner;
+        if let Some((user, password)) = &inner.basic {
+            req = req.basic_auth(user, password.as_ref().map(Secret::expose));
+        }
+        let mut headers = HeaderMap::new();
+        for (name, secret) in [("token", &inner.proxy_token), ("x-api-key", &inner.api_key)] {
+            if let Some(secret) = secret {
+                if let Ok(mut value) = HeaderValue::from_str(secret.expose()) {
+                    value.set_sensitive(true);
+                    headers.insert(name, value);
+                }
+            }
+        }
+        req.headers(headers)
+    }
+
+    async fn send(
+        &self,
+        service: &str,
+        url: &str,
+        auth: Auth,
+        build: impl Fn(&reqwest::Client) -> RequestBuilder,
+    ) -> Result<Bytes, SourceError> {
+        let shown = redact(url);
+        let limit = self.inner.retry_limit;
+        let mut last = String::new();
+        for attempt in 1..=limit {
+            if let Some(limiter) = &self.inner.limiter {
+                limiter.until_ready().await;
+            }
+            let mut req = build(self.client(auth));
+            if auth == Auth::Credentials {
+                req = self.with_credentials(req);
+            }
+            let started = std::time::Instant::now();
+            let wait = match req.send().await {
+                Ok(resp) => {
+                    let status = resp.status();
+                    crate::metrics::sisu_request(service, status.as_u16(), started.elapsed());
+                    if status.is_success() {
+                        match resp.bytes().await {
+                            Ok(body) => return Ok(body),
+                            Err(e) => {
+                                last = format!("reading the body: {}", describe(&e));
+                                self.backoff(attempt)
+                            }
+                        }
+                    } else if status == StatusCode::FORBIDDEN {
+                        return Err(SourceError::Forbidden {
+                            service: service.into(),
+                            url: shown,
+                        });
+                    } else if let Some(wait) = retry_after(&resp) {
+                        last = format!("HTTP {status} with Retry-After {}s", wait.as_secs());
+                        wait.min(self.inner.retry_max)
+                    } else if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+                        last = format!("HTTP {status}");
+                        self.backoff(attempt)
+                    } else {
+                        let body = resp.text().await.unwrap_or_default();
+                        return Err(SourceError::Status {
+                            service: service.into(),
+                            url: shown,
+                            status: status.as_u16(),
+                            body: excerpt(&body),
+                        });
+                    }
+                }
+                Err(e) => {
+                    crate::metrics::sisu_request(service, 0, started.elapsed());
+                    last = describe(&e);
+                    self.backoff(attempt)
+                }
+            };
+            if attempt < limit {
+                tracing::warn!(service, url = %shown, attempt, limit, error = %last, wait_ms = wait.as_millis() as u64, "Sisu request failed, retrying");
+                tokio::time::sleep(wait).await;
+            }
+        }
+        Err(SourceError::Exhausted {
+            service: service.into(),
+            url: shown,
+            attempts: limit,
+            last,
+        })
+    }
+
+    /// Full-jitter exponential backoff: uniform in [0, base·2^(n-1)], capped.
+    fn backoff(&self, attempt: u32) -> Duration {
+        let cap = self
+            .inner
+            .retry_base
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
+            .min(self.inner.retry_max);
+        let millis = cap.as_millis() as u64;
+        Duration::from_millis(rand::rng().random_range(millis / 2..=millis.max(1)))
+    }
+
+    /// `SIS_API_URL` without a trailing slash.
+    pub fn sis_api_url(&self) -> &str {
+        &self.inner.sis_api_url
+    }
+
+    /// `KORI_PUBLIC_API_URL` without a trailing slash.
+    pub fn kori_public_api_url(&self) -> &str {
+        &self.inner.kori_public_api_url
+    }
+
+    /// `ROOT_ORG_ID`.
+    pub fn root_org_id(&self) -> &str {
+        &self.inner.root_org_id
+    }
+
+    /// The per-request timeout.
+    pub fn timeout(&self) -> Duration {
+        self.inner.timeout
+    }
+}
+
+fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
+    let status = resp.status();
+    if status != StatusCode::TOO_MANY_REQUESTS && status != StatusCode::SERVICE_UNAVAILABLE {
+        return None;
+    }
+    let value = resp.headers().get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = httpdate::parse_http_date(value).ok()?;
+    Some(
+        when.duration_since(std::time::SystemTime::now())
+            .unwrap_or_default(),
+    )
+}
+
+/// The error's kind and cause chain, without the URL (which may not be
+/// redacted in reqwest's own message).
+fn describe(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timeout"
+    } else if e.is_connect() {
+        "connection failed"
+    } else if e.is_body() || e.is_decode() {
+        "body interrupted"
+    } else {
+        "request failed"
+    };
+    let mut cause = String::new();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        cause = s.to_string();
+        source = s.source();
+    }
+    if cause.is_empty() {
+        kind.to_owned()
+    } else {
+        format!("{kind}: {cause}")
+    }
+}
+
+fn excerpt(body: &str) -> String {
+    let mut end = body.len().min(200);
+    while !body.is_char_boundary(end) {
+        end -= 1;
+    }
+    body[..end].trim().to_owned()
+}
+
+/// A URL with any user info removed, for logs and errors.
+pub fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.to_string()
+        }
+        Err(_) => url.to_owned(),
+    }
+}

@@ -1,0 +1,591 @@
+//! All Redis state in one place (SPEC §5): committed ordinals, the
+//! `_SCHEDULED`/`_UPDATED` window counters, the execution hash, URN caches,
+//! dead letters, forbidden services and per-service run records.
+//!
+//! Every operation retries a short while on connection errors, so a Redis
+//! restart mid-run costs a pause, not the run. The ordinal is only ever
+//! written by one Lua script that refuses to move it backwards.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bb8_redis::RedisConnectionManager;
+use redis::AsyncCommands;
+use serde::{Deserialize, Serialize};
+
+use crate::catalogue::Service;
+use crate::config::Secret;
+
+/// Redis key of the current attempt's execution hash (and its channel).
+pub const EXECUTION_HASH_KEY: &str = "CURRENT_EXECUTION_HASH";
+/// Prefix of every key this project adds.
+pub const PREFIX: &str = "SIS_IMPORTER:";
+/// Set of services Sisu answered 403 for in the running process.
+pub const FORBIDDEN_KEY: &str = "SIS_IMPORTER:FORBIDDEN";
+/// Hash with the last whole run's summary.
+pub const LAST_RUN_KEY: &str = "SIS_IMPORTER:LAST_RUN";
+
+/// How long an operation keeps retrying a lost connection.
+const RETRY_FOR: Duration = Duration::from_secs(30);
+
+/// Key of a service's dead-letter list.
+pub fn dead_letter_key(service: &str) -> String {
+    format!("{PREFIX}DEAD_LETTERS:{service}")
+}
+
+/// Key of a service's run record.
+pub fn status_key(service: &str) -> String {
+    format!("{PREFIX}STATUS:{service}")
+}
+
+/// Errors talking to Redis; they name the operation, never the URL's password.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Could not connect at start.
+    #[error("cannot connect to Redis at {url}: {source}")]
+    Connect {
+        /// The URL without its password.
+        url: String,
+        /// The cause.
+        source: redis::RedisError,
+    },
+    /// An operation failed (after retries).
+    #[error("Redis {operation} failed: {source}")]
+    Operation {
+        /// What was being done.
+        operation: &'static str,
+        /// The cause.
+        source: redis::RedisError,
+    },
+    /// A pooled connection could not be had (after retries).
+    #[error("Redis {operation} failed: no connection ({message})")]
+    Pool {
+        /// What was being done.
+        operation: &'static str,
+        /// The pool's error.
+        message: String,
+    },
+    /// The lease was lost, so the write was refused.
+    #[error("Redis {operation} refused: this instance no longer holds the import lease")]
+    LeaseLost {
+        /// What was being done.
+        operation: &'static str,
+    },
+}
+
+/// A poison or too-large entity, kept for the operator (SPEC §6).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct DeadLetter {
+    /// Service id.
+    pub service: String,
+    /// Identity (`id`, or the composite identity of SISU-SHAPES.md).
+    pub identity: Option<String>,
+    /// `metadata.modificationOrdinal`, where present.
+    pub modification_ordinal: Option<i64>,
+    /// `poison` or `too_large`.
+    pub reason: String,
+    /// What the consumer said, or the sizes involved.
+    pub detail: String,
+    /// When, RFC 3339.
+    pub time: String,
+    /// The attempt that dead-lettered it.
+    pub execution_hash: String,
+    /// The chunk it was in (poison) or would have been in.
+    pub chunk_id: Option<String>,
+}
+
+/// The last run of one service, as `status` shows it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct RunRecord {
+    /// Start, RFC 3339.
+    pub started: String,
+    /// Duration in milliseconds.
+    pub duration_ms: u64,
+    /// `ok`, `failed`, `forbidden`, `interrupted` or `skipped`.
+    pub result: String,
+    /// The error, if any (never a secret).
+    pub error: Option<String>,
+    /// Entities committed in that run.
+    pub entities: u64,
+}
+
+/// Handle to Redis; cheap to clone.
+#[derive(Clone)]
+pub struct OrdinalStore {
+    pool: bb8::Pool<RedisConnectionManager>,
+}
+
+/// The redacted form of a Redis URL (password removed), for messages.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("***"));
+            }
+            u.to_string()
+        }
+        Err(_) => "<unparsable URL>".into(),
+    }
+}
+
+type Conn<'a> = bb8::PooledConnection<'a, RedisConnectionManager>;
+
+impl OrdinalStore {
+    /// Connects and pings; an unreachable Redis fails here, at start.
+    pub async fn connect(url: &Secret) -> Result<OrdinalStore, StoreError> {
+        let connect_err = |source| StoreError::Connect {
+            url: redact_url(url.expose()),
+            source,
+        };
+        let manager = RedisConnectionManager::new(url.expose()).map_err(connect_err)?;
+        let pool = bb8::Pool::builder()
+            .max_size(8)
+            .connection_timeout(Duration::from_secs(5))
+            .build(manager)
+            .await
+            .map_err(connect_err)?;
+        let store = OrdinalStore { pool };
+        let mut conn = store.pool.get().await.map_err(|e| match e {
+            bb8::RunError::User(source) => connect_err(source),
+            bb8::RunError::TimedOut => {
+                connect_err(redis::RedisError::from((redis::ErrorKind::Io, "timed out")))
+            }
+        })?;
+        redis::cmd("PING")
+            .query_async::<()>(&mut *conn)
+            .await
+            .map_err(connect_err)?;
+        drop(conn);
+        Ok(store)
+    }
+
+    /// Runs `op` with a pooled connection, retrying connection-level
+    /// failures with backoff for up to 30 s.
+    async fn run<T, F>(&self, operation: &'static str, op: F) -> Result<T, StoreError>
+    where
+        F: for<'c> Fn(&'c mut Conn<'_>) -> futures::future::BoxFuture<'c, redis::RedisResult<T>>,
+    {
+        let deadline = tokio::time::Instant::now() + RETRY_FOR;
+        let mut delay = Duration::from_millis(100);
+        loop {
+            let err = match self.pool.get().await {
+                Ok(mut conn) => match op(&mut conn).await {
+                    Ok(v) => return Ok(v),
+                    Err(e) if is_transient(&e) => StoreError::Operation {
+                        operation,
+                        source: e,
+                    },
+                    Err(e) => {
+                        return Err(StoreError::Operation {
+                            operation,
+                            source: e,
+                        })
+                    }
+                },
+                Err(e) => StoreError::Pool {
+                    operation,
+                    message: e.to_string(),
+                },
+            };
+            if tokio::time::Instant::now() + delay > deadline {
+                return Err(err);
+            }
+            tracing::warn!(operation, error = %err, "Redis unavailable, retrying");
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(3));
+        }
+    }
+
+    /// Committed ordinal of a service (`None` when absent).
+    pub async fn ordinal(&self, service: &Service) -> Result<Option<i64>, StoreError> {
+        let key = service.ordinal_key.clone();
+        let raw: Option<String> = self
+            .run("read ordinal", |c| {
+                let key = key.clone();
+                Box::pin(async move { c.get(key).await })
+            })
+            .await?;
+        // A value another program wrote that is not a number counts as 0
+        // (import from the start) rather than stopping the importer.
+        Ok(raw.map(|v| v.trim().parse().unwrap_or(0)))
+    }
+
+    /// Starts an attempt: the window counters go to 0 and the execution
+    /// hash is stored and published.
+    pub async fn begin_attempt(&self, service: &Service, hash: &str) -> Result<(), StoreError> {
+        let (s, u, h) = (
+            service.scheduled_key(),
+            service.updated_key(),
+            hash.to_owned(),
+        );
+        self.run("begin attempt", |c| {
+            let (s, u, h) = (s.clone(), u.clone(), h.clone());
+            Box::pin(async move {
+                redis::pipe()
+                    .atomic()
+                    .set(&s, 0)
+                    .ignore()
+                    .set(&u, 0)
+                    .ignore()
+                    .set(EXECUTION_HASH_KEY, &h)
+                    .ignore()
+                    .publish(EXECUTION_HASH_KEY, &h)
+                    .ignore()
+                    .query_async::<()>(&mut **c)
+                    .await
+            })
+        })
+        .await
+    }
+
+    /// Adds to `_SCHEDULED` (published) and `_UPDATED` (acknowledged).
+    pub async fn add_window(
+        &self,
+        service: &Service,
+        scheduled: u64,
+        updated: u64,
+    ) -> Result<(), StoreError> {
+        if scheduled == 0 && updated == 0 {
+            return Ok(());
+        }
+        let (s, u) = (service.scheduled_key(), service.updated_key());
+        self.run("count window", |c| {
+            let (s, u) = (s.clone(), u.clone());
+            Box::pin(async move {
+                redis::pipe()
+                    .incr(&s, scheduled)
+                    .ignore()
+                    .incr(&u, updated)
+                    .ignore()
+                    .query_async::<()>(&mut **c)
+                    .await
+            })
+        })
+        .await
+    }
+
+    /// Commits `ordinal` for a fully acknowledged batch of `entities`:
+    /// the ordinal moves forward only, and both window counters drop by the
+    /// batch. With a `lease`, the write happens only while that lease is
+    /// held. Returns the committed ordinal after the call.
+    pub async fn commit(
+        &self,
+        service: &Service,
+        ordinal: i64,
+        entities: u64,
+        lease: Option<(&str, &str)>,
+    ) -> Result<i64, StoreError> {
+        let keys = [
+            service.ordinal_key.clone(),
+            service.scheduled_key(),
+            service.updated_key(),
+            lease
+                .map(|(k, _)| k.to_owned())
+                .unwrap_or_else(|| format!("{PREFIX}LOCK")),
+        ];
+        let owner = lease.map(|(_, o)| o.to_owned()).unwrap_or_default();
+        let result: i64 = self
+            .run("commit ordinal", |c| {
+                let (keys, owner) = (keys.clone(), owner.clone());
+                Box::pin(async move {
+                    COMMIT_SCRIPT
+                        .key(&keys[0])
+                        .key(&keys[1])
+                        .key(&keys[2])
+                        .key(&keys[3])
+                        .arg(ordinal)
+                        .arg(entities)
+                        .arg(owner)
+                        .invoke_async(&mut **c)
+                        .await
+                })
+            })
+            .await?;
+        if result < 0 {
+            return Err(StoreError::LeaseLost {
+                operation: "commit ordinal",
+            });
+        }
+        Ok(result)
+    }
+
+    /// Deletes a service's ordinal and window counters (re-import from 0).
+    pub async fn reset(&self, service: &Service) -> Result<(), StoreError> {
+        // The dead letters' "seen" set goes too, so a re-import records
+        // a still-poisonous entity again.
+        let keys = [
+            service.ordinal_key.clone(),
+            service.scheduled_key(),
+            service.updated_key(),
+            format!("{}:SEEN", dead_letter_key(&service.id)),
+        ];
+        self.run("reset ordinal", |c| {
+            let keys = keys.clone();
+            Box::pin(async move { c.del(&keys[..]).await })
+        })
+        .await
+    }
+
+    /// Records a dead letter once: the same entity version (identity and
+    /// ordinal) found again by a retried attempt is not listed twice.
+    /// Returns whether it was new.
+    pub async fn dead_letter(&self, letter: &DeadLetter) -> Result<bool, StoreError> {
+        let key = dead_letter_key(&letter.service);
+        let seen = format!("{key}:SEEN");
+        let member = format!(
+            "{}@{}",
+            letter.identity.as_deref().unwrap_or("?"),
+            letter
+                .modification_ordinal
+                .map_or("?".into(), |o| o.to_string())
+        );
+        let body = serde_json::to_string(letter).expect("dead letter serializes");
+        let added: i64 = self
+            .run("record dead letter", |c| {
+                let (key, seen, member, body) =
+                    (key.clone(), seen.clone(), member.clone(), body.clone());
+                Box::pin(async move {
+                    DEAD_LETTER_SCRIPT
+                        .key(key)
+                        .key(seen)
+                        .arg(member)
+                        .arg(body)
+                        .invoke_async(&mut **c)
+                        .await
+                })
+            })
+            .await?;
+        Ok(added == 1)
+    }
+
+    /// Number of dead letters of a service.
+    pub async fn dead_letter_count(&self, service: &str) -> Result<u64, StoreError> {
+        let key = dead_letter_key(service);
+        self.run("count dead letters", |c| {
+            let key = key.clone();
+            Box::pin(async move { c.llen(key).await })
+        })
+        .await
+    }
+
+    /// The newest `limit` dead letters of a service, oldest first.
+    pub async fn dead_letters(
+        &self,
+        service: &str,
+        limit: isize,
+    ) -> Result<Vec<DeadLetter>, StoreError> {
+        let key = dead_letter_key(service);
+        let raw: Vec<String> = self
+            .run("read dead letters", |c| {
+                let key = key.clone();
+                Box::pin(async move { c.lrange(key, -limit, -1).await })
+            })
+            .await?;
+        Ok(raw
+            .iter()
+            .filter_map(|r| serde_json::from_str(r).ok())
+            .collect())
+    }
+
+    /// A cached URN code-book answer.
+    pub async fn cached(&self, url: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let key = url.to_owned();
+        self.run("read URN cache", |c| {
+            let key = key.clone();
+            Box::pin(async move { c.get(key).await })
+        })
+        .await
+    }
+
+    /// Caches a URN code-book answer under its URL for `ttl`.
+    pub async fn cache(&self, url: &str, body: &[u8], ttl: Duration) -> Result<(), StoreError> {
+        let (key, body) = (url.to_owned(), body.to_vec());
+        self.run("write URN cache", |c| {
+            let (key, body) = (key.clone(), body.clone());
+            Box::pin(async move { c.set_ex(key, body, ttl.as_secs()).await })
+        })
+        .await
+    }
+
+    /// Marks or clears a service as forbidden.
+    pub async fn set_forbidden(&self, service: &str, forbidden: bool) -> Result<(), StoreError> {
+        let member = service.to_owned();
+        self.run("record forbidden", |c| {
+            let member = member.clone();
+            Box::pin(async move {
+                if forbidden {
+                    c.sadd(FORBIDDEN_KEY, member).await
+                } else {
+                    c.srem(FORBIDDEN_KEY, member).await
+                }
+            })
+        })
+        .await
+    }
+
+    /// Clears the forbidden set (a new process tries every service again).
+    pub async fn clear_forbidden(&self) -> Result<(), StoreError> {
+        self.run("clear forbidden", |c| {
+            Box::pin(async move { c.del(FORBIDDEN_KEY).await })
+        })
+        .await
+    }
+
+    /// Services marked forbidden.
+    pub async fn forbidden(&self) -> Result<Vec<String>, StoreError> {
+        self.run("read forbidden", |c| {
+            Box::pin(async move { c.smembers(FORBIDDEN_KEY).await })
+        })
+        .await
+    }
+
+    /// Stores a service's last-run record.
+    pub async fn record_run(&self, service: &str, record: &RunRecord) -> Result<(), StoreError> {
+        let (key, body) = (
+            status_key(service),
+            serde_json::to_string(record).expect("serializes"),
+        );
+        self.run("record run", |c| {
+            let (key, body) = (key.clone(), body.clone());
+            Box::pin(async move { c.set(key, body).await })
+        })
+        .await
+    }
+
+    /// Stores the whole run's summary fields.
+    pub async fn record_last_run(
+        &self,
+        fields: &BTreeMap<String, String>,
+    ) -> Result<(), StoreError> {
+        let pairs: Vec<(String, String)> = fields.clone().into_iter().collect();
+        self.run("record last run", |c| {
+            let pairs = pairs.clone();
+            Box::pin(async move { c.hset_multiple(LAST_RUN_KEY, &pairs).await })
+        })
+        .await
+    }
+
+    /// Everything `status` shows about one service, in one round trip.
+    pub async fn service_status(&self, service: &Service) -> Result<ServiceState, StoreError> {
+        let keys = [
+            service.ordinal_key.clone(),
+            service.scheduled_key(),
+            service.updated_key(),
+            status_key(&service.id),
+            dead_letter_key(&service.id),
+        ];
+        let (ordinal, scheduled, updated, record, dead): (
+            Option<String>,
+            Option<i64>,
+            Option<i64>,
+            Option<String>,
+            u64,
+        ) = self
+            .run("read status", |c| {
+                let keys = keys.clone();
+                Box::pin(async move {
+                    redis::pipe()
+                        .get(&keys[0])
+                        .get(&keys[1])
+                        .get(&keys[2])
+                        .get(&keys[3])
+                        .llen(&keys[4])
+                        .query_async(&mut **c)
+                        .await
+                })
+            })
+            .await?;
+        Ok(ServiceState {
+            ordinal: ordinal.map(|v| v.trim().parse().unwrap_or(0)),
+            scheduled: scheduled.unwrap_or(0),
+            updated: updated.unwrap_or(0),
+            last_run: record.and_then(|r| serde_json::from_str(&r).ok()),
+            dead_letters: dead,
+        })
+    }
+
+    /// Checks Redis answers (readiness).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let mut conn = self.pool.get().await.map_err(|e| StoreError::Pool {
+            operation: "ping",
+            message: e.to_string(),
+        })?;
+        redis::cmd("PING")
+            .query_async::<()>(&mut *conn)
+            .await
+            .map_err(|source| StoreError::Operation {
+                operation: "ping",
+                source,
+            })
+    }
+
+    /// The pool, for the lease lock.
+    pub fn pool(&self) -> &bb8::Pool<RedisConnectionManager> {
+        &self.pool
+    }
+}
+
+/// What Redis holds about one service.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ServiceState {
+    /// Committed ordinal.
+    pub ordinal: Option<i64>,
+    /// `_SCHEDULED`.
+    pub scheduled: i64,
+    /// `_UPDATED`.
+    pub updated: i64,
+    /// Last run record.
+    pub last_run: Option<RunRecord>,
+    /// Number of dead letters.
+    pub dead_letters: u64,
+}
+
+fn is_transient(e: &redis::RedisError) -> bool {
+    e.is_io_error()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || e.is_timeout()
+        || matches!(
+            e.kind(),
+            redis::ErrorKind::Server(redis::ServerErrorKind::BusyLoading)
+        )
+}
+
+/// Moves the ordinal forward only, drops the window counters by the
+/// committed batch, and (given an owner) only while the lease is held.
+/// Returns the ordinal after the call, or -1 when the lease is not held.
+static COMMIT_SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(
+        r#"
+if ARGV[3] ~= '' and redis.call('GET', KEYS[4]) ~= ARGV[3] then
+  return -1
+end
+local current = redis.call('GET', KEYS[1])
+local current_n = tonumber(current or '0') or 0
+local new_n = tonumber(ARGV[1])
+if new_n > current_n or current == false then
+  redis.call('SET', KEYS[1], ARGV[1])
+  current_n = new_n
+end
+if tonumber(ARGV[2]) > 0 then
+  redis.call('DECRBY', KEYS[2], ARGV[2])
+  redis.call('DECRBY', KEYS[3], ARGV[2])
+end
+return current_n
+"#,
+    )
+});
+
+/// Appends a dead letter unless its entity version was recorded before.
+static DEAD_LETTER_SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(
+        r#"
+if redis.call('SADD', KEYS[2], ARGV[1]) == 1 then
+  redis.call('RPUSH', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+"#,
+    )
+});

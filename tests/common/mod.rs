@@ -1,0 +1,164 @@
+//! Shared test environment: a real `nats-server -js` and `redis-server`
+//! on free ports, the fake Sisu and the reference consumer, and a
+//! configuration with timings short enough for tests.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sis_importer::catalogue::Service;
+use sis_importer::config::{Config, Secret};
+use sis_importer::pipeline::Importer;
+use sis_importer::testkit::consumer::{ConsumerConfig, Received, ReferenceConsumer};
+use sis_importer::testkit::fake_sisu::{FakeSisu, FakeSisuConfig};
+use sis_importer::testkit::servers::{NatsOptions, NatsServer, RedisServer};
+
+/// Everything an import test talks to.
+pub struct Env {
+    pub nats: NatsServer,
+    pub redis: RedisServer,
+    pub fake: FakeSisu,
+    pub consumer: ReferenceConsumer,
+}
+
+impl Env {
+    /// Servers, a fake Sisu with `entities` per export service, a consumer.
+    pub async fn start(entities: u64) -> Env {
+        Self::start_with(entities, NatsOptions::default()).await
+    }
+
+    /// Like `start`, with NATS options (e.g. a small `max_payload`).
+    pub async fn start_with(entities: u64, nats_options: NatsOptions) -> Env {
+        init_logging();
+        let nats = NatsServer::start_with(nats_options)
+            .await
+            .expect("nats-server starts");
+        let redis = RedisServer::start().await.expect("redis-server starts");
+        let fake = FakeSisu::start(FakeSisuConfig {
+            seed: 7,
+            entities_per_service: entities,
+            ..FakeSisuConfig::default()
+        })
+        .await
+        .expect("fake Sisu starts");
+        let consumer = ReferenceConsumer::start(ConsumerConfig::new(nats.url()));
+        Env {
+            nats,
+            redis,
+            fake,
+            consumer,
+        }
+    }
+
+    /// A configuration pointing at this environment, with short timings.
+    pub fn config(&self) -> Config {
+        Config {
+            sis_api_url: Some(self.fake.base_url()),
+            kori_public_api_url: self.fake.kori_public_url(),
+            nats_url: self.nats.url(),
+            redis_url: Secret::new(self.redis.url()),
+            fetch_amount: 50,
+            max_chunk_size: 10,
+            panic_timeout_secs: 5.0,
+            sis_retry_base_ms: 10,
+            sis_retry_max_ms: 200,
+            sis_request_timeout_secs: 5.0,
+            shutdown_grace_secs: 5.0,
+            ..Config::default()
+        }
+    }
+
+    /// The environment variables that point the binary at this environment.
+    pub fn env_vars(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("SIS_API_URL", self.fake.base_url()),
+            ("KORI_PUBLIC_API_URL", self.fake.kori_public_url()),
+            ("NATS_URL", self.nats.url()),
+            ("REDIS_URL", self.redis.url()),
+            ("FETCH_AMOUNT", "50".into()),
+            ("MAX_CHUNK_SIZE", "10".into()),
+            ("LOG_FORMAT", "json".into()),
+        ]
+    }
+
+    /// A connected importer.
+    pub async fn importer(&self, config: Config) -> Arc<Importer> {
+        config.validate().expect("test config is valid");
+        Importer::connect(config).await.expect("importer connects")
+    }
+
+    /// Committed ordinal of `service` in Redis.
+    pub async fn ordinal(&self, importer: &Importer, id: &str) -> Option<i64> {
+        importer
+            .store
+            .ordinal(&service(id))
+            .await
+            .expect("redis answers")
+    }
+
+    /// Asserts the consumer has seen every change the fake serves for
+    /// `id`, except the identities listed in `except`.
+    pub fn assert_delivered(&self, id: &str, except: &[&str]) {
+        let received = self.consumer.received();
+        let seen = received
+            .per_service
+            .get(id)
+            .map(|s| s.seen.clone())
+            .unwrap_or_default();
+        let expected = self.fake.expected(id);
+        assert!(!expected.is_empty(), "{id}: the fake serves something");
+        let missing: Vec<_> = expected
+            .iter()
+            .filter(|e| !except.contains(&e.identity.as_str()))
+            .filter(|e| !seen.contains(&(e.identity.clone(), e.ordinal)))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "{id}: {} of {} changes not delivered, e.g. {:?}",
+            missing.len(),
+            expected.len(),
+            missing.first().map(|e| (&e.identity, e.ordinal))
+        );
+    }
+}
+
+/// A built-in service by id.
+pub fn service(id: &str) -> Service {
+    sis_importer::catalogue::builtin()
+        .into_iter()
+        .find(|s| s.id == id)
+        .expect("known service")
+}
+
+/// The given services, in catalogue order.
+pub fn services(ids: &[&str]) -> Vec<Service> {
+    sis_importer::catalogue::builtin()
+        .into_iter()
+        .filter(|s| ids.contains(&s.id.as_str()))
+        .collect()
+}
+
+/// Entities the consumer acknowledged for a service (redeliveries included).
+pub fn entities_of(received: &Received, id: &str) -> u64 {
+    received.per_service.get(id).map_or(0, |s| s.entities)
+}
+
+/// Logs to the test output when `RUST_LOG` is set.
+pub fn init_logging() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt().with_test_writer().try_init();
+    }
+}
+
+/// Waits for a condition, polling.
+pub async fn eventually<F: FnMut() -> bool>(timeout: Duration, mut f: F) -> bool {
+    let deadline = tokio::time::Instant::now() + timeout;
+    while tokio::time::Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    f()
+}

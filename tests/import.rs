@@ -1,0 +1,153 @@
+//! End-to-end imports against real NATS and Redis: every service, an
+//! incremental second run, chunk bounds, POST_UPDATE and status.
+
+mod common;
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use sis_importer::catalogue::{builtin, POST_UPDATE_SUBJECT};
+use sis_importer::pipeline::ServiceOutcome;
+use sis_importer::shutdown::Shutdown;
+use sis_importer::testkit::servers::NatsOptions;
+
+use common::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_import_of_every_service_then_exactly_the_new_generation() {
+    let env = Env::start(120).await;
+    let importer = env.importer(env.config()).await;
+    let client = async_nats::connect(env.nats.url()).await.unwrap();
+    let mut post_update = client.subscribe(POST_UPDATE_SUBJECT).await.unwrap();
+    client.flush().await.unwrap();
+
+    let summary = importer.run(&builtin(), Shutdown::never()).await.unwrap();
+    assert!(summary.success, "{summary:#?}");
+    assert_eq!(summary.services.len(), 26);
+    for (report, service) in summary.services.iter().zip(builtin()) {
+        assert_eq!(report.service, service.id, "catalogue order");
+        assert_eq!(report.result, ServiceOutcome::Ok, "{report:?}");
+        env.assert_delivered(&service.id, &[]);
+        let committed = env.ordinal(&importer, &service.id).await;
+        if service.one_time {
+            assert_eq!(committed, Some(1), "{}", service.id);
+        } else {
+            assert_eq!(
+                committed,
+                env.fake.greatest_ordinal(&service.id),
+                "{}",
+                service.id
+            );
+        }
+        let state = importer.store.service_status(&service).await.unwrap();
+        assert_eq!(
+            state.scheduled, state.updated,
+            "{}: window counters agree when all is acknowledged",
+            service.id
+        );
+    }
+    let announced = tokio::time::timeout(Duration::from_secs(5), post_update.next())
+        .await
+        .unwrap()
+        .unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&announced.payload).unwrap();
+    assert_eq!(body["success"], true);
+
+    // Second generation: only the new changes are delivered, and one-time
+    // services are not fetched again.
+    let before = env.consumer.received();
+    let urn_requests = env.fake.requests("COUNTRY");
+    env.fake.add_generation(30);
+    let summary = importer.run(&builtin(), Shutdown::never()).await.unwrap();
+    assert!(summary.success, "{summary:#?}");
+    let after = env.consumer.received();
+    for service in builtin() {
+        let delta = entities_of(&after, &service.id) - entities_of(&before, &service.id);
+        if service.one_time {
+            assert_eq!(
+                delta, 0,
+                "{}: one-time service not fetched again",
+                service.id
+            );
+        } else {
+            assert_eq!(delta, 30, "{}: exactly the new generation", service.id);
+            env.assert_delivered(&service.id, &[]);
+            assert_eq!(
+                env.ordinal(&importer, &service.id).await,
+                env.fake.greatest_ordinal(&service.id)
+            );
+        }
+    }
+    assert_eq!(env.fake.requests("COUNTRY"), urn_requests);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunks_respect_count_bytes_and_max_payload() {
+    // A small max_payload: term registrations (several KB each) must be
+    // cut by bytes long before the count bound.
+    let env = Env::start_with(
+        150,
+        NatsOptions {
+            max_payload: Some(32 * 1024),
+            ..Default::default()
+        },
+    )
+    .await;
+    let mut config = env.config();
+    config.max_chunk_size = 25;
+    config.fetch_amount = 100;
+    let importer = env.importer(config).await;
+    assert_eq!(importer.limits.max_entity_bytes, 32 * 1024 - 512);
+    let ids = ["PERSON", "TERM_REGISTRATION", "MODULE", "COUNTRY"];
+    let summary = importer
+        .run(&services(&ids), Shutdown::never())
+        .await
+        .unwrap();
+    assert!(summary.success, "{summary:#?}");
+    let received = env.consumer.received();
+    for id in ids {
+        let s = &received.per_service[id];
+        assert!(
+            s.max_chunk_entities <= 25,
+            "{id}: {} entities in a chunk",
+            s.max_chunk_entities
+        );
+        assert!(
+            s.max_chunk_bytes <= 32 * 1024,
+            "{id}: {} bytes in a chunk",
+            s.max_chunk_bytes
+        );
+        env.assert_delivered(id, &[]);
+    }
+    let term = &received.per_service["TERM_REGISTRATION"];
+    assert!(
+        term.max_chunk_entities < 25,
+        "byte bound cut term registrations ({} per chunk)",
+        term.max_chunk_entities
+    );
+    assert_eq!(
+        received.per_service["PERSON"].max_chunk_entities, 25,
+        "count bound reached for small entities"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_shows_what_redis_holds() {
+    let env = Env::start(40).await;
+    let importer = env.importer(env.config()).await;
+    let picked = services(&["PERSON", "COUNTRY"]);
+    importer.run(&picked, Shutdown::never()).await.unwrap();
+    let rows = sis_importer::status::collect(&importer.store, &picked)
+        .await
+        .unwrap();
+    assert_eq!(rows[0].service, "PERSON");
+    assert_eq!(rows[0].ordinal, env.fake.greatest_ordinal("PERSON"));
+    assert_eq!(rows[0].last_run.as_ref().unwrap().result, "ok");
+    assert_eq!(rows[0].last_run.as_ref().unwrap().entities, 40);
+    assert_eq!(rows[1].ordinal, Some(1));
+    let table = sis_importer::status::render_table(&rows);
+    assert!(
+        table.contains("PERSON") && table.contains("COUNTRY") && table.contains("ok"),
+        "{table}"
+    );
+}

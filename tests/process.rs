@@ -1,0 +1,263 @@
+//! The `sis-importer` binary as operators run it: exit codes, bad
+//! configuration, SIGKILL and SIGTERM mid-run, `status` and `reset`.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use sis_importer::config::Secret;
+use sis_importer::store::OrdinalStore;
+
+const BIN: &str = env!("CARGO_BIN_EXE_sis-importer");
+
+fn importer_cmd(env: &Env, args: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    for (k, v) in env.env_vars() {
+        cmd.env(k, v);
+    }
+    cmd.stdin(Stdio::null());
+    cmd
+}
+
+async fn store(env: &Env) -> OrdinalStore {
+    OrdinalStore::connect(&Secret::new(env.redis.url()))
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn once_exits_zero_on_success_and_nonzero_on_panic_timeouts() {
+    let env = Env::start(40).await;
+    let out = importer_cmd(
+        &env,
+        &["once", "--service", "PERSON", "--service", "COUNTRY"],
+    )
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let store = store(&env).await;
+    assert_eq!(
+        store.ordinal(&service("PERSON")).await.unwrap(),
+        env.fake.greatest_ordinal("PERSON")
+    );
+    assert_eq!(
+        store.ordinal(&service("ORGANISATION")).await.unwrap(),
+        None,
+        "only the chosen services"
+    );
+
+    env.consumer.set_never_answer(true);
+    let out = importer_cmd(&env, &["once", "--service", "ORGANISATION"])
+        .env("PANIC_TIMEOUT", "0.5")
+        .env("UPDATE_RETRY_LIMIT", "2")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        store.ordinal(&service("ORGANISATION")).await.unwrap(),
+        None,
+        "ordinal untouched"
+    );
+    let logs = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        logs.contains("panic timeout") || logs.contains("no feedback progress"),
+        "{logs}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_configuration_fails_fast_with_one_clear_message() {
+    let env = Env::start(5).await;
+    let cases: [(&str, &str, &str); 4] = [
+        ("SERVICES", "PERSON,NO_SUCH", "NO_SUCH"),
+        ("CRON", "whenever", "CRON"),
+        ("NATS_URL", "nats://127.0.0.1:1", "NATS"),
+        ("REDIS_URL", "redis://127.0.0.1:1/", "Redis"),
+    ];
+    for (name, value, expect) in cases {
+        let out = importer_cmd(&env, &["once"])
+            .env(name, value)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}: {stderr}");
+        assert!(stderr.contains(expect), "{name}: {stderr}");
+    }
+    let out = importer_cmd(&env, &["once"])
+        .env_remove("SIS_API_URL")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("SIS_API_URL"));
+    assert_eq!(env.fake.requests("PERSON"), 0, "nothing fetched");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_run_loses_nothing_and_never_commits_past_unacknowledged() {
+    let env = Env::start(3000).await;
+    env.consumer.set_latency(Duration::from_millis(15));
+    let store = store(&env).await;
+    let person = service("PERSON");
+    let mut child = importer_cmd(&env, &["once", "--service", "PERSON"])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Let it get well into the import, with batches committed and more in flight.
+    let started = env
+        .consumer
+        .wait_until(Duration::from_secs(60), |r| entities_of(r, "PERSON") >= 800)
+        .await;
+    assert!(started, "import progresses");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let committed = store
+        .ordinal(&person)
+        .await
+        .unwrap()
+        .expect("some batches were committed");
+    let seen = env.consumer.received().per_service["PERSON"].seen.clone();
+    for e in env.fake.expected("PERSON") {
+        if e.ordinal.unwrap() <= committed {
+            assert!(
+                seen.contains(&(e.identity.clone(), e.ordinal)),
+                "committed ordinal {committed} passes unacknowledged {:?}",
+                e.ordinal
+            );
+        }
+    }
+    assert!(
+        committed < env.fake.greatest_ordinal("PERSON").unwrap(),
+        "killed before the end"
+    );
+    env.consumer.set_latency(Duration::ZERO);
+    let out = importer_cmd(&env, &["once", "--service", "PERSON"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    env.assert_delivered("PERSON", &[]);
+    assert_eq!(
+        store.ordinal(&person).await.unwrap(),
+        env.fake.greatest_ordinal("PERSON")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_fetching_commits_what_is_acknowledged_and_exits_zero() {
+    let env = Env::start(3000).await;
+    env.consumer.set_latency(Duration::from_millis(10));
+    let store = store(&env).await;
+    let child = importer_cmd(&env, &["once", "--service", "PERSON"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(
+        env.consumer
+            .wait_until(Duration::from_secs(60), |r| entities_of(r, "PERSON") >= 300)
+            .await
+    );
+    let pid = child.id() as i32;
+    unsafe_kill(pid, "TERM");
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let logs = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "SIGTERM is a clean stop: {logs}"
+    );
+    assert!(logs.contains("shutdown"), "{logs}");
+    let committed = store
+        .ordinal(&service("PERSON"))
+        .await
+        .unwrap()
+        .expect("acknowledged batches committed");
+    assert!(
+        committed < env.fake.greatest_ordinal("PERSON").unwrap(),
+        "fetching stopped"
+    );
+    let seen = env.consumer.received().per_service["PERSON"].seen.clone();
+    for e in env
+        .fake
+        .expected("PERSON")
+        .iter()
+        .filter(|e| e.ordinal.unwrap() <= committed)
+    {
+        assert!(seen.contains(&(e.identity.clone(), e.ordinal)));
+    }
+}
+
+fn unsafe_kill(pid: i32, signal: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_and_reset_commands() {
+    let env = Env::start(20).await;
+    let out = importer_cmd(
+        &env,
+        &["once", "--service", "PERSON", "--service", "LOCATION"],
+    )
+    .output()
+    .unwrap();
+    assert!(out.status.success());
+    let out = importer_cmd(&env, &["status"]).output().unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    let person_line = table.lines().find(|l| l.starts_with("PERSON ")).unwrap();
+    assert!(
+        person_line.contains(&env.fake.greatest_ordinal("PERSON").unwrap().to_string()),
+        "{table}"
+    );
+    let out = importer_cmd(&env, &["status", "--json"]).output().unwrap();
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 26);
+
+    let out = importer_cmd(&env, &["reset", "PERSON"]).output().unwrap();
+    assert!(out.status.success());
+    let store = store(&env).await;
+    assert_eq!(store.ordinal(&service("PERSON")).await.unwrap(), None);
+    assert!(store.ordinal(&service("LOCATION")).await.unwrap().is_some());
+    let out = importer_cmd(&env, &["reset", "NOPE"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("NOPE"));
+    let out = importer_cmd(&env, &["reset", "--all"]).output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(store.ordinal(&service("LOCATION")).await.unwrap(), None);
+
+    // A re-import right after reset arrives again (fresh Nats-Msg-Ids).
+    let before = entities_of(&env.consumer.received(), "PERSON");
+    let out = importer_cmd(&env, &["once", "--service", "PERSON"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(
+        env.consumer
+            .wait_until(Duration::from_secs(10), |r| entities_of(r, "PERSON")
+                >= before + 20)
+            .await
+    );
+}
