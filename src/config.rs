@@ -108,7 +108,7 @@ pub struct Config {
     pub sis_request_timeout_secs: f64,
     /// First retry delay towards Sisu (doubles, with jitter), default 500 ms.
     pub sis_retry_base_ms: u64,
-    /// Longest retry delay towards Sisu (also caps `Retry-After`), default 60 s.
+    /// Longest backoff between Sisu retries, default 60 s (`Retry-After` is honoured up to 10 min).
     pub sis_retry_max_ms: u64,
     /// Chunks published and not yet acknowledged by consumers, default 64.
     pub max_chunks_in_flight: usize,

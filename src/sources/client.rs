@@ -15,6 +15,9 @@ use reqwest::{RequestBuilder, StatusCode};
 use super::SourceError;
 use crate::config::{Config, Secret};
 
+/// Longest `Retry-After` honoured.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
+
 /// Shared HTTP client for every service; cheap to clone.
 #[derive(Clone)]
 pub struct SisuClient {
@@ -204,7 +207,9 @@ impl SisuClient {
                         });
                     } else if let Some(wait) = retry_after(&resp) {
                         last = format!("HTTP {status} with Retry-After {}s", wait.as_secs());
-                        wait.min(self.inner.retry_max)
+                        // Waited as told, within reason: a broken header must
+                        // not park the importer for days.
+                        wait.min(MAX_RETRY_AFTER)
                     } else if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
                         last = format!("HTTP {status}");
                         self.backoff(attempt)
