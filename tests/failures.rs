@@ -306,3 +306,85 @@ async fn silent_consumers_cause_panic_timeouts_and_retries_then_failure() {
         .await
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_are_sent_to_sisu_and_refusals_are_clear() {
+    let env = Env::start(20).await;
+    env.fake
+        .faults()
+        .require_basic_auth("importer", "pw-basic-7731");
+    env.fake.faults().require_token("tok-proxy-5512");
+    let mut config = env.config();
+    config.sis_api_user = Some("importer".into());
+    config.sis_api_password = Some(sis_importer::config::Secret::new("pw-basic-7731"));
+    config.proxy_token = Some(sis_importer::config::Secret::new("tok-proxy-5512"));
+    let importer = env.importer(config).await;
+    let ids = ["PERSON", "GRAPHQL_GRADE_SCALES", "COUNTRY"];
+    let summary = importer
+        .run(&services(&ids), Shutdown::never())
+        .await
+        .unwrap();
+    assert!(summary.success, "{summary:#?}");
+
+    let mut config = env.config();
+    config.sis_api_user = Some("importer".into());
+    config.sis_api_password = Some(sis_importer::config::Secret::new("wrong-password-9"));
+    let importer = env.importer(config).await;
+    let summary = importer
+        .run(&services(&["ORGANISATION"]), Shutdown::never())
+        .await
+        .unwrap();
+    let error = summary.services[0].error.clone().unwrap();
+    assert!(
+        error.contains("401") && error.contains("ORGANISATION"),
+        "{error}"
+    );
+    assert!(!error.contains("wrong-password-9"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_and_redis_restarts_mid_run_are_survived() {
+    let mut env = Env::start(1500).await;
+    env.consumer.set_latency(Duration::from_millis(5));
+    let mut config = env.config();
+    config.panic_timeout_secs = 3.0;
+    let importer = env.importer(config).await;
+    let run = {
+        let importer = importer.clone();
+        tokio::spawn(async move {
+            importer
+                .run(&services(&["PERSON", "ATTAINMENT"]), Shutdown::never())
+                .await
+                .unwrap()
+        })
+    };
+    assert!(
+        env.consumer
+            .wait_until(Duration::from_secs(30), |r| entities_of(r, "PERSON") >= 300)
+            .await
+    );
+    env.nats.kill();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    env.nats.restart().await.unwrap();
+    assert!(
+        env.consumer
+            .wait_until(Duration::from_secs(60), |r| entities_of(r, "ATTAINMENT")
+                >= 300)
+            .await
+    );
+    env.redis.kill();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    env.redis.restart().await.unwrap();
+    let summary = tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(summary.success, "{summary:#?}");
+    for id in ["PERSON", "ATTAINMENT"] {
+        env.assert_delivered(id, &[]);
+        assert_eq!(
+            env.ordinal(&importer, id).await,
+            env.fake.greatest_ordinal(id)
+        );
+    }
+}

@@ -1,0 +1,135 @@
+//! The daemon (`sis-importer run`) and the demo, as processes: start-up run,
+//! one-time services re-armed, cron runs that never overlap, SIGTERM.
+
+mod common;
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use sis_importer::config::Secret;
+use sis_importer::store::OrdinalStore;
+
+const BIN: &str = env!("CARGO_BIN_EXE_sis-importer");
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn daemon_runs_at_start_and_on_schedule_rearms_one_time_services_and_stops_on_sigterm() {
+    let env = Env::start(400).await;
+    let store = OrdinalStore::connect(&Secret::new(env.redis.url()))
+        .await
+        .unwrap();
+    // COUNTRY was fetched by an earlier process: the daemon must re-arm it.
+    store.commit(&service("COUNTRY"), 1, 0, None).await.unwrap();
+    store.set_forbidden("PERSON", true).await.unwrap();
+    env.consumer.set_latency(Duration::from_millis(40));
+
+    let mut cmd = Command::new(BIN);
+    cmd.arg("run")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    for (k, v) in env.env_vars() {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
+        .env("SERVICES", "PERSON,COUNTRY")
+        .env("CRON", "* * * * * *")
+        .env("PORT", "0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    let all_person = |r: &sis_importer::testkit::consumer::Received| {
+        entities_of(r, "PERSON") >= 400 && entities_of(r, "COUNTRY") > 0
+    };
+    assert!(
+        env.consumer
+            .wait_until(Duration::from_secs(60), all_person)
+            .await,
+        "start-up run imports, COUNTRY re-armed, PERSON no longer forbidden"
+    );
+    env.consumer.set_latency(Duration::ZERO);
+    env.fake.add_generation(25);
+    let greatest = env.fake.greatest_ordinal("PERSON");
+    let mut moved = false;
+    for _ in 0..100 {
+        if store.ordinal(&service("PERSON")).await.unwrap() == greatest {
+            moved = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(moved, "a scheduled run imported the new generation");
+
+    Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    let status = tokio::task::spawn_blocking(move || {
+        let status = child.wait().unwrap();
+        let mut logs = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut logs)
+            .unwrap();
+        (status, logs)
+    })
+    .await
+    .unwrap();
+    let (status, logs) = status;
+    assert_eq!(status.code(), Some(0), "{logs}");
+    assert!(logs.contains("one-time services re-armed"), "{logs}");
+    assert!(
+        logs.contains("run skipped"),
+        "the slow first run overlapped cron ticks, which were skipped: {logs}"
+    );
+    env.assert_delivered("PERSON", &[]);
+}
+
+#[test]
+fn demo_runs_on_its_own_servers_and_prints_a_summary() {
+    let out = Command::new(BIN)
+        .args(["demo", "--entities", "150"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("LOG_FORMAT", "json")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("started nats-server"), "{stdout}");
+    assert!(stdout.contains("started redis-server"), "{stdout}");
+    for id in [
+        "PERSON",
+        "TERM_REGISTRATION",
+        "GRAPHQL_GRADE_SCALES",
+        "CURRICULUM_PERIOD",
+    ] {
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.starts_with(id) && l.contains(" ok ")),
+            "{id}: {stdout}"
+        );
+    }
+    let attainment = stdout
+        .lines()
+        .find(|l| l.starts_with("ATTAINMENT "))
+        .unwrap();
+    assert!(
+        attainment.split_whitespace().nth(4) == Some("1"),
+        "one planted dead letter: {attainment}"
+    );
+    assert!(stdout.contains("success: true"), "{stdout}");
+}
