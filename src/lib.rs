@@ -14,11 +14,14 @@
 //!   loop, whole runs and the cron daemon.
 //! - [`store`]: all Redis state (ordinals, window counters, dead letters,
 //!   caches, run records).
+//! - [`admin`]: the admin HTTP API (health, metrics, status, force update,
+//!   reset).
 //! - [`catalogue`], [`config`]: the fixed service catalogue and the typed
 //!   configuration.
 //! - [`testkit`]: fake Sisu, reference consumer, and NATS/Redis process
 //!   harness for tests, benchmarks and the demo.
 
+pub mod admin;
 pub mod catalogue;
 pub mod config;
 pub mod metrics;

@@ -94,12 +94,18 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             let importer = Importer::connect(config).await?;
             let (trigger, shutdown) = shutdown::channel();
             spawn_signal_handler(trigger);
-            let daemon = Daemon::new(importer, services, shutdown);
+            let port = importer.config.port;
+            let daemon = Daemon::new(importer, services, shutdown.clone());
             daemon
                 .prepare()
                 .await
                 .context("re-arming one-time services")?;
+            let addr = std::net::SocketAddr::from(([0, 0, 0, 0], port));
+            let (_, admin) = sis_importer::admin::serve(daemon.clone(), addr, shutdown)
+                .await
+                .with_context(|| format!("cannot listen on PORT {port} for the admin API"))?;
             daemon.serve(schedule, tz).await;
+            let _ = admin.await;
             Ok(ExitCode::SUCCESS)
         }
         Command::Once { services } => {

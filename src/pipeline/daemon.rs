@@ -37,6 +37,11 @@ impl Daemon {
         &self.importer
     }
 
+    /// The services each run imports.
+    pub fn services(&self) -> &[Service] {
+        &self.services
+    }
+
     /// Starts a run unless one is in progress; true if started.
     pub fn start_run(self: &Arc<Self>, why: &'static str) -> bool {
         let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());

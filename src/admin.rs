@@ -1,0 +1,204 @@
+//! The admin HTTP API (axum, on `PORT`): health and readiness, Prometheus
+//! metrics, and the token-guarded operator routes — the successor of the
+//! Node importer's "explorer".
+//!
+//! Open: `GET /healthz`, `GET /readyz`, `GET /metrics`.
+//! Guarded by `ADMIN_TOKEN` (header `token` or `Authorization: Bearer`):
+//! `POST /force_update`, `POST /reset/{service}`, `GET /status`; the old
+//! `GET /force_update?token=` and `GET /reset/{service}?token=` forms are
+//! accepted for compatibility. Without `ADMIN_TOKEN` the guarded routes
+//! answer 401, so they are never open by accident.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::json;
+
+use crate::pipeline::daemon::Daemon;
+use crate::shutdown::Shutdown;
+
+#[derive(Clone)]
+struct AdminState {
+    daemon: Arc<Daemon>,
+}
+
+/// The admin routes over `daemon`.
+pub fn router(daemon: Arc<Daemon>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/status", get(status))
+        .route("/force_update", post(force_update).get(force_update))
+        .route("/reset/{service}", post(reset).get(reset))
+        .with_state(AdminState { daemon })
+}
+
+/// Serves the admin API on `addr` until shutdown; returns the bound address
+/// (useful with port 0) and the server task.
+pub async fn serve(
+    daemon: Arc<Daemon>,
+    addr: SocketAddr,
+    mut shutdown: Shutdown,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    tracing::info!(addr = %bound, "admin API listening");
+    let app = router(daemon);
+    let handle = tokio::spawn(async move {
+        let server =
+            axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.recv().await });
+        if let Err(e) = server.await {
+            tracing::error!(error = %e, "admin API stopped");
+        }
+    });
+    Ok((bound, handle))
+}
+
+/// Compares two byte strings in time independent of where they differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Checks the admin token from the headers or (compatibility) the query.
+fn authorized(
+    state: &AdminState,
+    headers: &HeaderMap,
+    query: &HashMap<String, String>,
+) -> Result<(), Response> {
+    let Some(expected) = &state.daemon.importer().config.admin_token else {
+        return Err((
+            StatusCode::UNAUTHORIZED,
+            "admin routes are disabled: set ADMIN_TOKEN",
+        )
+            .into_response());
+    };
+    let given = headers
+        .get("token")
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| {
+            headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+        })
+        .or_else(|| query.get("token").map(String::as_str));
+    match given {
+        Some(token) if constant_time_eq(token.as_bytes(), expected.expose().as_bytes()) => Ok(()),
+        _ => Err((StatusCode::UNAUTHORIZED, "missing or wrong admin token").into_response()),
+    }
+}
+
+async fn readyz(State(state): State<AdminState>) -> Response {
+    let importer = state.daemon.importer();
+    let nats = importer.nats.client.connection_state() == async_nats::connection::State::Connected;
+    let redis = importer.store.ping().await.is_ok();
+    let body = json!({ "nats": nats, "redis": redis, "running": importer.is_running() });
+    let code = if nats && redis {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, Json(body)).into_response()
+}
+
+async fn metrics() -> Response {
+    (
+        [("content-type", "text/plain; version=0.0.4")],
+        crate::metrics::render(),
+    )
+        .into_response()
+}
+
+async fn status(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    if let Err(denied) = authorized(&state, &headers, &query) {
+        return denied;
+    }
+    let importer = state.daemon.importer();
+    let services = state.daemon.services();
+    match crate::status::collect(&importer.store, services).await {
+        Ok(rows) => Json(json!({
+            "running": importer.is_running(),
+            "forbidden": importer.forbidden(),
+            "services": rows,
+            "live": importer.live(),
+        }))
+        .into_response(),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
+    }
+}
+
+async fn force_update(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    if let Err(denied) = authorized(&state, &headers, &query) {
+        return denied;
+    }
+    if state.daemon.start_run("admin API") {
+        (StatusCode::ACCEPTED, "run started").into_response()
+    } else {
+        (StatusCode::CONFLICT, "a run is in progress").into_response()
+    }
+}
+
+async fn reset(
+    State(state): State<AdminState>,
+    Path(service): Path<String>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    if let Err(denied) = authorized(&state, &headers, &query) {
+        return denied;
+    }
+    let catalogue = state
+        .daemon
+        .importer()
+        .config
+        .catalogue()
+        .unwrap_or_default();
+    let Some(found) = catalogue.iter().find(|s| s.id == service) else {
+        return (
+            StatusCode::NOT_FOUND,
+            format!("unknown service {service:?}"),
+        )
+            .into_response();
+    };
+    match state.daemon.importer().store.reset(found).await {
+        Ok(()) => {
+            tracing::info!(service = %found.id, "ordinal reset through the admin API");
+            (
+                StatusCode::OK,
+                format!("{} reset; it re-imports from 0 on the next run", found.id),
+            )
+                .into_response()
+        }
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::constant_time_eq;
+
+    #[test]
+    fn token_comparison() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"abcd"));
+    }
+}

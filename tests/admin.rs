@@ -1,0 +1,162 @@
+//! The admin HTTP API over a real importer: open health and metrics routes,
+//! token-guarded operator routes, force update and reset.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use sis_importer::config::Secret;
+use sis_importer::pipeline::daemon::Daemon;
+use sis_importer::shutdown;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_routes_answer_and_guard_with_the_token() {
+    let env = Env::start(300).await;
+    let mut config = env.config();
+    config.admin_token = Some(Secret::new("admin-tok-4242"));
+    let importer = env.importer(config).await;
+    let (trigger, shutdown) = shutdown::channel();
+    let daemon = Daemon::new(
+        importer.clone(),
+        services(&["PERSON", "COUNTRY"]),
+        shutdown.clone(),
+    );
+    let (addr, server) =
+        sis_importer::admin::serve(daemon, "127.0.0.1:0".parse().unwrap(), shutdown)
+            .await
+            .unwrap();
+    let url = |path: &str| format!("http://{addr}{path}");
+    let http = reqwest::Client::new();
+
+    assert_eq!(
+        http.get(url("/healthz")).send().await.unwrap().status(),
+        200
+    );
+    let ready = http.get(url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let ready: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(
+        (ready["nats"].as_bool(), ready["redis"].as_bool()),
+        (Some(true), Some(true))
+    );
+
+    for (path, method) in [
+        ("/status", "GET"),
+        ("/force_update", "POST"),
+        ("/reset/PERSON", "POST"),
+    ] {
+        let req = http.request(method.parse().unwrap(), url(path));
+        assert_eq!(
+            req.send().await.unwrap().status(),
+            401,
+            "{path} without a token"
+        );
+        let req = http
+            .request(method.parse().unwrap(), url(path))
+            .header("token", "wrong");
+        assert_eq!(
+            req.send().await.unwrap().status(),
+            401,
+            "{path} with a wrong token"
+        );
+    }
+
+    env.consumer.set_latency(Duration::from_millis(30));
+    let started = http
+        .post(url("/force_update"))
+        .header("token", "admin-tok-4242")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(started.status(), 202);
+    let again = http
+        .post(url("/force_update"))
+        .bearer_auth("admin-tok-4242")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 409, "runs never overlap");
+    env.consumer.set_latency(Duration::ZERO);
+    assert!(eventually(Duration::from_secs(30), || !importer.is_running()).await);
+    assert_eq!(
+        env.ordinal(&importer, "PERSON").await,
+        env.fake.greatest_ordinal("PERSON")
+    );
+
+    let status: serde_json::Value = http
+        .get(url("/status?token=admin-tok-4242"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["services"][0]["service"], "PERSON");
+    assert_eq!(
+        status["services"][0]["ordinal"].as_i64(),
+        env.fake.greatest_ordinal("PERSON")
+    );
+    assert!(!status.to_string().contains("admin-tok-4242"));
+
+    let metrics = http
+        .get(url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("sis_importer_entities_acknowledged_total{service=\"PERSON\"}"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("sis_importer_committed_ordinal{service=\"PERSON\"}"));
+
+    let reset = http
+        .post(url("/reset/PERSON"))
+        .header("token", "admin-tok-4242")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reset.status(), 200);
+    assert_eq!(env.ordinal(&importer, "PERSON").await, None);
+    let unknown = http
+        .post(url("/reset/NOPE"))
+        .header("token", "admin-tok-4242")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+
+    trigger.trigger();
+    server.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_admin_token_the_guarded_routes_are_closed() {
+    let env = Env::start(5).await;
+    let importer = env.importer(env.config()).await;
+    let (_trigger, shutdown) = shutdown::channel();
+    let daemon = Daemon::new(importer, services(&["PERSON"]), shutdown.clone());
+    let (addr, _server) =
+        sis_importer::admin::serve(daemon, "127.0.0.1:0".parse().unwrap(), shutdown)
+            .await
+            .unwrap();
+    let http = reqwest::Client::new();
+    let answer = http
+        .post(format!("http://{addr}/force_update"))
+        .header("token", "")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 401);
+    assert_eq!(
+        http.get(format!("http://{addr}/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
