@@ -124,6 +124,8 @@ pub struct Config {
     pub shutdown_grace_secs: f64,
     /// Maximum age of messages in a stream the importer creates, default 7 days (0 = unlimited).
     pub stream_max_age_secs: u64,
+    /// Time to live of the replicas' lease in Redis, default 30 s.
+    pub lease_ttl_secs: u64,
     /// Service ids never imported.
     pub disabled_services: Vec<String>,
     /// Services added to the built-in catalogue (export kinds only).
@@ -170,6 +172,7 @@ impl Default for Config {
             publish_chunks_per_second: None,
             shutdown_grace_secs: 30.0,
             stream_max_age_secs: 7 * 24 * 3600,
+            lease_ttl_secs: 30,
             disabled_services: Vec::new(),
             extra_services: Vec::new(),
         }
@@ -432,6 +435,9 @@ impl Config {
                 "max_chunks_in_flight",
                 "max_chunks_in_flight and max_publishes_in_flight must be at least 1",
             ));
+        }
+        if self.lease_ttl_secs < 3 {
+            return Err(invalid("lease_ttl_secs", "must be at least 3 seconds"));
         }
         if self.prefetch_batches == 0 {
             return Err(invalid("prefetch_batches", "must be at least 1"));

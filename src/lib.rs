@@ -24,6 +24,7 @@
 pub mod admin;
 pub mod catalogue;
 pub mod config;
+pub mod lease;
 pub mod metrics;
 pub mod pipeline;
 pub mod shutdown;

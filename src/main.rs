@@ -7,6 +7,9 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use sis_importer::config::{Config, LogFormat};
+use std::time::Duration;
+
+use sis_importer::lease::{lease_key, Lease};
 use sis_importer::pipeline::{daemon::Daemon, Importer};
 use sis_importer::shutdown::{self, ShutdownTrigger};
 use sis_importer::status;
@@ -95,7 +98,11 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             let (trigger, shutdown) = shutdown::channel();
             spawn_signal_handler(trigger);
             let port = importer.config.port;
-            let daemon = Daemon::new(importer, services, shutdown.clone());
+            let lease = Lease::new(
+                importer.store.clone(),
+                Duration::from_secs(importer.config.lease_ttl_secs),
+            );
+            let daemon = Daemon::new(importer, services, shutdown.clone(), Some(lease));
             daemon
                 .prepare()
                 .await
@@ -119,7 +126,25 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             let importer = Importer::connect(config).await?;
             let (trigger, shutdown) = shutdown::channel();
             spawn_signal_handler(trigger);
-            let summary = importer.run(&selected, shutdown.clone()).await?;
+            // One importer at a time: wait for the replicas' lease.
+            let lease = Lease::new(
+                importer.store.clone(),
+                Duration::from_secs(importer.config.lease_ttl_secs),
+            );
+            if !lease.acquire(&mut shutdown.clone()).await {
+                return Ok(ExitCode::SUCCESS);
+            }
+            importer.set_lease(Some((lease_key(), lease.owner().to_owned())));
+            let (stop_keeping, keeping) = shutdown::channel();
+            let keeper = tokio::spawn({
+                let lease = lease.clone();
+                async move { lease.keep(keeping).await }
+            });
+            let summary = importer.run(&selected, shutdown.clone()).await;
+            stop_keeping.trigger();
+            let _ = keeper.await;
+            lease.release().await;
+            let summary = summary?;
             // A signal is the operator's own stop: exit 0 (SPEC §2), with
             // what was acknowledged committed and the rest logged.
             Ok(if summary.success || shutdown.is_shutdown() {

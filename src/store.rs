@@ -505,6 +505,55 @@ impl OrdinalStore {
         })
     }
 
+    /// Takes the lease `key` for `owner` if it is free, or extends it if
+    /// `owner` holds it; true when `owner` holds it afterwards.
+    pub async fn lease_acquire(
+        &self,
+        key: &str,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let (key, owner) = (key.to_owned(), owner.to_owned());
+        let held: i64 = self
+            .run("acquire lease", |c| {
+                let (key, owner) = (key.clone(), owner.clone());
+                Box::pin(async move {
+                    LEASE_SCRIPT
+                        .key(key)
+                        .arg(owner)
+                        .arg(ttl.as_millis() as u64)
+                        .invoke_async(&mut **c)
+                        .await
+                })
+            })
+            .await?;
+        Ok(held == 1)
+    }
+
+    /// Deletes the lease `key` if `owner` holds it.
+    pub async fn lease_release(&self, key: &str, owner: &str) -> Result<(), StoreError> {
+        let (key, owner) = (key.to_owned(), owner.to_owned());
+        self.run("release lease", |c| {
+            let (key, owner) = (key.clone(), owner.clone());
+            Box::pin(async move {
+                RELEASE_SCRIPT
+                    .key(key)
+                    .arg(owner)
+                    .invoke_async(&mut **c)
+                    .await
+            })
+        })
+        .await
+    }
+
+    /// When the last whole run finished (RFC 3339), if any.
+    pub async fn last_run_finished(&self) -> Result<Option<String>, StoreError> {
+        self.run("read last run", |c| {
+            Box::pin(async move { c.hget(LAST_RUN_KEY, "finished_at").await })
+        })
+        .await
+    }
+
     /// Checks Redis answers (readiness).
     pub async fn ping(&self) -> Result<(), StoreError> {
         let mut conn = self.pool.get().await.map_err(|e| StoreError::Pool {
@@ -584,6 +633,32 @@ static DEAD_LETTER_SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyL
 if redis.call('SADD', KEYS[2], ARGV[1]) == 1 then
   redis.call('RPUSH', KEYS[1], ARGV[2])
   return 1
+end
+return 0
+"#,
+    )
+});
+
+/// Takes a free lease or extends one's own: 1 when held afterwards.
+static LEASE_SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(
+        r#"
+local holder = redis.call('GET', KEYS[1])
+if holder == false or holder == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"#,
+    )
+});
+
+/// Deletes the lease only if it is the caller's.
+static RELEASE_SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(
+        r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[1])
 end
 return 0
 "#,

@@ -21,6 +21,7 @@ async fn admin_routes_answer_and_guard_with_the_token() {
         importer.clone(),
         services(&["PERSON", "COUNTRY"]),
         shutdown.clone(),
+        None,
     );
     let (addr, server) =
         sis_importer::admin::serve(daemon, "127.0.0.1:0".parse().unwrap(), shutdown)
@@ -138,7 +139,7 @@ async fn without_admin_token_the_guarded_routes_are_closed() {
     let env = Env::start(5).await;
     let importer = env.importer(env.config()).await;
     let (_trigger, shutdown) = shutdown::channel();
-    let daemon = Daemon::new(importer, services(&["PERSON"]), shutdown.clone());
+    let daemon = Daemon::new(importer, services(&["PERSON"]), shutdown.clone(), None);
     let (addr, _server) =
         sis_importer::admin::serve(daemon, "127.0.0.1:0".parse().unwrap(), shutdown)
             .await

@@ -10,24 +10,33 @@ use tokio::task::JoinHandle;
 
 use super::Importer;
 use crate::catalogue::Service;
-use crate::shutdown::Shutdown;
+use crate::lease::{lease_key, Lease};
+use crate::shutdown::{self, Shutdown};
 
 /// Starts runs in the background; shared by the schedule and the admin API.
 pub struct Daemon {
     importer: Arc<Importer>,
     services: Vec<Service>,
     shutdown: Shutdown,
-    /// The run in progress, if any; replaced when a new run starts.
+    /// The replicas' lease; `None` imports without asking anyone.
+    lease: Option<Lease>,
+    /// The run in progress (or waiting for the lease), if any.
     current: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Daemon {
     /// A daemon importing `services`.
-    pub fn new(importer: Arc<Importer>, services: Vec<Service>, shutdown: Shutdown) -> Arc<Daemon> {
+    pub fn new(
+        importer: Arc<Importer>,
+        services: Vec<Service>,
+        shutdown: Shutdown,
+        lease: Option<Lease>,
+    ) -> Arc<Daemon> {
         Arc::new(Daemon {
             importer,
             services,
             shutdown,
+            lease,
             current: Mutex::new(None),
         })
     }
@@ -54,16 +63,55 @@ impl Daemon {
         }
         let this = Arc::clone(self);
         *current = Some(tokio::spawn(async move {
-            tracing::info!(trigger = why, "starting run");
-            if let Err(e) = this
-                .importer
-                .run(&this.services, this.shutdown.clone())
-                .await
-            {
-                tracing::warn!(trigger = why, error = %e, "run not started");
+            match &this.lease {
+                Some(lease) => this.run_holding(lease, why).await,
+                None => this.run_now(why).await,
             }
         }));
         true
+    }
+
+    async fn run_now(&self, why: &'static str) {
+        tracing::info!(trigger = why, "starting run");
+        if let Err(e) = self
+            .importer
+            .run(&self.services, self.shutdown.clone())
+            .await
+        {
+            tracing::warn!(trigger = why, error = %e, "run not started");
+        }
+    }
+
+    /// Waits for the lease, runs while renewing it, then releases it. A run
+    /// another instance finished while this one waited is not repeated.
+    async fn run_holding(&self, lease: &Lease, why: &'static str) {
+        let store = &self.importer.store;
+        let before = store.last_run_finished().await.ok().flatten();
+        let mut shutdown = self.shutdown.clone();
+        if !lease.acquire(&mut shutdown).await {
+            return;
+        }
+        let after = store.last_run_finished().await.ok().flatten();
+        if after != before {
+            tracing::info!(
+                trigger = why,
+                "another instance finished a run while this one waited; not repeating it"
+            );
+            lease.release().await;
+            return;
+        }
+        self.importer
+            .set_lease(Some((lease_key(), lease.owner().to_owned())));
+        let (stop_keeping, keeping) = shutdown::channel();
+        let keeper = tokio::spawn({
+            let lease = lease.clone();
+            async move { lease.keep(keeping).await }
+        });
+        self.run_now(why).await;
+        stop_keeping.trigger();
+        let _ = keeper.await;
+        self.importer.set_lease(None);
+        lease.release().await;
     }
 
     /// Re-arms one-time services and clears the forbidden list: a new

@@ -1,0 +1,95 @@
+//! [`Lease`]: the Redis lease lock (`SIS_IMPORTER:LOCK`) that lets exactly
+//! one of several importer replicas import at a time. The holder renews it
+//! while a run is in progress; every ordinal commit checks it in the same
+//! Lua script that writes the ordinal, so an instance that lost its lease
+//! stops committing at once. A holder that dies stops renewing, and the
+//! lease expires after its time to live for another replica to take.
+
+use std::time::Duration;
+
+use crate::shutdown::Shutdown;
+use crate::store::{OrdinalStore, StoreError, PREFIX};
+
+/// Key of the lease.
+pub fn lease_key() -> String {
+    format!("{PREFIX}LOCK")
+}
+
+/// One instance's claim on the lease.
+#[derive(Clone)]
+pub struct Lease {
+    store: OrdinalStore,
+    owner: String,
+    ttl: Duration,
+}
+
+impl Lease {
+    /// A lease for this process (owner = host, pid and a random suffix).
+    pub fn new(store: OrdinalStore, ttl: Duration) -> Lease {
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into());
+        let owner = format!(
+            "{host}:{}:{}",
+            std::process::id(),
+            &crate::pipeline::new_execution_hash()[..8]
+        );
+        Lease { store, owner, ttl }
+    }
+
+    /// This instance's owner string.
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    /// Takes the lease if free, or extends it if already ours.
+    pub async fn try_acquire(&self) -> Result<bool, StoreError> {
+        self.store
+            .lease_acquire(&lease_key(), &self.owner, self.ttl)
+            .await
+    }
+
+    /// Waits until the lease is ours, polling a third of its time to live;
+    /// false on shutdown.
+    pub async fn acquire(&self, shutdown: &mut Shutdown) -> bool {
+        let mut told = false;
+        loop {
+            match self.try_acquire().await {
+                Ok(true) => return true,
+                Ok(false) if !told => {
+                    tracing::info!(owner = %self.owner, "another instance holds the import lease; waiting");
+                    told = true;
+                }
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot check the import lease"),
+            }
+            tokio::select! {
+                _ = shutdown.recv() => return false,
+                _ = tokio::time::sleep(self.ttl / 3) => {}
+            }
+        }
+    }
+
+    /// Renews the lease every third of its time to live until `stop`
+    /// fires; logs loudly if it was lost (commits then fail by themselves).
+    pub async fn keep(&self, mut stop: Shutdown) {
+        loop {
+            tokio::select! {
+                _ = stop.recv() => return,
+                _ = tokio::time::sleep(self.ttl / 3) => {}
+            }
+            match self.try_acquire().await {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::error!(owner = %self.owner, "import lease lost to another instance; commits are refused")
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot renew the import lease"),
+            }
+        }
+    }
+
+    /// Gives the lease up if it is ours.
+    pub async fn release(&self) {
+        if let Err(e) = self.store.lease_release(&lease_key(), &self.owner).await {
+            tracing::warn!(error = %e, "cannot release the import lease; it expires by itself");
+        }
+    }
+}

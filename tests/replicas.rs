@@ -1,0 +1,117 @@
+//! Safe replicas: several `sis-importer run` processes against one Redis;
+//! the lease lets exactly one import, and a survivor takes over from a
+//! killed holder from the committed ordinals.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use sis_importer::config::Secret;
+use sis_importer::store::OrdinalStore;
+
+const BIN: &str = env!("CARGO_BIN_EXE_sis-importer");
+
+fn daemon(env: &Env, config: &std::path::Path) -> Child {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["run", "--config"])
+        .arg(config)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    for (k, v) in env.env_vars() {
+        cmd.env(k, v);
+    }
+    cmd.env("SERVICES", "PERSON")
+        .env("CRON", "0 0 0 1 1 *")
+        .env("PORT", "0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+fn lease_file() -> tempfile::NamedTempFile {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), "lease_ttl_secs = 3\n").unwrap();
+    file
+}
+
+fn terminate(child: &mut Child) {
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    let _ = child.wait();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_daemons_import_each_change_once() {
+    let env = Env::start(600).await;
+    let config = lease_file();
+    let mut a = daemon(&env, config.path());
+    let mut b = daemon(&env, config.path());
+    let store = OrdinalStore::connect(&Secret::new(env.redis.url()))
+        .await
+        .unwrap();
+    let greatest = env.fake.greatest_ordinal("PERSON");
+    let mut done = false;
+    for _ in 0..300 {
+        if store.ordinal(&service("PERSON")).await.unwrap() == greatest {
+            done = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(done, "one of them imported everything");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    terminate(&mut a);
+    terminate(&mut b);
+    let received = env.consumer.received();
+    assert_eq!(
+        entities_of(&received, "PERSON"),
+        600,
+        "each change delivered once, not once per replica"
+    );
+    assert_eq!(received.per_service["PERSON"].execution_hashes.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn survivor_takes_over_from_a_killed_lease_holder() {
+    let env = Env::start(3000).await;
+    env.consumer.set_latency(Duration::from_millis(10));
+    let config = lease_file();
+    let mut a = daemon(&env, config.path());
+    assert!(
+        env.consumer
+            .wait_until(Duration::from_secs(60), |r| entities_of(r, "PERSON") >= 300)
+            .await
+    );
+    let mut b = daemon(&env, config.path());
+    let store = OrdinalStore::connect(&Secret::new(env.redis.url()))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    a.kill().unwrap();
+    a.wait().unwrap();
+    let killed_at = store.ordinal(&service("PERSON")).await.unwrap();
+    assert!(
+        killed_at < env.fake.greatest_ordinal("PERSON"),
+        "killed mid-run"
+    );
+    env.consumer.set_latency(Duration::ZERO);
+    let greatest = env.fake.greatest_ordinal("PERSON");
+    let started = std::time::Instant::now();
+    let mut done = false;
+    while started.elapsed() < Duration::from_secs(60) {
+        if store.ordinal(&service("PERSON")).await.unwrap() == greatest {
+            done = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(done, "the survivor finished the import");
+    terminate(&mut b);
+    env.assert_delivered("PERSON", &[]);
+}
