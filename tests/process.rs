@@ -261,3 +261,61 @@ async fn status_and_reset_commands() {
             .await
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_never_appear_in_logs_errors_or_status() {
+    let env = Env::start(30).await;
+    env.fake
+        .faults()
+        .require_basic_auth("importer", "pw-SECRET-basic-1");
+    env.fake.faults().fail_next("PERSON", 500, 2);
+    let secrets = [
+        ("SIS_API_PASSWORD", "pw-SECRET-wrong-2"),
+        ("PROXY_TOKEN", "tok-SECRET-proxy-3"),
+        ("API_KEY", "key-SECRET-api-4"),
+        ("ADMIN_TOKEN", "adm-SECRET-admin-5"),
+    ];
+    let mut cmd = importer_cmd(
+        &env,
+        &["once", "--service", "PERSON", "--service", "COUNTRY"],
+    );
+    cmd.env("SIS_API_USER", "importer").env("RUST_LOG", "debug");
+    for (k, v) in secrets {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the wrong password fails PERSON"
+    );
+    let status = importer_cmd(&env, &["status", "--json"]).output().unwrap();
+    // A NATS token the server does not require still must not leak through
+    // the connect error either.
+    let nats = importer_cmd(&env, &["once"])
+        .env("NATS_URL", "nats://127.0.0.1:1")
+        .env("NATS_TOKEN", "nats-SECRET-6")
+        .output()
+        .unwrap();
+    let redis = importer_cmd(&env, &["status"])
+        .env("REDIS_URL", "redis://:redis-SECRET-7@127.0.0.1:1/")
+        .output()
+        .unwrap();
+    let everything = [
+        out.stdout,
+        out.stderr,
+        status.stdout,
+        status.stderr,
+        nats.stderr,
+        redis.stderr,
+    ]
+    .iter()
+    .map(|b| String::from_utf8_lossy(b).into_owned())
+    .collect::<Vec<_>>()
+    .join("\n");
+    assert!(everything.contains("401"), "the failure itself is reported");
+    assert!(
+        !everything.contains("SECRET"),
+        "a secret leaked:\n{everything}"
+    );
+}
