@@ -141,7 +141,10 @@ async fn nats(config: &Config) -> anyhow::Result<(String, Option<NatsServer>)> {
         )
         .await;
         if matches!(answers, Ok(Ok(_))) {
-            println!("NATS: using {}", config.nats_url);
+            println!(
+                "NATS: using {} (the demo publishes fake data into its stream)",
+                sis_importer::store::redact_url(&config.nats_url)
+            );
             return Ok((config.nats_url.clone(), None));
         }
         println!(

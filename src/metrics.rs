@@ -91,7 +91,7 @@ pub fn fetched(service: &str, n: u64) {
     with_service(service, |s| s.fetched += n);
 }
 
-/// A chunk published (JetStream acked) with `entities`; `first` when it is
+/// A chunk handed to the publisher with `entities`; `first` when it is
 /// not a split half.
 pub fn chunk_published(service: &str, entities: u64, first: bool) {
     with_service(service, |s| {

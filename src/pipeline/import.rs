@@ -160,13 +160,11 @@ impl Importer {
                     }
                     None => break AttemptEnd::Failed(ImportError::Feedback("feedback subscription closed".into())),
                 },
-                ack = publisher.next_ack() => match ack {
-                    Ok(chunk) => {
-                        a.stats.chunks += 1;
-                        crate::metrics::chunk_published(&service.id, chunk.entities as u64, !chunk.half);
+                ack = publisher.next_ack() => {
+                    if let Err(failure) = ack {
+                        break AttemptEnd::Failed(ImportError::Publish(failure));
                     }
-                    Err(failure) => break AttemptEnd::Failed(ImportError::Publish(failure)),
-                },
+                }
                 _ = sleep_until(panic_at), if a.gate.outstanding_chunks() > 0 => {
                     tracing::warn!(service = %service.id, outstanding = a.gate.outstanding_chunks(), timeout_secs = panic_timeout.as_secs_f64(), "no feedback progress: abandoning the attempt");
                     break AttemptEnd::PanicTimeout;
@@ -180,6 +178,10 @@ impl Importer {
                 // condition is false, so the chunk is taken only in the handler.
                 _ = std::future::ready(()), if can_publish => {
                     let chunk = a.to_publish.pop_front().expect("can_publish checked the queue");
+                    // Counted when handed over: the attempt may end (all
+                    // feedback in) before the last JetStream acks are read.
+                    a.stats.chunks += 1;
+                    crate::metrics::chunk_published(&service.id, chunk.entities as u64, !chunk.half);
                     publisher.publish(chunk).await;
                 }
                 batch = batches.next(), if can_fetch => match batch {

@@ -231,7 +231,13 @@ impl Importer {
                 .await;
             report.add(&stats);
             match end {
-                AttemptEnd::Completed => return (ServiceOutcome::Ok, None),
+                AttemptEnd::Completed => {
+                    // A 403 recorded by an earlier process no longer holds.
+                    if let Err(e) = self.store.set_forbidden(&service.id, false).await {
+                        tracing::warn!(service = %service.id, error = %e, "could not clear the forbidden mark");
+                    }
+                    return (ServiceOutcome::Ok, None);
+                }
                 AttemptEnd::Interrupted => return (ServiceOutcome::Interrupted, None),
                 AttemptEnd::PanicTimeout if shutdown.is_shutdown() => {
                     return (ServiceOutcome::Interrupted, None)

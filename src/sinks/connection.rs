@@ -92,7 +92,8 @@ impl Nats {
         })
     }
 
-    /// The server's `max_payload`, read at connect (and after reconnects).
+    /// The server's `max_payload` as last announced (chunk limits are
+    /// computed from it once, at connect).
     pub fn max_payload(&self) -> usize {
         self.client.server_info().max_payload
     }

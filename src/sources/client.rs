@@ -242,7 +242,8 @@ impl SisuClient {
         })
     }
 
-    /// Full-jitter exponential backoff: uniform in [0, base·2^(n-1)], capped.
+    /// Exponential backoff with jitter: uniform in [cap/2, cap] where
+    /// cap = base·2^(n-1), bounded by `sis_retry_max_ms`.
     fn backoff(&self, attempt: u32) -> Duration {
         let cap = self
             .inner
