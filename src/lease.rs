@@ -86,6 +86,27 @@ impl Lease {
         }
     }
 
+    /// Runs `work` with the lease already acquired: renews it meanwhile,
+    /// makes `importer`'s commits check it, and releases it afterwards.
+    pub async fn while_held<T>(
+        &self,
+        importer: &crate::pipeline::Importer,
+        work: impl std::future::Future<Output = T>,
+    ) -> T {
+        importer.set_lease(Some((lease_key(), self.owner.clone())));
+        let (stop_keeping, keeping) = crate::shutdown::channel();
+        let keeper = tokio::spawn({
+            let lease = self.clone();
+            async move { lease.keep(keeping).await }
+        });
+        let out = work.await;
+        stop_keeping.trigger();
+        let _ = keeper.await;
+        importer.set_lease(None);
+        self.release().await;
+        out
+    }
+
     /// Gives the lease up if it is ours.
     pub async fn release(&self) {
         if let Err(e) = self.store.lease_release(&lease_key(), &self.owner).await {

@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 use sis_importer::config::{Config, LogFormat};
 use std::time::Duration;
 
-use sis_importer::lease::{lease_key, Lease};
+use sis_importer::lease::Lease;
 use sis_importer::pipeline::{daemon::Daemon, Importer};
 use sis_importer::shutdown::{self, ShutdownTrigger};
 use sis_importer::status;
@@ -134,16 +134,9 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             if !lease.acquire(&mut shutdown.clone()).await {
                 return Ok(ExitCode::SUCCESS);
             }
-            importer.set_lease(Some((lease_key(), lease.owner().to_owned())));
-            let (stop_keeping, keeping) = shutdown::channel();
-            let keeper = tokio::spawn({
-                let lease = lease.clone();
-                async move { lease.keep(keeping).await }
-            });
-            let summary = importer.run(&selected, shutdown.clone()).await;
-            stop_keeping.trigger();
-            let _ = keeper.await;
-            lease.release().await;
+            let summary = lease
+                .while_held(&importer, importer.run(&selected, shutdown.clone()))
+                .await;
             let summary = summary?;
             // A signal is the operator's own stop: exit 0 (SPEC §2), with
             // what was acknowledged committed and the rest logged.

@@ -10,8 +10,8 @@ use tokio::task::JoinHandle;
 
 use super::Importer;
 use crate::catalogue::Service;
-use crate::lease::{lease_key, Lease};
-use crate::shutdown::{self, Shutdown};
+use crate::lease::Lease;
+use crate::shutdown::Shutdown;
 
 /// Starts runs in the background; shared by the schedule and the admin API.
 pub struct Daemon {
@@ -100,18 +100,7 @@ impl Daemon {
             lease.release().await;
             return;
         }
-        self.importer
-            .set_lease(Some((lease_key(), lease.owner().to_owned())));
-        let (stop_keeping, keeping) = shutdown::channel();
-        let keeper = tokio::spawn({
-            let lease = lease.clone();
-            async move { lease.keep(keeping).await }
-        });
-        self.run_now(why).await;
-        stop_keeping.trigger();
-        let _ = keeper.await;
-        self.importer.set_lease(None);
-        lease.release().await;
+        lease.while_held(&self.importer, self.run_now(why)).await;
     }
 
     /// Re-arms one-time services and clears the forbidden list: a new
