@@ -1,24 +1,26 @@
-//! End-to-end import throughput and memory: a real `nats-server -js` and
+//! End-to-end import throughput and memory: real `nats-server -js` and
 //! `redis-server`, the fake Sisu with a backlog of N entities per export
-//! service, and the reference consumer (2 instances, nothing recorded)
+//! service, and the reference consumer (2 instances, recording nothing)
 //! answering every chunk. The importer runs with production chunking
 //! (`FETCH_AMOUNT` 1000, `MAX_CHUNK_SIZE` 100, `MAX_CHUNK_BYTES` 900000)
 //! over PERSON, ATTAINMENT and TERM_REGISTRATION (the largest entities).
 //!
-//! What it shows:
-//! - entities/s and MB/s (entity JSON bytes as Sisu served them) per
-//!   service, from fetch to committed ordinal, i.e. including the wait for
-//!   every consumer acknowledgement;
-//! - peak RSS (`VmHWM`) of the process. Each size runs in a fresh child
-//!   process (this same binary), so each peak is its own. The process also
-//!   hosts the fake Sisu and the consumer; both are constant in N, so the
-//!   peak still exposes any buffering that grows with the backlog.
+//! It prints, per service, entities/s and MB/s (entity JSON as Sisu served
+//! it) from first fetch to last committed ordinal, so every consumer ack is
+//! included; and the process's peak RSS (`VmHWM`). Each size runs in a
+//! fresh child process (this binary), so each peak is its own. The process
+//! also hosts the fake Sisu and the consumer, both constant in N, so the
+//! peak still exposes any buffering that grows with the backlog.
 //!
-//! `BENCH_ENTITIES` (default 20000) is N; the bench runs N and 4N. The
-//! target line is printed with each result; the exit code is non-zero only
-//! when an import fails (`summary.success` false) or a child crashes.
+//! Children get `MALLOC_ARENA_MAX=2` unless it is set: with glibc's default
+//! (up to 8 arenas per core) allocations spread over more arenas the longer
+//! a run lasts and the peak creeps up a few MiB per 4x backlog; that is
+//! allocator slack, not buffering (it vanishes with the cap).
 //!
-//! Run: `cargo bench --bench end_to_end` (release).
+//! `BENCH_ENTITIES` (default 20000) is N; the bench runs N and 4N and
+//! prints a met/MISSED verdict per target. It exits non-zero only when an
+//! import fails (`summary.success` false or fewer than N entities
+//! committed) or a child crashes. Run: `cargo bench --bench end_to_end`.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, ExitCode, Stdio};
@@ -41,98 +43,82 @@ const TARGET_RSS_GROWTH: f64 = 1.25;
 const TARGET: &str = "target: >= 20000 entities/s per service on a 2-core machine in release; \
                       peak RSS independent of backlog size (4x backlog: < 1.25x peak RSS)";
 
+fn verdict(met: bool) -> &'static str {
+    ["MISSED", "met"][usize::from(met)]
+}
+
 fn main() -> ExitCode {
     if let Ok(n) = std::env::var(CHILD_ENV) {
-        let n: u64 = n.parse().expect("entity count");
-        return child(n);
+        return child(n.parse().expect("entity count"));
     }
-    let base: u64 = std::env::var("BENCH_ENTITIES")
-        .ok()
-        .map(|v| v.parse().expect("BENCH_ENTITIES is a number"))
-        .unwrap_or(20_000);
+    let base: u64 =
+        std::env::var("BENCH_ENTITIES").map_or(20_000, |v| v.parse().expect("a number"));
     println!("{TARGET}");
-    let mut peaks = Vec::new();
-    let mut failed = false;
-    for n in [base, 4 * base] {
-        println!("\n== {n} entities per service ==");
-        match spawn_child(n) {
-            Some((peak, slowest)) => {
-                peaks.push((n, peak));
-                let verdict = if slowest >= TARGET_RATE {
-                    "met"
-                } else {
-                    "MISSED"
-                };
-                println!("slowest service {slowest:.0} entities/s: rate target {verdict}");
-            }
-            None => failed = true,
+    let runs: Vec<_> = [base, 4 * base]
+        .into_iter()
+        .map(|n| (n, spawn_child(n)))
+        .collect();
+    for (n, result) in &runs {
+        if let Some((_, slowest)) = result {
+            println!(
+                "{n}: slowest service {slowest:.0} entities/s: rate target {}",
+                verdict(*slowest >= TARGET_RATE)
+            );
         }
     }
-    if let [(n1, p1), (n2, p2)] = peaks[..] {
+    if let [(n1, Some((p1, _))), (n2, Some((p2, _)))] = runs[..] {
         let growth = p2 as f64 / p1 as f64;
-        let verdict = if growth < TARGET_RSS_GROWTH {
-            "met"
-        } else {
-            "MISSED"
-        };
         println!(
-            "\npeak RSS: {:.1} MiB at {n1}, {:.1} MiB at {n2} entities/service (x{growth:.2} for x{} backlog): memory target {verdict}",
+            "peak RSS: {:.1} MiB at {n1}, {:.1} MiB at {n2} entities/service (x{growth:.2} for x4 backlog): memory target {}",
             p1 as f64 / 1024.0,
             p2 as f64 / 1024.0,
-            n2 / n1
+            verdict(growth < TARGET_RSS_GROWTH)
         );
     }
     println!("{TARGET}");
-    if failed {
-        ExitCode::FAILURE
-    } else {
+    if runs.iter().all(|(_, r)| r.is_some()) {
         ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 
 /// Runs one size in a fresh process; echoes its output and returns its
 /// peak RSS (KiB) and slowest service rate, or `None` if it failed.
 fn spawn_child(n: u64) -> Option<(u64, f64)> {
-    let exe = std::env::current_exe().expect("own executable");
-    let mut proc = Command::new(exe)
+    println!("\n== {n} entities per service ==");
+    let mut cmd = Command::new(std::env::current_exe().expect("own executable"));
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        cmd.env("MALLOC_ARENA_MAX", "2");
+    }
+    let mut proc = cmd
         .env(CHILD_ENV, n.to_string())
         .stdout(Stdio::piped())
         .spawn()
-        .expect("bench child starts");
+        .expect("child starts");
     let (mut peak, mut slowest) = (None, None);
     for line in BufReader::new(proc.stdout.take().expect("piped")).lines() {
         let line = line.expect("child output");
         println!("{line}");
-        if let Some(v) = line.strip_prefix("peak_rss_kib=") {
-            peak = v.trim().parse().ok();
-        }
-        if let Some(v) = line.strip_prefix("slowest_entities_per_s=") {
-            slowest = v.trim().parse().ok();
-        }
+        peak = peak.or_else(|| line.strip_prefix("peak_rss_kib=")?.parse().ok());
+        slowest = slowest.or_else(|| line.strip_prefix("slowest_entities_per_s=")?.parse().ok());
     }
-    let status = proc.wait().expect("bench child exits");
+    let status = proc.wait().expect("child exits");
     if !status.success() {
-        eprintln!("run with {n} entities failed: {status}");
+        eprintln!("run with {n} entities per service failed: {status}");
         return None;
     }
     Some((peak?, slowest?))
 }
 
-fn child(n: u64) -> ExitCode {
+/// One size, in this (child) process.
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn child(n: u64) -> ExitCode {
     if std::env::var_os("RUST_LOG").is_some() {
         tracing_subscriber::fmt()
             .with_writer(std::io::stderr)
             .init();
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(run(n))
-}
-
-async fn run(n: u64) -> ExitCode {
     let services: Vec<Service> = builtin()
         .into_iter()
         .filter(|s| SERVICES.contains(&s.id.as_str()))
@@ -163,7 +149,6 @@ async fn run(n: u64) -> ExitCode {
         sis_retry_base_ms: 10,
         sis_retry_max_ms: 200,
         sis_request_timeout_secs: 5.0,
-        shutdown_grace_secs: 5.0,
         ..Config::default()
     };
     config.validate().expect("bench config is valid");
@@ -182,41 +167,32 @@ async fn run(n: u64) -> ExitCode {
     let received = consumer.received();
 
     let http = reqwest::Client::new();
-    let mut slowest = f64::INFINITY;
-    let (mut total_entities, mut total_bytes) = (0u64, 0u64);
-    for (report, service) in summary.services.iter().zip(&services) {
+    let (mut slowest, mut total_bytes) = (f64::INFINITY, 0u64);
+    for (r, service) in summary.services.iter().zip(&services) {
         let bytes = served_bytes(&http, &fake, service).await;
-        let secs = (report.duration_ms.max(1)) as f64 / 1000.0;
-        let rate = report.entities as f64 / secs;
-        slowest = slowest.min(rate);
-        total_entities += report.entities;
+        let secs = r.duration_ms.max(1) as f64 / 1000.0;
+        slowest = slowest.min(r.entities as f64 / secs);
         total_bytes += bytes;
+        let (id, result, per) = (&r.service, r.result.as_str(), bytes / r.entities.max(1));
         println!(
-            "{:<18} {:>8} entities {:>6} chunks {:>8.1} MB in {:>7.2} s: {:>8.0} entities/s {:>7.1} MB/s ({} B/entity, {}, {} attempt(s))",
-            report.service,
-            report.entities,
-            report.chunks,
-            bytes as f64 / 1e6,
-            secs,
-            rate,
-            bytes as f64 / 1e6 / secs,
-            bytes / report.entities.max(1),
-            report.result.as_str(),
-            report.attempts,
+            "{id:<18} {:>7} entities {:>5} chunks {:>6.1} MB in {secs:>6.2} s: {:>6.0} entities/s {:>5.1} MB/s ({per} B/entity, {result}, attempts {})",
+            r.entities, r.chunks, bytes as f64 / 1e6, r.entities as f64 / secs, bytes as f64 / 1e6 / secs, r.attempts,
         );
     }
-    println!(
-        "all services       {total_entities:>8} entities in {:.2} s: {:.0} entities/s {:.1} MB/s; consumer acknowledged {} entities in {} chunks",
+    let (total, secs) = (
+        summary.services.iter().map(|r| r.entities).sum::<u64>(),
         wall.as_secs_f64(),
-        total_entities as f64 / wall.as_secs_f64(),
-        total_bytes as f64 / 1e6 / wall.as_secs_f64(),
-        received.entities_ok,
-        received.chunks_ok,
+    );
+    let (mb, arenas) = (total_bytes as f64 / 1e6, std::env::var("MALLOC_ARENA_MAX"));
+    println!(
+        "all services       {total:>7} entities, {mb:.0} MB in {secs:.2} s: {:.0} entities/s {:.1} MB/s; consumer acked {} entities",
+        total as f64 / secs, mb / secs, received.entities_ok,
     );
     println!(
-        "RSS before run {:.1} MiB, peak {:.1} MiB",
+        "RSS before run {:.1} MiB, peak {:.1} MiB (MALLOC_ARENA_MAX={})",
         rss_before as f64 / 1024.0,
-        peak as f64 / 1024.0
+        peak as f64 / 1024.0,
+        arenas.as_deref().unwrap_or("unset"),
     );
     println!("peak_rss_kib={peak}");
     println!("slowest_entities_per_s={slowest:.0}");
@@ -242,12 +218,7 @@ async fn served_bytes(http: &reqwest::Client, fake: &FakeSisu, service: &Service
         greatest_ordinal: i64,
         entities: Vec<Box<RawValue>>,
     }
-    let url = format!(
-        "{}{}{}",
-        fake.base_url(),
-        service.source.api_prefix(),
-        service.path
-    );
+    let url = fake.base_url() + service.source.api_prefix() + &service.path;
     let (mut since, mut bytes) = (0i64, 0u64);
     loop {
         let page: Page = http
@@ -261,11 +232,8 @@ async fn served_bytes(http: &reqwest::Client, fake: &FakeSisu, service: &Service
             .json()
             .await
             .expect("a page");
-        bytes += page
-            .entities
-            .iter()
-            .map(|e| e.get().len() as u64)
-            .sum::<u64>();
+        let sizes = page.entities.iter().map(|e| e.get().len() as u64);
+        bytes += sizes.sum::<u64>();
         if !page.has_more || page.entities.is_empty() {
             return bytes;
         }
@@ -277,9 +245,8 @@ async fn served_bytes(http: &reqwest::Client, fake: &FakeSisu, service: &Service
 /// opened its durable consumers, so its start-up is not timed.
 async fn wait_for_consumers(importer: &Importer, services: &[Service]) {
     let deadline = Instant::now() + Duration::from_secs(30);
-    let stream = importer
-        .nats
-        .jetstream
+    let js = &importer.nats.jetstream;
+    let stream = js
         .get_stream(&importer.nats.stream)
         .await
         .expect("the stream exists");
@@ -294,12 +261,8 @@ async fn wait_for_consumers(importer: &Importer, services: &[Service]) {
 
 /// A `kB` field of `/proc/self/status` (KiB), 0 if unreadable.
 fn proc_status_kib(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix(field)?.strip_prefix(':').map(str::to_owned))
-        })
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let line = status.lines().find(|l| l.starts_with(&format!("{field}:")));
+    line.and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         .unwrap_or(0)
 }
