@@ -14,6 +14,7 @@
 //!   loop, whole runs and the cron daemon.
 //! - [`store`]: all Redis state (ordinals, window counters, dead letters,
 //!   caches, run records).
+//! - [`progress`]: the live progress line of `once` on a terminal.
 //! - [`admin`]: the admin HTTP API (health, metrics, status, force update,
 //!   reset).
 //! - [`catalogue`], [`config`]: the fixed service catalogue and the typed
@@ -27,6 +28,7 @@ pub mod config;
 pub mod lease;
 pub mod metrics;
 pub mod pipeline;
+pub mod progress;
 pub mod shutdown;
 pub mod sinks;
 pub mod sources;

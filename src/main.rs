@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use sis_importer::lease::Lease;
 use sis_importer::pipeline::{daemon::Daemon, Importer};
+use sis_importer::progress::{LogWriter, Progress};
 use sis_importer::shutdown::{self, ShutdownTrigger};
 use sis_importer::status;
 use sis_importer::store::OrdinalStore;
@@ -32,6 +33,13 @@ struct Cli {
     command: Command,
 }
 
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ProgressMode {
+    Auto,
+    Always,
+    Never,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the daemon: import at start and on the CRON schedule.
@@ -41,6 +49,10 @@ enum Command {
         /// Service id to import (repeatable); default: SERVICES or all.
         #[arg(long = "service", value_name = "ID")]
         services: Vec<String>,
+        /// Live progress line per service on stderr: `auto` draws it only
+        /// when stderr is a terminal.
+        #[arg(long, value_enum, default_value = "auto")]
+        progress: ProgressMode,
     },
     /// Show per-service ordinal, progress, last run, forbidden and dead letters.
     Status {
@@ -115,7 +127,7 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             let _ = admin.await;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Once { services } => {
+        Command::Once { services, progress } => {
             config.validate()?;
             let ids = (!services.is_empty()).then_some(services);
             let selected = config.pick(
@@ -134,9 +146,19 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             if !lease.acquire(&mut shutdown.clone()).await {
                 return Ok(ExitCode::SUCCESS);
             }
+            let draw = match progress {
+                ProgressMode::Auto => std::io::stderr().is_terminal(),
+                ProgressMode::Always => true,
+                ProgressMode::Never => false,
+            };
+            let progress =
+                draw.then(|| Progress::spawn(importer.clone(), Duration::from_millis(200)));
             let summary = lease
                 .while_held(&importer, importer.run(&selected, shutdown.clone()))
                 .await;
+            if let Some(progress) = progress {
+                progress.finish().await;
+            }
             let summary = summary?;
             // A signal is the operator's own stop: exit 0 (SPEC §2), with
             // what was acknowledged committed and the rest logged.
@@ -194,8 +216,18 @@ fn spawn_signal_handler(trigger: ShutdownTrigger) {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}
         }
-        tracing::info!("signal received: stopping after outstanding acknowledgements");
+        tracing::info!("signal received: stopping after outstanding acknowledgements (a second signal exits at once)");
         trigger.trigger();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        // Nothing unacknowledged was committed, so nothing is lost: the
+        // next run re-sends from the committed ordinals.
+        tracing::warn!(
+            "second signal: exiting without waiting; unacknowledged batches stay uncommitted"
+        );
+        std::process::exit(130);
     });
 }
 
@@ -209,7 +241,7 @@ fn init_logging(format: Option<LogFormat>) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,async_nats=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(LogWriter);
     match format {
         LogFormat::Json => builder
             .json()

@@ -13,7 +13,12 @@ use sis_importer::store::OrdinalStore;
 const BIN: &str = env!("CARGO_BIN_EXE_sis-importer");
 
 fn importer_cmd(env: &Env, args: &[&str]) -> Command {
-    let mut cmd = Command::new(BIN);
+    env_cmd(env, BIN, args)
+}
+
+/// `program` with only `PATH` and the test environment's settings.
+fn env_cmd(env: &Env, program: &str, args: &[&str]) -> Command {
+    let mut cmd = Command::new(program);
     cmd.args(args)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default());
@@ -318,4 +323,77 @@ async fn secrets_never_appear_in_logs_errors_or_status() {
         !everything.contains("SECRET"),
         "a secret leaked:\n{everything}"
     );
+}
+
+/// `once` on a terminal (a pty from util-linux `script`) draws a progress
+/// line per service and leaves a summary line for each; piped, it is quiet
+/// apart from JSON logs, which carry one event per committed batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_on_a_terminal_and_batch_events_in_json_logs() {
+    let env = Env::start(250).await;
+    let out = importer_cmd(
+        &env,
+        &["once", "--service", "PERSON", "--service", "COUNTRY"],
+    )
+    .env("FETCH_AMOUNT", "100")
+    .output()
+    .unwrap();
+    assert!(out.status.success());
+    let logs = String::from_utf8_lossy(&out.stderr);
+    assert!(!logs.contains("\x1b["), "no drawing when piped: {logs}");
+    let batches: Vec<serde_json::Value> = logs
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("JSON log lines"))
+        .filter(|v| v["message"] == "batch committed" && v["service"] == "PERSON")
+        .collect();
+    assert_eq!(batches.len(), 3, "250 entities in batches of 100: {logs}");
+    let first = &batches[0];
+    assert_eq!(first["since"], 0);
+    assert_eq!(first["entities"], 100);
+    for field in ["ordinal", "chunks", "fetch_ms", "ack_ms", "batch"] {
+        assert!(first[field].is_u64(), "{field} in {first}");
+    }
+    assert_eq!(batches[1]["since"], first["ordinal"], "ranges follow on");
+    assert_eq!(
+        batches[2]["ordinal"].as_i64(),
+        env.fake.greatest_ordinal("PERSON")
+    );
+
+    let store = store(&env).await;
+    store.reset(&service("PERSON")).await.unwrap();
+    store.reset(&service("COUNTRY")).await.unwrap();
+    // LOG_FORMAT=text as on a terminal, so the drawing is what differs.
+    let inner = format!("{BIN} once --service PERSON --service COUNTRY");
+    let out = env_cmd(&env, "script", &["-qec", &inner, "/dev/null"])
+        .env("FETCH_AMOUNT", "100")
+        .env("TERM", "xterm")
+        .output()
+        .unwrap();
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{screen}");
+    assert!(
+        screen.contains("\r\x1b[2K"),
+        "the line is redrawn: {screen:?}"
+    );
+    let summary = |id: &str| {
+        screen
+            .split(['\r', '\n'])
+            .map(|l| l.trim_start_matches("\x1b[2K"))
+            .filter(|l| l.starts_with(id) && l.contains(" ok "))
+            .last()
+            .unwrap_or_else(|| panic!("no summary line for {id}: {screen:?}"))
+            .to_owned()
+    };
+    let person = summary("PERSON");
+    assert!(person.contains("250 entities"), "{person}");
+    assert!(
+        person.contains(&format!(
+            "ordinal {}",
+            env.fake.greatest_ordinal("PERSON").unwrap()
+        )),
+        "{person}"
+    );
+    assert!(person.contains("dead letters 0"), "{person}");
+    assert!(person.contains("/s"), "{person}");
+    summary("COUNTRY");
 }

@@ -72,6 +72,8 @@ pub struct Commit {
     pub entities: u64,
     /// The batch's number in this run.
     pub batch_no: u64,
+    /// Chunks published for it, halves included.
+    pub chunks: u32,
 }
 
 struct BatchWindow {
@@ -235,6 +237,7 @@ impl AckGate {
                 greatest_ordinal: b.greatest_ordinal,
                 entities: b.entities,
                 batch_no: b.no,
+                chunks: b.next_chunk_no - 1,
             });
         }
         commits
@@ -371,7 +374,8 @@ mod tests {
             [Commit {
                 greatest_ordinal: 10,
                 entities: 8,
-                batch_no: 1
+                batch_no: 1,
+                chunks: 7,
             }]
         );
     }

@@ -40,6 +40,8 @@ pub enum AttemptEnd {
 pub struct AttemptStats {
     /// Entities in committed batches.
     pub entities: u64,
+    /// Entities acknowledged (committed or not yet).
+    pub acknowledged: u64,
     /// Committed batches.
     pub batches: u64,
     /// Chunks published (halves included).
@@ -57,6 +59,14 @@ struct WindowDelta {
     updated: u64,
 }
 
+/// What the per-batch log line needs besides the gate's [`Commit`].
+struct OpenBatch {
+    no: u64,
+    since: i64,
+    fetched_in: Duration,
+    opened: Instant,
+}
+
 /// The mutable state of one attempt besides the gate.
 struct Attempt<'a> {
     importer: &'a Importer,
@@ -68,6 +78,8 @@ struct Attempt<'a> {
     window: WindowDelta,
     stats: AttemptStats,
     last_progress: Instant,
+    /// Open batches in order, for the "batch committed" event.
+    open: VecDeque<OpenBatch>,
 }
 
 impl Importer {
@@ -117,6 +129,7 @@ impl Importer {
                 ..Default::default()
             },
             last_progress: Instant::now(),
+            open: VecDeque::new(),
         };
         let panic_timeout = config.panic_timeout();
         let mut flush = tokio::time::interval(Duration::from_millis(250));
@@ -226,6 +239,12 @@ impl Attempt<'_> {
         if self.gate.outstanding_chunks() == 0 {
             self.last_progress = Instant::now();
         }
+        self.open.push_back(OpenBatch {
+            no: self.gate.next_batch_no(),
+            since: batch.since,
+            fetched_in: batch.fetched_in,
+            opened: Instant::now(),
+        });
         let chunks = self
             .gate
             .add_batch(batch.greatest_ordinal, count, plan.chunks);
@@ -253,7 +272,9 @@ impl Attempt<'_> {
             Verdict::Done { entities } => {
                 self.last_progress = Instant::now();
                 self.window.updated += entities as u64;
+                self.stats.acknowledged += entities as u64;
                 crate::metrics::acknowledged(service, entities as u64);
+                self.importer.progress(service, &self.stats);
             }
             Verdict::Split { failed, halves } => {
                 self.last_progress = Instant::now();
@@ -306,6 +327,7 @@ impl Attempt<'_> {
         }
         self.window.updated += 1;
         self.stats.dead_letters += 1;
+        self.importer.progress(&self.service.id, &self.stats);
         Ok(())
     }
 
@@ -338,7 +360,19 @@ impl Attempt<'_> {
             self.stats.ordinal = Some(ordinal);
             crate::metrics::committed(&self.service.id, ordinal);
             self.importer.progress(&self.service.id, &self.stats);
-            tracing::info!(service = %self.service.id, batch = commit.batch_no, ordinal, entities = commit.entities, "batch committed");
+            // Batches commit in the order they were opened.
+            let open = self.open.pop_front().filter(|o| o.no == commit.batch_no);
+            tracing::info!(
+                service = %self.service.id,
+                batch = commit.batch_no,
+                since = open.as_ref().map(|o| o.since),
+                ordinal,
+                entities = commit.entities,
+                chunks = commit.chunks,
+                fetch_ms = open.as_ref().map(|o| o.fetched_in.as_millis() as u64),
+                ack_ms = open.as_ref().map(|o| o.opened.elapsed().as_millis() as u64),
+                "batch committed"
+            );
         }
         Ok(())
     }

@@ -69,17 +69,36 @@ pub enum StartError {
     Config(#[from] crate::config::ConfigError),
 }
 
-/// Live progress of one service in the running process.
+/// Live progress of one service in the running process (the current or
+/// last run), for the progress line.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct LiveProgress {
-    /// Entities committed in the current or last run.
+    /// Entities in committed batches.
     pub entities: u64,
+    /// Entities acknowledged by consumers, committed or not yet.
+    pub acknowledged: u64,
     /// Committed ordinal.
     pub ordinal: Option<i64>,
-    /// Dead letters in the current or last run.
+    /// Dead letters.
     pub dead_letters: u64,
     /// Chunks published.
     pub chunks: u64,
+    /// The attempt under way (1 unless panic timeouts forced retries).
+    pub attempt: u32,
+    /// When the service started; `None` before.
+    #[serde(skip)]
+    pub started: Option<std::time::Instant>,
+    /// When it finished, and how (`ok`, `failed`, ...); `None` while running.
+    #[serde(skip)]
+    pub finished: Option<std::time::Instant>,
+    /// The outcome, once finished.
+    pub result: Option<String>,
+    /// Start order within the process.
+    #[serde(skip)]
+    pub seq: u64,
+    /// Totals of the service's earlier attempts in this run.
+    #[serde(skip)]
+    pub(crate) base: import::AttemptStats,
 }
 
 /// Everything a run needs: configuration and the three connections. One
@@ -177,13 +196,57 @@ impl Importer {
         self.live.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    fn progress(&self, service: &str, stats: &import::AttemptStats) {
+    fn update_live(&self, service: &str, f: impl FnOnce(&mut LiveProgress, u64)) {
         let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
-        let p = live.entry(service.to_owned()).or_default();
-        p.ordinal = stats.ordinal;
-        p.chunks = stats.chunks;
-        p.dead_letters = stats.dead_letters;
-        p.entities = stats.entities;
+        let seq = live.len() as u64;
+        f(live.entry(service.to_owned()).or_default(), seq);
+    }
+
+    /// A service starts: its live progress starts from zero.
+    fn live_started(&self, service: &str) {
+        self.update_live(service, |p, seq| {
+            *p = LiveProgress {
+                started: Some(std::time::Instant::now()),
+                seq,
+                ..LiveProgress::default()
+            }
+        });
+    }
+
+    /// Attempt `attempt` of a service begins: what earlier attempts did
+    /// becomes the base the new attempt's numbers add to.
+    fn live_attempt(&self, service: &str, attempt: u32) {
+        self.update_live(service, |p, _| {
+            p.attempt = attempt;
+            p.base = import::AttemptStats {
+                entities: p.entities,
+                acknowledged: p.acknowledged,
+                batches: 0,
+                chunks: p.chunks,
+                dead_letters: p.dead_letters,
+                ordinal: p.ordinal,
+            };
+        });
+    }
+
+    /// The running attempt's numbers so far.
+    fn progress(&self, service: &str, stats: &import::AttemptStats) {
+        self.update_live(service, |p, _| {
+            p.ordinal = stats.ordinal.or(p.base.ordinal);
+            p.chunks = p.base.chunks + stats.chunks;
+            p.dead_letters = p.base.dead_letters + stats.dead_letters;
+            p.entities = p.base.entities + stats.entities;
+            p.acknowledged = p.base.acknowledged + stats.acknowledged;
+        });
+    }
+
+    /// A service finished with `result`.
+    fn live_finished(&self, service: &str, result: &str, ordinal: Option<i64>) {
+        self.update_live(service, |p, _| {
+            p.finished = Some(std::time::Instant::now());
+            p.result = Some(result.to_owned());
+            p.ordinal = p.ordinal.or(ordinal);
+        });
     }
 
     /// Sets the lease every commit must hold (`None`: no check).

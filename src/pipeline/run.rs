@@ -171,12 +171,14 @@ impl Importer {
         let started = Instant::now();
         let started_at = chrono::Utc::now().to_rfc3339();
         let mut report = ServiceReport::new(service, ServiceOutcome::Ok);
+        self.live_started(&service.id);
         let (outcome, error) = self
             .import_attempts(service, &mut shutdown, &mut report)
             .await;
         report.result = outcome;
         report.error = error.map(|e| e.to_string());
         report.duration_ms = started.elapsed().as_millis() as u64;
+        self.live_finished(&service.id, outcome.as_str(), report.ordinal);
         crate::metrics::run_finished(&service.id, started.elapsed(), outcome.finished());
         match outcome {
             ServiceOutcome::Ok | ServiceOutcome::Skipped => {
@@ -226,6 +228,7 @@ impl Importer {
             let since = committed.unwrap_or(0);
             tracing::info!(service = %service.id, attempt, since, execution_hash = %hash, "importing");
             report.attempts = attempt;
+            self.live_attempt(&service.id, attempt);
             let (end, stats) = self
                 .attempt(service, &hash, since, &mut batch_no, shutdown)
                 .await;

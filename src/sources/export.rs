@@ -26,9 +26,11 @@ pub fn pages(
 ) -> impl Stream<Item = Result<Batch, SourceError>> + Send + 'static {
     async_stream::try_stream! {
         loop {
+            let started = std::time::Instant::now();
             let url = export_url(&client, &service, since, limit);
             let body = client.get(&service.id, &url, Auth::Credentials).await?;
-            let batch = parse_page(&service.id, &url, since, &body)?;
+            let mut batch = parse_page(&service.id, &url, since, &body)?;
+            batch.fetched_in = started.elapsed();
             let has_more = batch.has_more;
             let next = batch.greatest_ordinal;
             if batch.entities.is_empty() && !has_more {
@@ -90,6 +92,7 @@ pub fn parse_page(service: &str, url: &str, since: i64, body: &[u8]) -> Result<B
         greatest_ordinal: greatest,
         has_more: page.has_more,
         entities,
+        fetched_in: std::time::Duration::ZERO,
     })
 }
 

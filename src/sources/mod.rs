@@ -32,6 +32,8 @@ pub struct Batch {
     pub has_more: bool,
     /// The entities, raw JSON, in Sisu's order.
     pub entities: Vec<Box<RawValue>>,
+    /// Time spent fetching and parsing it (retries and waits included).
+    pub fetched_in: std::time::Duration,
 }
 
 /// Why fetching from Sisu failed. URLs never carry secrets.

@@ -27,6 +27,7 @@ pub async fn fetch(
     store: &OrdinalStore,
     service: &Service,
 ) -> Result<Batch, SourceError> {
+    let started = std::time::Instant::now();
     let (url, entities) = match service.source {
         SourceKind::Urn => {
             let url = format!("{}{}", client.kori_public_api_url(), service.path);
@@ -72,6 +73,7 @@ pub async fn fetch(
         greatest_ordinal: ONE_TIME_ORDINAL,
         has_more: false,
         entities,
+        fetched_in: started.elapsed(),
     })
 }
 
