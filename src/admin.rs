@@ -102,7 +102,30 @@ async fn readyz(State(state): State<AdminState>) -> Response {
     let importer = state.daemon.importer();
     let nats = importer.nats.client.connection_state() == async_nats::connection::State::Connected;
     let redis = importer.store.ping().await.is_ok();
-    let body = json!({ "nats": nats, "redis": redis, "running": importer.is_running() });
+    // Lease state is shown, not required: a standby replica is ready to
+    // take over, so it must stay in the load balancer's and probe's good books.
+    let lease = match state.daemon.lease() {
+        Some(lease) => {
+            let holder = importer
+                .store
+                .lease_holder(&crate::lease::lease_key())
+                .await
+                .ok()
+                .flatten();
+            json!({
+                "this_instance": lease.owner(),
+                "holder": holder,
+                "held_here": holder.as_deref() == Some(lease.owner()),
+            })
+        }
+        None => serde_json::Value::Null,
+    };
+    let body = json!({
+        "nats": nats,
+        "redis": redis,
+        "running": importer.is_running(),
+        "lease": lease,
+    });
     let code = if nats && redis {
         StatusCode::OK
     } else {

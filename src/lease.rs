@@ -55,7 +55,12 @@ impl Lease {
             match self.try_acquire().await {
                 Ok(true) => return true,
                 Ok(false) if !told => {
-                    tracing::info!(owner = %self.owner, "another instance holds the import lease; waiting");
+                    let holder = self.store.lease_holder(&lease_key()).await.ok().flatten();
+                    tracing::info!(
+                        this_instance = %self.owner,
+                        holder = holder.as_deref().unwrap_or("<expired just now>"),
+                        "another instance holds the import lease; waiting"
+                    );
                     told = true;
                 }
                 Ok(false) => {}
@@ -69,8 +74,9 @@ impl Lease {
     }
 
     /// Renews the lease every third of its time to live until `stop`
-    /// fires; logs loudly if it was lost (commits then fail by themselves).
-    pub async fn keep(&self, mut stop: Shutdown) {
+    /// fires; if it was lost, logs loudly and calls `lost` (commits then
+    /// fail by themselves).
+    pub async fn keep(&self, mut stop: Shutdown, lost: impl Fn()) {
         loop {
             tokio::select! {
                 _ = stop.recv() => return,
@@ -79,7 +85,8 @@ impl Lease {
             match self.try_acquire().await {
                 Ok(true) => {}
                 Ok(false) => {
-                    tracing::error!(owner = %self.owner, "import lease lost to another instance; commits are refused")
+                    tracing::error!(owner = %self.owner, "import lease lost to another instance; commits are refused and no further service starts");
+                    lost();
                 }
                 Err(e) => tracing::warn!(error = %e, "cannot renew the import lease"),
             }
@@ -95,13 +102,13 @@ impl Lease {
     ) -> T {
         importer.set_lease(Some((lease_key(), self.owner.clone())));
         let (stop_keeping, keeping) = crate::shutdown::channel();
-        let keeper = tokio::spawn({
-            let lease = self.clone();
-            async move { lease.keep(keeping).await }
-        });
-        let out = work.await;
-        stop_keeping.trigger();
-        let _ = keeper.await;
+        let keeper = self.keep(keeping, || importer.mark_lease_lost());
+        let work = async {
+            let out = work.await;
+            stop_keeping.trigger();
+            out
+        };
+        let (out, ()) = tokio::join!(work, keeper);
         importer.set_lease(None);
         self.release().await;
         out

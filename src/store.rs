@@ -530,6 +530,16 @@ impl OrdinalStore {
         Ok(held == 1)
     }
 
+    /// Who holds the lease `key` now, if anyone.
+    pub async fn lease_holder(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let key = key.to_owned();
+        self.run("read lease", |c| {
+            let key = key.clone();
+            Box::pin(async move { redis::cmd("GET").arg(key).query_async(&mut **c).await })
+        })
+        .await
+    }
+
     /// Deletes the lease `key` if `owner` holds it.
     pub async fn lease_release(&self, key: &str, owner: &str) -> Result<(), StoreError> {
         let (key, owner) = (key.to_owned(), owner.to_owned());

@@ -17,11 +17,14 @@ async fn admin_routes_answer_and_guard_with_the_token() {
     config.admin_token = Some(Secret::new("admin-tok-4242"));
     let importer = env.importer(config).await;
     let (trigger, shutdown) = shutdown::channel();
+    let lease =
+        sis_importer::lease::Lease::new(importer.store.clone(), std::time::Duration::from_secs(10));
+    let owner = lease.owner().to_owned();
     let daemon = Daemon::new(
         importer.clone(),
         services(&["PERSON", "COUNTRY"]),
         shutdown.clone(),
-        None,
+        Some(lease),
     );
     let (addr, server) =
         sis_importer::admin::serve(daemon, "127.0.0.1:0".parse().unwrap(), shutdown)
@@ -41,6 +44,8 @@ async fn admin_routes_answer_and_guard_with_the_token() {
         (ready["nats"].as_bool(), ready["redis"].as_bool()),
         (Some(true), Some(true))
     );
+    assert_eq!(ready["lease"]["this_instance"], owner.as_str(), "{ready}");
+    assert_eq!(ready["lease"]["held_here"], false, "no run yet: {ready}");
 
     for (path, method) in [
         ("/status", "GET"),
@@ -79,11 +84,18 @@ async fn admin_routes_answer_and_guard_with_the_token() {
         .unwrap();
     assert_eq!(again.status(), 409, "runs never overlap");
     env.consumer.set_latency(Duration::ZERO);
+    // The run may still be waiting for the lease: wait for its commits.
+    let greatest = env.fake.greatest_ordinal("PERSON");
+    let mut committed = None;
+    for _ in 0..300 {
+        committed = env.ordinal(&importer, "PERSON").await;
+        if committed == greatest {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(committed, greatest);
     assert!(eventually(Duration::from_secs(30), || !importer.is_running()).await);
-    assert_eq!(
-        env.ordinal(&importer, "PERSON").await,
-        env.fake.greatest_ordinal("PERSON")
-    );
 
     let status: serde_json::Value = http
         .get(url("/status?token=admin-tok-4242"))

@@ -115,3 +115,56 @@ async fn survivor_takes_over_from_a_killed_lease_holder() {
     terminate(&mut b);
     env.assert_delivered("PERSON", &[]);
 }
+
+/// An instance whose lease was taken over commits nothing more and starts
+/// no further service; it does not release the new holder's lease.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_that_lost_its_lease_commits_nothing_and_stops() {
+    use sis_importer::lease::{lease_key, Lease};
+    use sis_importer::pipeline::ServiceOutcome;
+    use sis_importer::shutdown::Shutdown;
+
+    let env = Env::start(120).await;
+    let importer = env.importer(env.config()).await;
+    let lease = Lease::new(importer.store.clone(), Duration::from_secs(30));
+    assert!(lease.try_acquire().await.unwrap());
+    // Another replica takes the lease (as after a long pause of this one).
+    let redis = redis::Client::open(env.redis.url()).unwrap();
+    let mut conn = redis.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(lease_key())
+        .arg("thief")
+        .arg("PX")
+        .arg(30_000)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+
+    let summary = lease
+        .while_held(
+            &importer,
+            importer.run(&services(&["PERSON", "ORGANISATION"]), Shutdown::never()),
+        )
+        .await
+        .unwrap();
+    let person = &summary.services[0];
+    assert_eq!(person.result, ServiceOutcome::Failed, "{person:?}");
+    assert!(
+        person.error.as_deref().unwrap_or("").contains("lease"),
+        "{person:?}"
+    );
+    assert_eq!(summary.services[1].result, ServiceOutcome::Interrupted);
+    for id in ["PERSON", "ORGANISATION"] {
+        assert_eq!(env.ordinal(&importer, id).await, None, "{id}: no commit");
+    }
+    let holder: Option<String> = redis::cmd("GET")
+        .arg(lease_key())
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        holder.as_deref(),
+        Some("thief"),
+        "not released by the loser"
+    );
+}

@@ -22,6 +22,8 @@ pub struct Daemon {
     lease: Option<Lease>,
     /// The run in progress (or waiting for the lease), if any.
     current: Mutex<Option<JoinHandle<()>>>,
+    /// Whether [`Daemon::prepare`] ran in this process.
+    prepared: std::sync::atomic::AtomicBool,
 }
 
 impl Daemon {
@@ -38,12 +40,18 @@ impl Daemon {
             shutdown,
             lease,
             current: Mutex::new(None),
+            prepared: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
     /// The importer.
     pub fn importer(&self) -> &Arc<Importer> {
         &self.importer
+    }
+
+    /// The replicas' lease, if this daemon uses one.
+    pub fn lease(&self) -> Option<&Lease> {
+        self.lease.as_ref()
     }
 
     /// The services each run imports.
@@ -72,6 +80,19 @@ impl Daemon {
     }
 
     async fn run_now(&self, why: &'static str) {
+        // Shared state is touched only by the lease holder: the first run
+        // of this process re-arms, not its start-up (which may overlap
+        // another replica's run).
+        if !self
+            .prepared
+            .swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            if let Err(e) = self.prepare().await {
+                tracing::warn!(error = %e, "could not re-arm one-time services; trying again next run");
+                self.prepared
+                    .store(false, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
         tracing::info!(trigger = why, "starting run");
         if let Err(e) = self
             .importer

@@ -354,7 +354,12 @@ impl Attempt<'_> {
                     commit.entities,
                     lease.as_ref().map(|(k, o)| (k.as_str(), o.as_str())),
                 )
-                .await?;
+                .await
+                .inspect_err(|e| {
+                    if matches!(e, crate::store::StoreError::LeaseLost { .. }) {
+                        self.importer.mark_lease_lost();
+                    }
+                })?;
             self.stats.entities += commit.entities;
             self.stats.batches += 1;
             self.stats.ordinal = Some(ordinal);

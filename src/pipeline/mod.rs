@@ -122,6 +122,8 @@ pub struct Importer {
     live: Mutex<BTreeMap<String, LiveProgress>>,
     /// The lease (key, owner) every commit must hold, when replicas are used.
     lease: Mutex<Option<(String, String)>>,
+    /// Set when the lease was found lost: the run imports nothing more.
+    lease_lost: std::sync::atomic::AtomicBool,
 }
 
 impl Importer {
@@ -156,6 +158,7 @@ impl Importer {
             run_lock: tokio::sync::Mutex::new(()),
             live: Mutex::new(BTreeMap::new()),
             lease: Mutex::new(None),
+            lease_lost: std::sync::atomic::AtomicBool::new(false),
         }))
     }
 
@@ -252,6 +255,20 @@ impl Importer {
     /// Sets the lease every commit must hold (`None`: no check).
     pub fn set_lease(&self, lease: Option<(String, String)>) {
         *self.lease.lock().unwrap_or_else(|e| e.into_inner()) = lease;
+        self.lease_lost
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Another instance took the lease: the run stops starting services
+    /// (commits are refused by Redis anyway).
+    pub fn mark_lease_lost(&self) {
+        self.lease_lost
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Whether the lease this run holds was lost.
+    pub fn lease_lost(&self) -> bool {
+        self.lease_lost.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     fn lease_guard(&self) -> Option<(String, String)> {

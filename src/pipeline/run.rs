@@ -112,7 +112,7 @@ impl Importer {
         tracing::info!(services = services.len(), "run started");
         let mut reports = Vec::with_capacity(services.len());
         for service in services {
-            let report = if shutdown.is_shutdown() {
+            let report = if shutdown.is_shutdown() || self.lease_lost() {
                 ServiceReport::new(service, ServiceOutcome::Interrupted)
             } else {
                 self.import_service(service, shutdown.clone()).await
