@@ -74,6 +74,20 @@ pub struct Config {
     pub nats_url: String,
     /// `NATS_TOKEN`: NATS auth token.
     pub nats_token: Option<Secret>,
+    /// `NATS_USER`: NATS user (with `NATS_PASSWORD`); `nats://user:pass@host`
+    /// in `NATS_URL` works too.
+    pub nats_user: Option<String>,
+    /// `NATS_PASSWORD`: NATS password.
+    pub nats_password: Option<Secret>,
+    /// `NATS_TLS`: require TLS to NATS (also implied by a `tls://` URL or
+    /// any NATS certificate setting).
+    pub nats_tls: bool,
+    /// `NATS_CA_PATH`: extra trusted CAs for NATS (PEM).
+    pub nats_ca_path: Option<PathBuf>,
+    /// `NATS_CERT_PATH`: client certificate for NATS (PEM), with `NATS_KEY_PATH`.
+    pub nats_cert_path: Option<PathBuf>,
+    /// `NATS_KEY_PATH`: the key of `NATS_CERT_PATH` (PEM).
+    pub nats_key_path: Option<PathBuf>,
     /// `NATS_STREAM`, default `SIS_IMPORTER`.
     pub nats_stream: String,
     /// `REDIS_URL`, default `redis://127.0.0.1:6379/` (may hold a password).
@@ -147,6 +161,12 @@ impl Default for Config {
             ca_path: None,
             nats_url: "nats://127.0.0.1:4222".into(),
             nats_token: None,
+            nats_user: None,
+            nats_password: None,
+            nats_tls: false,
+            nats_ca_path: None,
+            nats_cert_path: None,
+            nats_key_path: None,
             nats_stream: "SIS_IMPORTER".into(),
             redis_url: Secret::new("redis://127.0.0.1:6379/"),
             fetch_amount: 1000,
@@ -229,6 +249,12 @@ pub const ENV_NAMES: &[&str] = &[
     "CA_PATH",
     "NATS_URL",
     "NATS_TOKEN",
+    "NATS_USER",
+    "NATS_PASSWORD",
+    "NATS_TLS",
+    "NATS_CA_PATH",
+    "NATS_CERT_PATH",
+    "NATS_KEY_PATH",
     "NATS_STREAM",
     "REDIS_URL",
     "FETCH_AMOUNT",
@@ -316,6 +342,28 @@ impl Config {
         }
         if let Some(v) = var("NATS_TOKEN") {
             self.nats_token = Some(Secret(v));
+        }
+        if let Some(v) = var("NATS_USER") {
+            self.nats_user = Some(v);
+        }
+        if let Some(v) = var("NATS_PASSWORD") {
+            self.nats_password = Some(Secret(v));
+        }
+        if let Some(v) = var("NATS_TLS") {
+            self.nats_tls = match v.trim().to_ascii_lowercase().as_str() {
+                "1" | "true" | "yes" | "on" => true,
+                "0" | "false" | "no" | "off" => false,
+                _ => return Err(invalid("NATS_TLS", format!("{v:?} is not true or false"))),
+            };
+        }
+        if let Some(v) = var("NATS_CA_PATH") {
+            self.nats_ca_path = Some(v.into());
+        }
+        if let Some(v) = var("NATS_CERT_PATH") {
+            self.nats_cert_path = Some(v.into());
+        }
+        if let Some(v) = var("NATS_KEY_PATH") {
+            self.nats_key_path = Some(v.into());
         }
         if let Some(v) = var("NATS_STREAM") {
             self.nats_stream = v;
@@ -449,6 +497,35 @@ impl Config {
                 "KEY_PATH",
                 "KEY_PATH and CERT_PATH must be set together",
             ));
+        }
+        if (self.nats_key_path.is_some()) != (self.nats_cert_path.is_some()) {
+            return Err(invalid(
+                "NATS_KEY_PATH",
+                "NATS_KEY_PATH and NATS_CERT_PATH must be set together",
+            ));
+        }
+        if (self.nats_user.is_some()) != (self.nats_password.is_some()) {
+            return Err(invalid(
+                "NATS_USER",
+                "NATS_USER and NATS_PASSWORD must be set together",
+            ));
+        }
+        for (name, path) in [
+            ("CA_PATH", &self.ca_path),
+            ("KEY_PATH", &self.key_path),
+            ("CERT_PATH", &self.cert_path),
+            ("NATS_CA_PATH", &self.nats_ca_path),
+            ("NATS_CERT_PATH", &self.nats_cert_path),
+            ("NATS_KEY_PATH", &self.nats_key_path),
+        ] {
+            if let Some(path) = path {
+                if !path.is_file() {
+                    return Err(invalid(
+                        name,
+                        format!("{} is not a readable file", path.display()),
+                    ));
+                }
+            }
         }
         if self.sis_api_password.is_some() && self.sis_api_user.is_none() {
             return Err(invalid(

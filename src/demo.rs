@@ -13,7 +13,7 @@ use sis_importer::config::{Config, Secret};
 use sis_importer::pipeline::{Importer, RunSummary};
 use sis_importer::shutdown;
 use sis_importer::testkit::consumer::{ConsumerConfig, ReferenceConsumer};
-use sis_importer::testkit::fake_sisu::{FakeSisu, FakeSisuConfig};
+use sis_importer::testkit::fake_sisu::{FakeSisu, FakeSisuConfig, TlsServerConfig};
 use sis_importer::testkit::servers::{NatsServer, RedisServer};
 
 /// Options of the demo.
@@ -31,11 +31,17 @@ pub struct DemoArgs {
 }
 
 /// Serves the fake Sisu in the foreground until Ctrl-C.
-pub async fn serve_fake_sisu(port: u16, entities: u64, seed: u64) -> anyhow::Result<()> {
+pub async fn serve_fake_sisu(
+    port: u16,
+    entities: u64,
+    seed: u64,
+    tls: Option<TlsServerConfig>,
+) -> anyhow::Result<()> {
     let fake = FakeSisu::start(FakeSisuConfig {
         seed,
         entities_per_service: entities,
         bind: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+        tls,
     })
     .await
     .with_context(|| format!("cannot listen on 127.0.0.1:{port}"))?;
@@ -55,6 +61,7 @@ pub async fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<ExitCode>
         seed: args.seed,
         entities_per_service: args.entities,
         bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+        tls: None,
     })
     .await
     .context("starting the fake Sisu")?;
@@ -79,7 +86,7 @@ pub async fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<ExitCode>
         importer.store.reset(service).await?;
     }
     let mut consumer_config = ConsumerConfig::new(nats_url);
-    consumer_config.nats_token = config.nats_token.as_ref().map(|t| t.expose().to_owned());
+    consumer_config.nats_auth = sis_importer::sinks::NatsAuth::from_config(&config);
     consumer_config.stream = config.nats_stream.clone();
     consumer_config.record = false;
     let consumer = ReferenceConsumer::start(consumer_config);

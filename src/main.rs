@@ -15,6 +15,7 @@ use sis_importer::progress::{LogWriter, Progress};
 use sis_importer::shutdown::{self, ShutdownTrigger};
 use sis_importer::status;
 use sis_importer::store::OrdinalStore;
+use sis_importer::testkit::fake_sisu::TlsServerConfig;
 
 mod demo;
 
@@ -80,6 +81,15 @@ enum Command {
         /// Seed of the generated data.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+        #[arg(long, value_name = "FILE", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The private key (PEM) for --tls-cert.
+        #[arg(long, value_name = "FILE", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// Demand client certificates issued by these CAs (PEM bundle).
+        #[arg(long, value_name = "FILE", requires = "tls_cert")]
+        client_ca: Option<PathBuf>,
     },
     /// Run the whole job on an embedded default: fake Sisu and reference
     /// consumers in-process, NATS and Redis started if none are given.
@@ -115,10 +125,6 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 Duration::from_secs(importer.config.lease_ttl_secs),
             );
             let daemon = Daemon::new(importer, services, shutdown.clone(), Some(lease));
-            daemon
-                .prepare()
-                .await
-                .context("re-arming one-time services")?;
             let addr = std::net::SocketAddr::from(([0, 0, 0, 0], port));
             let (_, admin) = sis_importer::admin::serve(daemon.clone(), addr, shutdown)
                 .await
@@ -200,8 +206,25 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             port,
             entities,
             seed,
+            tls_cert,
+            tls_key,
+            client_ca,
         } => {
-            demo::serve_fake_sisu(port, entities, seed).await?;
+            let read = |what: &str, path: &PathBuf| {
+                std::fs::read(path).with_context(|| format!("{what} {}", path.display()))
+            };
+            let tls = match (&tls_cert, &tls_key) {
+                (Some(cert), Some(key)) => Some(TlsServerConfig {
+                    cert_pem: read("--tls-cert", cert)?,
+                    key_pem: read("--tls-key", key)?,
+                    client_ca_pem: client_ca
+                        .as_ref()
+                        .map(|ca| read("--client-ca", ca))
+                        .transpose()?,
+                }),
+                _ => None,
+            };
+            demo::serve_fake_sisu(port, entities, seed, tls).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo(args) => demo::run(config, args).await,

@@ -302,6 +302,12 @@ async fn secrets_never_appear_in_logs_errors_or_status() {
         .env("NATS_TOKEN", "nats-SECRET-6")
         .output()
         .unwrap();
+    let nats_user = importer_cmd(&env, &["once"])
+        .env("NATS_URL", "nats://127.0.0.1:1")
+        .env("NATS_USER", "importer")
+        .env("NATS_PASSWORD", "nats-SECRET-8")
+        .output()
+        .unwrap();
     let redis = importer_cmd(&env, &["status"])
         .env("REDIS_URL", "redis://:redis-SECRET-7@127.0.0.1:1/")
         .output()
@@ -312,6 +318,7 @@ async fn secrets_never_appear_in_logs_errors_or_status() {
         status.stdout,
         status.stderr,
         nats.stderr,
+        nats_user.stderr,
         redis.stderr,
     ]
     .iter()

@@ -7,7 +7,8 @@ use async_nats::jetstream::{self, stream};
 use crate::catalogue::{
     Service, FEEDBACK_SUBJECT, POST_UPDATE_FINISH_SUBJECT, POST_UPDATE_SUBJECT,
 };
-use crate::config::Config;
+use crate::config::{Config, Secret};
+use std::path::PathBuf;
 
 /// Errors towards NATS; they name the operation and never the token.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +53,73 @@ pub enum SinkError {
     },
 }
 
+/// How a client authenticates to NATS and secures the connection: token,
+/// user and password, TLS with extra CAs and a client certificate. Used by
+/// the importer and, in tests, by the reference consumer and the harness.
+#[derive(Clone, Default)]
+pub struct NatsAuth {
+    /// Token authentication.
+    pub token: Option<Secret>,
+    /// User and password.
+    pub user_password: Option<(String, Secret)>,
+    /// Require TLS.
+    pub require_tls: bool,
+    /// Extra trusted CAs (PEM).
+    pub ca_path: Option<PathBuf>,
+    /// Client certificate and key (PEM).
+    pub client_cert: Option<(PathBuf, PathBuf)>,
+}
+
+impl std::fmt::Debug for NatsAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NatsAuth")
+            .field("token", &self.token)
+            .field("user", &self.user_password.as_ref().map(|(u, _)| u))
+            .field("require_tls", &self.require_tls)
+            .field("ca_path", &self.ca_path)
+            .field("client_cert", &self.client_cert)
+            .finish()
+    }
+}
+
+impl NatsAuth {
+    /// The settings `NATS_TOKEN`, `NATS_USER`/`NATS_PASSWORD`, `NATS_TLS`,
+    /// `NATS_CA_PATH`, `NATS_CERT_PATH`/`NATS_KEY_PATH`.
+    pub fn from_config(config: &Config) -> NatsAuth {
+        NatsAuth {
+            token: config.nats_token.clone(),
+            user_password: config.nats_user.clone().zip(config.nats_password.clone()),
+            require_tls: config.nats_tls,
+            ca_path: config.nats_ca_path.clone(),
+            client_cert: config
+                .nats_cert_path
+                .clone()
+                .zip(config.nats_key_path.clone()),
+        }
+    }
+
+    /// `options` with these credentials and TLS settings. Certificate
+    /// settings imply TLS.
+    pub fn apply(&self, mut options: async_nats::ConnectOptions) -> async_nats::ConnectOptions {
+        if let Some(token) = &self.token {
+            options = options.token(token.expose().to_owned());
+        }
+        if let Some((user, password)) = &self.user_password {
+            options = options.user_and_password(user.clone(), password.expose().to_owned());
+        }
+        if let Some(ca) = &self.ca_path {
+            options = options.add_root_certificates(ca.clone());
+        }
+        if let Some((cert, key)) = &self.client_cert {
+            options = options.add_client_certificate(cert.clone(), key.clone());
+        }
+        if self.require_tls || self.ca_path.is_some() || self.client_cert.is_some() {
+            options = options.require_tls(true);
+        }
+        options
+    }
+}
+
 /// A NATS connection with its JetStream context and the server's limits.
 #[derive(Clone)]
 pub struct Nats {
@@ -66,16 +134,14 @@ pub struct Nats {
 impl Nats {
     /// Connects; an unreachable server fails here, at start, within ~10 s.
     pub async fn connect(config: &Config) -> Result<Nats, SinkError> {
-        let mut options = async_nats::ConnectOptions::new()
+        let options = async_nats::ConnectOptions::new()
             .name("sis-importer")
             .connection_timeout(Duration::from_secs(5))
             .request_timeout(Some(Duration::from_secs(10)))
             // Feedback for a whole window must fit while a batch commits.
             .subscription_capacity(65_536);
-        if let Some(token) = &config.nats_token {
-            options = options.token(token.expose().to_owned());
-        }
-        let client = options
+        let client = NatsAuth::from_config(config)
+            .apply(options)
             .connect(&config.nats_url)
             .await
             .map_err(|e| SinkError::Connect {

@@ -12,6 +12,6 @@ pub mod connection;
 pub mod publisher;
 pub mod wire;
 
-pub use connection::{Nats, SinkError};
+pub use connection::{Nats, NatsAuth, SinkError};
 pub use publisher::{ChunkPublisher, OutgoingChunk, PublishFailure};
 pub use wire::{Feedback, FeedbackStatus};

@@ -28,10 +28,15 @@ struct Inner {
     sis_api_url: String,
     kori_public_api_url: String,
     root_org_id: String,
-    /// Client presenting the client certificate (if any) and extra CAs.
+    /// Client for the export and GraphQL APIs: credentials go with it.
     authenticated: reqwest::Client,
-    /// Client for URN code books and KORI public: no credentials at all.
+    /// Client for URN code books and KORI public: no credential headers.
+    /// Both trust `CA_PATH` and present the client certificate, which a TLS
+    /// server receives only when it asks for one (a gateway in front of
+    /// every Sisu path does).
     public: reqwest::Client,
+    /// Whether `KEY_PATH`/`CERT_PATH` are configured (for TLS error hints).
+    client_certificate: bool,
     basic: Option<(String, Option<Secret>)>,
     proxy_token: Option<Secret>,
     api_key: Option<Secret>,
@@ -92,7 +97,8 @@ impl SisuClient {
                     cert.display()
                 ))
             })?;
-            authenticated = authenticated.identity(identity);
+            authenticated = authenticated.identity(identity.clone());
+            public = public.identity(identity);
         }
         let build = |b: reqwest::ClientBuilder| {
             b.build()
@@ -120,6 +126,7 @@ impl SisuClient {
                     .map(|u| (u, config.sis_api_password.clone())),
                 proxy_token: config.proxy_token.clone(),
                 api_key: config.api_key.clone(),
+                client_certificate: config.cert_path.is_some(),
                 limiter,
                 retry_limit: config.sis_retry_limit,
                 retry_base: Duration::from_millis(config.sis_retry_base_ms),
@@ -225,6 +232,15 @@ impl SisuClient {
                 }
                 Err(e) => {
                     crate::metrics::sisu_request(service, 0, started.elapsed());
+                    // Retrying does not mend a certificate: say what is
+                    // wrong and what to set, at once.
+                    if let Some(problem) = tls_problem(&e, self.inner.client_certificate) {
+                        return Err(SourceError::Tls {
+                            service: service.into(),
+                            url: shown,
+                            problem,
+                        });
+                    }
                     last = describe(&e);
                     self.backoff(attempt)
                 }
@@ -314,6 +330,52 @@ fn describe(e: &reqwest::Error) -> String {
     } else {
         format!("{kind}: {cause}")
     }
+}
+
+/// A TLS failure in `e`'s cause chain, explained for the operator; `None`
+/// when the failure is not about certificates. Read from the messages: over
+/// HTTP/2 the rustls error reaches us only as text (h2 keeps an I/O error's
+/// kind and message, not the error).
+fn tls_problem(e: &reqwest::Error, client_certificate: bool) -> Option<String> {
+    let mut chain = String::new();
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        chain.push_str(&s.to_string());
+        chain.push('\n');
+        source = s.source();
+    }
+    const REFUSALS: [&str; 8] = [
+        "CertificateRequired",
+        "HandshakeFailure",
+        "BadCertificate",
+        "UnknownCA",
+        "CertificateUnknown",
+        "CertificateExpired",
+        "CertificateRevoked",
+        "AccessDenied",
+    ];
+    if let Some(alert) = REFUSALS
+        .iter()
+        .find(|a| chain.contains(&format!("received fatal alert: {a}")))
+    {
+        return Some(if client_certificate {
+            format!(
+                "Sisu rejected the client certificate (TLS alert {alert}): check that \
+                 CERT_PATH holds the certificate Sisu issued, unexpired, and KEY_PATH its key"
+            )
+        } else {
+            format!(
+                "Sisu requires a client certificate and none is configured (TLS alert \
+                 {alert}): set KEY_PATH and CERT_PATH (PEM) and API_KEY"
+            )
+        });
+    }
+    let why = chain.split("invalid peer certificate: ").nth(1)?;
+    let why = why.lines().next().unwrap_or_default();
+    Some(format!(
+        "Sisu's server certificate is not trusted ({why}): add the CA that issued it to \
+         CA_PATH (PEM bundle), or fix the host name in SIS_API_URL"
+    ))
 }
 
 fn excerpt(body: &str) -> String {

@@ -99,6 +99,16 @@ pub enum SourceError {
         /// How many entities came.
         entities: usize,
     },
+    /// TLS to Sisu failed in a way retrying does not mend (certificates).
+    #[error("{service}: TLS to {url} failed: {problem}")]
+    Tls {
+        /// Service id.
+        service: String,
+        /// The URL asked.
+        url: String,
+        /// What is wrong and what to set.
+        problem: String,
+    },
     /// The client could not be built (bad certificate files).
     #[error("cannot set up the Sisu client: {0}")]
     Setup(String),

@@ -57,8 +57,8 @@ const STOP_GRACE: Duration = Duration::from_secs(10);
 pub struct ConsumerConfig {
     /// NATS server URL.
     pub nats_url: String,
-    /// NATS token, if the server wants one.
-    pub nats_token: Option<String>,
+    /// NATS credentials and TLS, as the server wants them.
+    pub nats_auth: crate::sinks::NatsAuth,
     /// Stream to consume from; default `SIS_IMPORTER`.
     pub stream: String,
     /// Services to consume; default: the built-in catalogue.
@@ -81,7 +81,7 @@ impl ConsumerConfig {
     pub fn new(nats_url: impl Into<String>) -> Self {
         ConsumerConfig {
             nats_url: nats_url.into(),
-            nats_token: None,
+            nats_auth: Default::default(),
             stream: "SIS_IMPORTER".to_owned(),
             services: catalogue::builtin(),
             durable_prefix: "reference".to_owned(),
@@ -107,10 +107,7 @@ impl std::fmt::Debug for ConsumerConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ConsumerConfig")
             .field("nats_url", &self.nats_url)
-            .field(
-                "nats_token",
-                &self.nats_token.as_ref().map(|_| "<redacted>"),
-            )
+            .field("nats_auth", &self.nats_auth)
             .field("stream", &self.stream)
             .field("services", &self.services.len())
             .field("durable_prefix", &self.durable_prefix)
@@ -379,9 +376,7 @@ impl Instance {
                 .reconnect_delay_callback(|attempt| {
                     Duration::from_millis(100 * attempt.min(10) as u64)
                 });
-            if let Some(token) = &config.nats_token {
-                options = options.token(token.clone());
-            }
+            options = config.nats_auth.apply(options);
             match options.connect(config.nats_url.as_str()).await {
                 Ok(client) => return Some(client),
                 Err(err) if !warned => {
@@ -1108,7 +1103,10 @@ mod tests {
         };
         let nats = NatsServer::start_with(options).await.unwrap();
         let consumer = ReferenceConsumer::start(ConsumerConfig {
-            nats_token: Some("t0ken".into()),
+            nats_auth: crate::sinks::NatsAuth {
+                token: Some(crate::config::Secret::new("t0ken")),
+                ..Default::default()
+            },
             services: two_services(),
             ..ConsumerConfig::new(nats.url())
         });

@@ -43,6 +43,40 @@ pub struct NatsOptions {
     pub max_payload: Option<u32>,
     /// Require this token from clients; default: no authentication.
     pub token: Option<String>,
+    /// Require this user and password from clients.
+    pub user_password: Option<(String, String)>,
+    /// Serve TLS only.
+    pub tls: Option<NatsServerTls>,
+}
+
+/// TLS of a test NATS server (PEM files, e.g. made with `rcgen`).
+#[derive(Clone, Debug)]
+pub struct NatsServerTls {
+    /// The server's certificate (valid for 127.0.0.1).
+    pub cert_file: PathBuf,
+    /// Its key.
+    pub key_file: PathBuf,
+    /// The CA clients trust; with `client_cert`, also the CA the server
+    /// demands client certificates from.
+    pub ca_file: PathBuf,
+    /// When set, clients must present a certificate; the readiness probe
+    /// presents this one (certificate, key).
+    pub client_cert: Option<(PathBuf, PathBuf)>,
+}
+
+impl NatsOptions {
+    /// Client settings that satisfy this server (the probe's; tests hand
+    /// them to consumers and importers).
+    pub fn client_auth(&self) -> crate::sinks::NatsAuth {
+        use crate::config::Secret;
+        crate::sinks::NatsAuth {
+            token: self.token.clone().map(Secret::new),
+            user_password: self.user_password.clone().map(|(u, p)| (u, Secret::new(p))),
+            require_tls: self.tls.is_some(),
+            ca_path: self.tls.as_ref().map(|t| t.ca_file.clone()),
+            client_cert: self.tls.as_ref().and_then(|t| t.client_cert.clone()),
+        }
+    }
 }
 
 impl std::fmt::Debug for NatsOptions {
@@ -51,6 +85,8 @@ impl std::fmt::Debug for NatsOptions {
         f.debug_struct("NatsOptions")
             .field("max_payload", &self.max_payload)
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("user", &self.user_password.as_ref().map(|(u, _)| u))
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -145,7 +181,7 @@ impl NatsServer {
         self.child = Some(spawn_logged(command, &log).map_err(Start::Failed)?);
         let probe = NatsProbe {
             url: self.url(),
-            token: self.options.token.clone(),
+            auth: self.options.client_auth(),
         };
         let result = wait_ready(&mut self.child, &log, "nats-server", || probe.check()).await;
         if result.is_err() {
@@ -169,6 +205,20 @@ impl NatsServer {
         if let Some(token) = &self.options.token {
             text.push_str(&format!("authorization {{\n  token: \"{token}\"\n}}\n"));
         }
+        if let Some((user, password)) = &self.options.user_password {
+            text.push_str(&format!(
+                "authorization {{\n  user: \"{user}\"\n  password: \"{password}\"\n}}\n"
+            ));
+        }
+        if let Some(tls) = &self.options.tls {
+            text.push_str(&format!(
+                "tls {{\n  cert_file: \"{}\"\n  key_file: \"{}\"\n  ca_file: \"{}\"\n  verify: {}\n  timeout: 5\n}}\n",
+                tls.cert_file.display(),
+                tls.key_file.display(),
+                tls.ca_file.display(),
+                tls.client_cert.is_some()
+            ));
+        }
         text
     }
 }
@@ -189,11 +239,36 @@ pub struct RedisServer {
     binary: PathBuf,
     /// Holds the append-only files and `redis-server.log`; removed on drop.
     dir: TempDir,
+    options: RedisOptions,
+}
+
+/// Options of a test Redis server (all off by default).
+#[derive(Clone, Default)]
+pub struct RedisOptions {
+    /// `requirepass`.
+    pub password: Option<String>,
+    /// Serve TLS only: (certificate, key, CA) PEM files.
+    pub tls: Option<(PathBuf, PathBuf, PathBuf)>,
+}
+
+impl std::fmt::Debug for RedisOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisOptions")
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("tls", &self.tls)
+            .finish()
+    }
 }
 
 impl RedisServer {
     /// Starts a server on a free port and waits until it answers PING.
     pub async fn start() -> io::Result<RedisServer> {
+        Self::start_with(RedisOptions::default()).await
+    }
+
+    /// Starts a server with `options` on a free port and waits until it
+    /// answers PING (through [`RedisServer::url`], password and TLS included).
+    pub async fn start_with(options: RedisOptions) -> io::Result<RedisServer> {
         let binary = find_binary("redis-server")?;
         let dir = tempfile::Builder::new().prefix("sis-redis-").tempdir()?;
         let mut server = RedisServer {
@@ -201,6 +276,7 @@ impl RedisServer {
             port: 0,
             binary,
             dir,
+            options,
         };
         let mut last_error = None;
         for _ in 0..START_ATTEMPTS {
@@ -214,9 +290,19 @@ impl RedisServer {
         Err(last_error.expect("at least one attempt was made"))
     }
 
-    /// `redis://127.0.0.1:PORT/`.
+    /// `redis://127.0.0.1:PORT/`; with a password `redis://:PASSWORD@…`;
+    /// with TLS `rediss://…/#insecure` (test certificates are not in the
+    /// system trust store).
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
+        let auth = self
+            .options
+            .password
+            .as_ref()
+            .map_or_else(String::new, |p| format!(":{p}@"));
+        match self.options.tls {
+            Some(_) => format!("rediss://{auth}127.0.0.1:{}/#insecure", self.port),
+            None => format!("redis://{auth}127.0.0.1:{}/", self.port),
+        }
     }
 
     /// The client port.
@@ -254,8 +340,30 @@ impl RedisServer {
     async fn spawn_and_wait(&mut self) -> Result<(), Start> {
         let log = self.dir.path().join("redis-server.log");
         let mut command = Command::new(&self.binary);
+        let port = self.port.to_string();
+        match &self.options.tls {
+            Some((cert, key, ca)) => {
+                command.args([
+                    "--port",
+                    "0",
+                    "--tls-port",
+                    &port,
+                    "--tls-auth-clients",
+                    "no",
+                ]);
+                command.arg("--tls-cert-file").arg(cert);
+                command.arg("--tls-key-file").arg(key);
+                command.arg("--tls-ca-cert-file").arg(ca);
+            }
+            None => {
+                command.args(["--port", &port]);
+            }
+        }
+        if let Some(password) = &self.options.password {
+            command.args(["--requirepass", password]);
+        }
         command
-            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
+            .args(["--bind", "127.0.0.1"])
             .arg("--dir")
             .arg(self.dir.path())
             .args(["--appendonly", "yes", "--save", "", "--daemonize", "no"])
@@ -383,19 +491,18 @@ fn log_tail(log: &Path) -> String {
 /// What a NATS readiness probe needs.
 struct NatsProbe {
     url: String,
-    token: Option<String>,
+    auth: crate::sinks::NatsAuth,
 }
 
 impl NatsProbe {
     /// Connects and asks JetStream for the account info.
     async fn check(&self) -> Result<(), String> {
-        let mut options = async_nats::ConnectOptions::new()
+        let options = async_nats::ConnectOptions::new()
             .connection_timeout(PROBE_TIMEOUT)
             .max_reconnects(1);
-        if let Some(token) = &self.token {
-            options = options.token(token.clone());
-        }
-        let client = options
+        let client = self
+            .auth
+            .apply(options)
             .connect(self.url.as_str())
             .await
             .map_err(|e| e.to_string())?;
@@ -493,6 +600,7 @@ mod tests {
         let options = NatsOptions {
             max_payload: Some(64 * 1024),
             token: Some("s3cret".into()),
+            ..Default::default()
         };
         let nats = NatsServer::start_with(options).await.unwrap();
         assert!(

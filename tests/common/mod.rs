@@ -12,7 +12,7 @@ use sis_importer::config::{Config, Secret};
 use sis_importer::pipeline::Importer;
 use sis_importer::testkit::consumer::{ConsumerConfig, Received, ReferenceConsumer};
 use sis_importer::testkit::fake_sisu::{FakeSisu, FakeSisuConfig};
-use sis_importer::testkit::servers::{NatsOptions, NatsServer, RedisServer};
+use sis_importer::testkit::servers::{NatsOptions, NatsServer, RedisOptions, RedisServer};
 
 /// Everything an import test talks to.
 pub struct Env {
@@ -20,6 +20,8 @@ pub struct Env {
     pub redis: RedisServer,
     pub fake: FakeSisu,
     pub consumer: ReferenceConsumer,
+    /// What the NATS server demands of clients.
+    pub nats_options: NatsOptions,
 }
 
 impl Env {
@@ -30,30 +32,53 @@ impl Env {
 
     /// Like `start`, with NATS options (e.g. a small `max_payload`).
     pub async fn start_with(entities: u64, nats_options: NatsOptions) -> Env {
-        init_logging();
-        let nats = NatsServer::start_with(nats_options)
-            .await
-            .expect("nats-server starts");
-        let redis = RedisServer::start().await.expect("redis-server starts");
-        let fake = FakeSisu::start(FakeSisuConfig {
+        let fake = FakeSisuConfig {
             seed: 7,
             entities_per_service: entities,
             ..FakeSisuConfig::default()
-        })
-        .await
-        .expect("fake Sisu starts");
-        let consumer = ReferenceConsumer::start(ConsumerConfig::new(nats.url()));
+        };
+        Self::start_custom(fake, nats_options, RedisOptions::default()).await
+    }
+
+    /// With the fake Sisu, NATS and Redis configured by the test (e.g.
+    /// TLS, passwords).
+    pub async fn start_custom(
+        fake: FakeSisuConfig,
+        nats_options: NatsOptions,
+        redis_options: RedisOptions,
+    ) -> Env {
+        init_logging();
+        let consumer_options = nats_options.clone();
+        let nats = NatsServer::start_with(nats_options)
+            .await
+            .expect("nats-server starts");
+        let redis = RedisServer::start_with(redis_options)
+            .await
+            .expect("redis-server starts");
+        let fake = FakeSisu::start(fake).await.expect("fake Sisu starts");
+        let mut consumer_config = ConsumerConfig::new(nats.url());
+        consumer_config.nats_auth = consumer_options.client_auth();
+        let consumer = ReferenceConsumer::start(consumer_config);
         Env {
             nats,
             redis,
             fake,
             consumer,
+            nats_options: consumer_options,
         }
     }
 
     /// A configuration pointing at this environment, with short timings.
     pub fn config(&self) -> Config {
+        let auth = self.nats_options.client_auth();
         Config {
+            nats_token: auth.token,
+            nats_user: auth.user_password.as_ref().map(|(u, _)| u.clone()),
+            nats_password: auth.user_password.map(|(_, p)| p),
+            nats_tls: auth.require_tls,
+            nats_ca_path: auth.ca_path,
+            nats_cert_path: auth.client_cert.as_ref().map(|(c, _)| c.clone()),
+            nats_key_path: auth.client_cert.map(|(_, k)| k),
             sis_api_url: Some(self.fake.base_url()),
             kori_public_api_url: self.fake.kori_public_url(),
             nats_url: self.nats.url(),

@@ -21,6 +21,7 @@ mod faults;
 mod json;
 mod server;
 mod shapes;
+mod tls;
 mod wholeset;
 mod words;
 
@@ -35,6 +36,7 @@ mod tests;
 
 pub use changelog::MAX_LIMIT;
 pub use faults::Faults;
+pub use tls::TlsServerConfig;
 
 use changelog::Extra;
 use serde_json::value::RawValue;
@@ -56,6 +58,8 @@ pub struct FakeSisuConfig {
     pub entities_per_service: u64,
     /// Address to listen on; port 0 picks a free one. Default `127.0.0.1:0`.
     pub bind: SocketAddr,
+    /// Serve HTTPS (optionally demanding client certificates); default HTTP.
+    pub tls: Option<TlsServerConfig>,
 }
 
 impl Default for FakeSisuConfig {
@@ -64,6 +68,7 @@ impl Default for FakeSisuConfig {
             seed: 1,
             entities_per_service: 1000,
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            tls: None,
         }
     }
 }
@@ -85,6 +90,8 @@ pub struct ExpectedEntity {
 pub struct FakeSisu {
     shared: Arc<Shared>,
     addr: SocketAddr,
+    /// `http` or `https`.
+    scheme: &'static str,
     /// Sent (or dropped) to start the server's graceful shutdown.
     shutdown_tx: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
@@ -98,17 +105,30 @@ impl FakeSisu {
         let shared = Arc::new(Shared::new(config.seed, config.entities_per_service));
         let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
         let app = server::router(shared.clone());
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = shutdown_rx.await;
-                })
-                .await
-        });
+        let (scheme, task) = match &config.tls {
+            Some(tls) => {
+                let acceptor = tls::acceptor(tls)?;
+                (
+                    "https",
+                    tokio::spawn(tls::serve(listener, acceptor, app, shutdown_rx)),
+                )
+            }
+            None => (
+                "http",
+                tokio::spawn(async move {
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(async move {
+                            let _ = shutdown_rx.await;
+                        })
+                        .await
+                }),
+            ),
+        };
         tracing::debug!(%addr, seed = config.seed, entities = config.entities_per_service, "fake Sisu started");
         Ok(FakeSisu {
             shared,
             addr,
+            scheme,
             shutdown_tx: Some(shutdown_tx),
             task: Some(task),
         })
@@ -119,9 +139,13 @@ impl FakeSisu {
         self.addr
     }
 
-    /// `SIS_API_URL` for the importer: `http://127.0.0.1:PORT`.
+    /// `SIS_API_URL` for the importer: `http://127.0.0.1:PORT`, or
+    /// `https://localhost:PORT` over TLS (the name test certificates carry).
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        match self.scheme {
+            "https" => format!("https://localhost:{}", self.addr.port()),
+            _ => format!("http://{}", self.addr),
+        }
     }
 
     /// `KORI_PUBLIC_API_URL` for the importer: `base_url() + "/kori/api"`.
