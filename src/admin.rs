@@ -201,7 +201,23 @@ async fn reset(
         )
             .into_response();
     };
-    match state.daemon.importer().store.reset(found).await {
+    // A run in progress would commit over the reset: refuse, and say why.
+    let importer = state.daemon.importer();
+    let holder = importer
+        .store
+        .lease_holder(&crate::lease::lease_key())
+        .await
+        .ok()
+        .flatten();
+    if state.daemon.is_busy() || holder.is_some() {
+        let by = holder.map_or_else(String::new, |h| format!(" (import lease held by {h})"));
+        return (
+            StatusCode::CONFLICT,
+            format!("a run is in progress{by}; reset {} after it ends", found.id),
+        )
+            .into_response();
+    }
+    match importer.store.reset(found).await {
         Ok(()) => {
             tracing::info!(service = %found.id, "ordinal reset through the admin API");
             (

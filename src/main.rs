@@ -69,6 +69,10 @@ enum Command {
         /// Reset every service.
         #[arg(long, conflicts_with = "services")]
         all: bool,
+        /// Reset even while an importer holds the import lease (its run
+        /// may then commit over the reset).
+        #[arg(long)]
+        force: bool,
     },
     /// Serve the fake Sisu (generated data) on a port, for trying things out.
     FakeSisu {
@@ -185,7 +189,11 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Reset { services, all } => {
+        Command::Reset {
+            services,
+            all,
+            force,
+        } => {
             let catalogue = config.catalogue()?;
             let chosen = if all {
                 catalogue
@@ -196,6 +204,13 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 bail!("nothing to reset: name service ids or use --all");
             }
             let store = OrdinalStore::connect(&config.redis_url).await?;
+            let key = sis_importer::lease::lease_key();
+            if let (Some(holder), false) = (store.lease_holder(&key).await?, force) {
+                bail!(
+                    "a run is in progress (import lease {key} held by {holder}): its commits \
+                     would undo the reset; reset after it ends, or add --force"
+                );
+            }
             for service in &chosen {
                 store.reset(service).await?;
                 println!("reset {} ({})", service.id, service.ordinal_key);

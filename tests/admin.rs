@@ -83,6 +83,17 @@ async fn admin_routes_answer_and_guard_with_the_token() {
         .await
         .unwrap();
     assert_eq!(again.status(), 409, "runs never overlap");
+    let reset = http
+        .post(url("/reset/PERSON"))
+        .header("token", "admin-tok-4242")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        reset.status(),
+        409,
+        "a running import would commit over a reset"
+    );
     env.consumer.set_latency(Duration::ZERO);
     // The run may still be waiting for the lease: wait for its commits.
     let greatest = env.fake.greatest_ordinal("PERSON");

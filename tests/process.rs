@@ -246,6 +246,32 @@ async fn status_and_reset_commands() {
     let store = store(&env).await;
     assert_eq!(store.ordinal(&service("PERSON")).await.unwrap(), None);
     assert!(store.ordinal(&service("LOCATION")).await.unwrap().is_some());
+    // While an importer holds the lease, reset refuses (its run would
+    // commit over it) unless forced.
+    let redis = redis::Client::open(env.redis.url()).unwrap();
+    let mut conn = redis.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("SIS_IMPORTER:LOCK")
+        .arg("pod-b:7:0badf00d")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let out = importer_cmd(&env, &["reset", "PERSON"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("pod-b:7:0badf00d") && err.contains("--force"),
+        "{err}"
+    );
+    let out = importer_cmd(&env, &["reset", "--force", "PERSON"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let _: () = redis::cmd("DEL")
+        .arg("SIS_IMPORTER:LOCK")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
     let out = importer_cmd(&env, &["reset", "NOPE"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("NOPE"));

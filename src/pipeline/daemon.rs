@@ -59,6 +59,12 @@ impl Daemon {
         &self.services
     }
 
+    /// Whether a run of this daemon is in progress or waiting for the lease.
+    pub fn is_busy(&self) -> bool {
+        let current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        current.as_ref().is_some_and(|h| !h.is_finished()) || self.importer.is_running()
+    }
+
     /// Starts a run unless one is in progress; true if started.
     pub fn start_run(self: &Arc<Self>, why: &'static str) -> bool {
         let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
