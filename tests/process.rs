@@ -412,8 +412,7 @@ async fn progress_on_a_terminal_and_batch_events_in_json_logs() {
         screen
             .split(['\r', '\n'])
             .map(|l| l.trim_start_matches("\x1b[2K"))
-            .filter(|l| l.starts_with(id) && l.contains(" ok "))
-            .last()
+            .rfind(|l| l.starts_with(id) && l.contains(" ok "))
             .unwrap_or_else(|| panic!("no summary line for {id}: {screen:?}"))
             .to_owned()
     };
