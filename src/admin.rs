@@ -75,7 +75,9 @@ fn authorized(
     headers: &HeaderMap,
     query: &HashMap<String, String>,
 ) -> Result<(), Response> {
-    let Some(expected) = &state.daemon.importer().config.admin_token else {
+    // An empty token would match an empty header: treat it as unset.
+    let configured = state.daemon.importer().config.admin_token.as_ref();
+    let Some(expected) = configured.filter(|t| !t.expose().trim().is_empty()) else {
         return Err((
             StatusCode::UNAUTHORIZED,
             "admin routes are disabled: set ADMIN_TOKEN",
@@ -101,17 +103,28 @@ fn authorized(
 async fn readyz(State(state): State<AdminState>) -> Response {
     let importer = state.daemon.importer();
     let nats = importer.nats.client.connection_state() == async_nats::connection::State::Connected;
-    let redis = importer.store.ping().await.is_ok();
+    // Probes give up after a second or so: answer within that, never hang
+    // on the store's retries.
+    let quick = std::time::Duration::from_millis(800);
+    let redis = matches!(
+        tokio::time::timeout(quick, importer.store.ping()).await,
+        Ok(Ok(()))
+    );
     // Lease state is shown, not required: a standby replica is ready to
     // take over, so it must stay in the load balancer's and probe's good books.
     let lease = match state.daemon.lease() {
         Some(lease) => {
-            let holder = importer
-                .store
-                .lease_holder(&crate::lease::lease_key())
+            let holder = match redis {
+                true => tokio::time::timeout(
+                    quick,
+                    importer.store.lease_holder(&crate::lease::lease_key()),
+                )
                 .await
                 .ok()
-                .flatten();
+                .and_then(Result::ok)
+                .flatten(),
+                false => None,
+            };
             json!({
                 "this_instance": lease.owner(),
                 "holder": holder,

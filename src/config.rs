@@ -429,6 +429,25 @@ impl Config {
 
     /// Checks every setting; the first problem found is the error.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        // Empty environment values count as unset; empty TOML values are
+        // mistakes worth naming (an empty admin token would open the API).
+        for (name, secret) in [
+            ("ADMIN_TOKEN", &self.admin_token),
+            ("NATS_TOKEN", &self.nats_token),
+            ("NATS_PASSWORD", &self.nats_password),
+            ("API_KEY", &self.api_key),
+            ("PROXY_TOKEN", &self.proxy_token),
+        ] {
+            if secret
+                .as_ref()
+                .is_some_and(|s| s.expose().trim().is_empty())
+            {
+                return Err(invalid(
+                    name,
+                    "is empty in the configuration file: remove the key or give it a value",
+                ));
+            }
+        }
         let sis = self.sis_api_url.as_deref().ok_or_else(|| {
             invalid(
                 "SIS_API_URL",
@@ -732,6 +751,38 @@ mod tests {
             assert!(err.starts_with(name), "{err}");
         }
         assert!(toml::from_str::<Config>("no_such_key = 1").is_err());
+    }
+
+    #[test]
+    fn an_empty_secret_in_the_file_is_an_error_not_an_open_door() {
+        let mut c: Config =
+            toml::from_str("sis_api_url = \"http://x\"\nadmin_token = \"\"").unwrap();
+        c.apply_env(env(&[])).unwrap();
+        let err = c.validate().expect_err("empty admin token").to_string();
+        assert!(err.starts_with("ADMIN_TOKEN"), "{err}");
+        // From the environment an empty value just means unset.
+        let mut c = Config::default();
+        c.apply_env(env(&[("SIS_API_URL", "http://x"), ("ADMIN_TOKEN", "")]))
+            .unwrap();
+        assert!(c.admin_token.is_none());
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn nats_settings_come_in_pairs_and_files_must_exist() {
+        for pairs in [
+            &[("NATS_USER", "u")][..],
+            &[("NATS_CERT_PATH", "/etc/hostname")][..],
+            &[("NATS_CA_PATH", "/no/such/ca.pem")][..],
+            &[("NATS_TLS", "maybe")][..],
+        ] {
+            let mut vars = vec![("SIS_API_URL", "http://x")];
+            vars.extend_from_slice(pairs);
+            let mut c = Config::default();
+            let result = c.apply_env(env(&vars)).and_then(|_| c.validate());
+            let err = result.expect_err(pairs[0].0).to_string();
+            assert!(err.starts_with("NATS_"), "{err}");
+        }
     }
 
     #[test]

@@ -87,6 +87,8 @@ impl Lease {
                 Ok(false) => {
                     tracing::error!(owner = %self.owner, "import lease lost to another instance; commits are refused and no further service starts");
                     lost();
+                    // Never take it back mid-run: the run is over for us.
+                    return;
                 }
                 Err(e) => tracing::warn!(error = %e, "cannot renew the import lease"),
             }

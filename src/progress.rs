@@ -57,8 +57,34 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogWriter {
     }
 }
 
+/// Columns of the terminal on stderr; `None` when unknown (not a terminal,
+/// or a pseudo-terminal without a size).
+fn terminal_width() -> Option<usize> {
+    let mut size = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes one `winsize` into the struct we own.
+    let ok = unsafe { libc::ioctl(libc::STDERR_FILENO, libc::TIOCGWINSZ, &mut size) } == 0;
+    (ok && size.ws_col > 0).then_some(usize::from(size.ws_col))
+}
+
+/// `line` cut to fit `width` columns: a line that wraps cannot be wiped
+/// by `\r\x1b[2K`, and each redraw would leave a row behind.
+fn fit(mut line: String, width: Option<usize>) -> String {
+    if let Some(width) = width {
+        if line.chars().count() >= width {
+            line = line.chars().take(width.saturating_sub(1)).collect();
+        }
+    }
+    line
+}
+
 /// Replaces the line on screen with `new` (no newline).
 fn draw(new: String) {
+    let new = fit(new, terminal_width());
     with_line(|line, err| {
         let _ = err.write_all(CLEAR);
         let _ = err.write_all(new.as_bytes());
@@ -153,7 +179,7 @@ pub fn render(service: &str, p: &LiveProgress, now: Instant) -> String {
     let ordinal = p.ordinal.map_or_else(|| "-".to_owned(), |o| o.to_string());
     let state = p.result.as_deref().unwrap_or("importing");
     let mut text = format!(
-        "{service:<28} {state:<11} {entities:>9} entities {rate:>8.0}/s  ordinal {ordinal}  dead letters {}  {secs:.1} s",
+        "{service:<24} {state:<9} {entities:>9} entities {rate:>7.0}/s  ordinal {ordinal}  dead letters {}  {secs:.1} s",
         p.dead_letters
     );
     if p.attempt > 1 {
@@ -200,6 +226,14 @@ mod tests {
             "the rate stops at the finish: {line}"
         );
         assert!(line.contains("attempt 2"), "{line}");
+    }
+
+    #[test]
+    fn a_line_never_wraps_a_known_terminal() {
+        let line = "x".repeat(120);
+        assert_eq!(fit(line.clone(), Some(80)).len(), 79);
+        assert_eq!(fit(line.clone(), None), line, "unknown width: as is");
+        assert_eq!(fit("short".into(), Some(80)), "short");
     }
 
     #[test]

@@ -113,13 +113,14 @@ impl Daemon {
     /// another instance finished while this one waited is not repeated.
     async fn run_holding(&self, lease: &Lease, why: &'static str) {
         let store = &self.importer.store;
-        let before = store.last_run_finished().await.ok().flatten();
+        // Unreadable either time: run rather than skip on a guess.
+        let before = store.last_run_finished().await;
         let mut shutdown = self.shutdown.clone();
         if !lease.acquire(&mut shutdown).await {
             return;
         }
-        let after = store.last_run_finished().await.ok().flatten();
-        if after != before {
+        let after = store.last_run_finished().await;
+        if matches!((&before, &after), (Ok(b), Ok(a)) if a != b) {
             tracing::info!(
                 trigger = why,
                 "another instance finished a run while this one waited; not repeating it"

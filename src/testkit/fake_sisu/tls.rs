@@ -84,7 +84,15 @@ pub async fn serve(
     loop {
         let (tcp, peer) = tokio::select! {
             _ = &mut shutdown => return Ok(()),
-            accepted = listener.accept() => accepted?,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                // E.g. too many open files: that connection is lost, not the server.
+                Err(e) => {
+                    tracing::warn!(error = %e, "fake Sisu: accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
         };
         let acceptor = acceptor.clone();
         let app = app.clone();
