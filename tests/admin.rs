@@ -8,6 +8,7 @@ use std::time::Duration;
 use common::*;
 use sis_importer::config::Secret;
 use sis_importer::pipeline::daemon::Daemon;
+use sis_importer::pipeline::Importer;
 use sis_importer::shutdown;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -137,9 +138,16 @@ async fn admin_routes_answer_and_guard_with_the_token() {
     );
     assert!(metrics.contains("sis_importer_committed_ordinal{service=\"PERSON\"}"));
 
+    // The old importer's GET forms with ?token= (discouraged, accepted).
+    let wrong = http
+        .get(url("/reset/PERSON?token=nope"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    assert!(env.ordinal(&importer, "PERSON").await.is_some());
     let reset = http
-        .post(url("/reset/PERSON"))
-        .header("token", "admin-tok-4242")
+        .get(url("/reset/PERSON?token=admin-tok-4242"))
         .send()
         .await
         .unwrap();
@@ -152,6 +160,21 @@ async fn admin_routes_answer_and_guard_with_the_token() {
         .await
         .unwrap();
     assert_eq!(unknown.status(), 404);
+    let forced = http
+        .get(url("/force_update?token=admin-tok-4242"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forced.status(), 202);
+    let mut committed = None;
+    for _ in 0..300 {
+        committed = env.ordinal(&importer, "PERSON").await;
+        if committed == greatest {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(committed, greatest, "the GET form started a run");
 
     trigger.trigger();
     server.await.unwrap();
@@ -159,7 +182,37 @@ async fn admin_routes_answer_and_guard_with_the_token() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_admin_token_the_guarded_routes_are_closed() {
-    let env = Env::start(5).await;
+    let mut env = Env::start(5).await;
+    // An empty token (which validation refuses from a file) must not open
+    // anything either, whatever reaches the server.
+    for token in [None, Some("")] {
+        let mut config = env.config();
+        config.admin_token = token.map(Secret::new);
+        let importer = Importer::connect(config).await.unwrap();
+        let (_trigger, shutdown) = shutdown::channel();
+        let daemon = Daemon::new(importer, services(&["PERSON"]), shutdown.clone(), None);
+        let (addr, _server) =
+            sis_importer::admin::serve(daemon, "127.0.0.1:0".parse().unwrap(), shutdown)
+                .await
+                .unwrap();
+        let http = reqwest::Client::new();
+        for (path, method) in [
+            ("/status", "GET"),
+            ("/force_update", "POST"),
+            ("/force_update?token=", "GET"),
+            ("/reset/PERSON", "POST"),
+            ("/reset/PERSON?token=", "GET"),
+        ] {
+            let answer = http
+                .request(method.parse().unwrap(), format!("http://{addr}{path}"))
+                .header("token", "")
+                .bearer_auth("")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(answer.status(), 401, "{path} with token {token:?}");
+        }
+    }
     let importer = env.importer(env.config()).await;
     let (_trigger, shutdown) = shutdown::channel();
     let daemon = Daemon::new(importer, services(&["PERSON"]), shutdown.clone(), None);
@@ -167,14 +220,10 @@ async fn without_admin_token_the_guarded_routes_are_closed() {
         sis_importer::admin::serve(daemon, "127.0.0.1:0".parse().unwrap(), shutdown)
             .await
             .unwrap();
-    let http = reqwest::Client::new();
-    let answer = http
-        .post(format!("http://{addr}/force_update"))
-        .header("token", "")
-        .send()
-        .await
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
         .unwrap();
-    assert_eq!(answer.status(), 401);
     assert_eq!(
         http.get(format!("http://{addr}/healthz"))
             .send()
@@ -183,4 +232,16 @@ async fn without_admin_token_the_guarded_routes_are_closed() {
             .status(),
         200
     );
+
+    // Redis gone: /readyz says so with a 503 (and promptly: probes give up
+    // after a second or two, so a hanging answer would read as a timeout).
+    env.redis.kill();
+    let ready = http
+        .get(format!("http://{addr}/readyz"))
+        .send()
+        .await
+        .expect("readyz answers while Redis is down");
+    assert_eq!(ready.status(), 503);
+    let body: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(body["redis"], false, "{body}");
 }

@@ -310,7 +310,13 @@ async fn secrets_never_appear_in_logs_errors_or_status() {
         &env,
         &["once", "--service", "PERSON", "--service", "COUNTRY"],
     );
-    cmd.env("SIS_API_USER", "importer").env("RUST_LOG", "debug");
+    // The NATS credentials go to a real server (one without auth accepts
+    // and ignores them), so they are really sent and could really leak.
+    cmd.env("SIS_API_USER", "importer")
+        .env("RUST_LOG", "debug")
+        .env("NATS_TOKEN", "nats-SECRET-tok-9")
+        .env("NATS_USER", "importer")
+        .env("NATS_PASSWORD", "nats-SECRET-pw-10");
     for (k, v) in secrets {
         cmd.env(k, v);
     }
@@ -369,6 +375,8 @@ async fn progress_on_a_terminal_and_batch_events_in_json_logs() {
         &["once", "--service", "PERSON", "--service", "COUNTRY"],
     )
     .env("FETCH_AMOUNT", "100")
+    // No LOG_FORMAT: piped stderr must choose JSON by itself.
+    .env_remove("LOG_FORMAT")
     .output()
     .unwrap();
     assert!(out.status.success());
@@ -395,15 +403,20 @@ async fn progress_on_a_terminal_and_batch_events_in_json_logs() {
     let store = store(&env).await;
     store.reset(&service("PERSON")).await.unwrap();
     store.reset(&service("COUNTRY")).await.unwrap();
-    // LOG_FORMAT=text as on a terminal, so the drawing is what differs.
+    // No LOG_FORMAT: on a terminal the logs are text, not JSON.
     let inner = format!("{BIN} once --service PERSON --service COUNTRY");
     let out = env_cmd(&env, "script", &["-qec", &inner, "/dev/null"])
         .env("FETCH_AMOUNT", "100")
         .env("TERM", "xterm")
+        .env_remove("LOG_FORMAT")
         .output()
         .unwrap();
     let screen = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{screen}");
+    assert!(
+        screen.contains("batch committed") && !screen.contains("\"message\":\"batch committed\""),
+        "text logs on a terminal: {screen:?}"
+    );
     assert!(
         screen.contains("\r\x1b[2K"),
         "the line is redrawn: {screen:?}"

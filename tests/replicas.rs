@@ -93,8 +93,23 @@ async fn survivor_takes_over_from_a_killed_lease_holder() {
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
+    let key = sis_importer::lease::lease_key();
+    let holder_a = store.lease_holder(&key).await.unwrap();
+    assert!(holder_a.is_some(), "a imports under the lease");
     a.kill().unwrap();
     a.wait().unwrap();
+    // b takes over once the lease (3 s) has expired: it polls every ttl/3,
+    // so within ~4 s; 10 s leaves room for a loaded CI machine.
+    let killed = std::time::Instant::now();
+    let mut holder = holder_a.clone();
+    while killed.elapsed() < Duration::from_secs(10) && holder == holder_a {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        holder = store.lease_holder(&key).await.unwrap();
+        if holder.is_none() {
+            holder = holder_a.clone();
+        }
+    }
+    assert_ne!(holder, holder_a, "b took the lease within the lease time");
     let killed_at = store.ordinal(&service("PERSON")).await.unwrap();
     assert!(
         killed_at < env.fake.greatest_ordinal("PERSON"),
