@@ -222,24 +222,82 @@ fn unsafe_kill(pid: i32, signal: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_and_reset_commands() {
     let env = Env::start(20).await;
+    env.fake.faults().poison("PERSON", 5);
+    env.fake.faults().forbid("ORGANISATION");
     let out = importer_cmd(
         &env,
-        &["once", "--service", "PERSON", "--service", "LOCATION"],
+        &[
+            "once",
+            "--service",
+            "PERSON",
+            "--service",
+            "LOCATION",
+            "--service",
+            "ORGANISATION",
+        ],
     )
     .output()
     .unwrap();
-    assert!(out.status.success());
+    assert_eq!(out.status.code(), Some(1), "ORGANISATION is forbidden");
+    env.fake.faults().clear();
     let out = importer_cmd(&env, &["status"]).output().unwrap();
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success());
-    let person_line = table.lines().find(|l| l.starts_with("PERSON ")).unwrap();
+    let header = table.lines().next().unwrap();
+    for column in [
+        "SERVICE",
+        "ORDINAL",
+        "SCHEDULED/UPDATED",
+        "LAST RUN",
+        "DURATION",
+        "RESULT",
+        "FORBIDDEN",
+        "DEAD",
+    ] {
+        assert!(header.contains(column), "{header}");
+    }
+    let row = |id: &str| -> Vec<String> {
+        let line = table
+            .lines()
+            .find(|l| l.starts_with(&format!("{id} ")))
+            .unwrap_or_else(|| panic!("{id} in {table}"));
+        line.split("  ")
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    let person = row("PERSON");
+    let greatest = env.fake.greatest_ordinal("PERSON").unwrap().to_string();
+    assert!(person.contains(&greatest), "{person:?}");
+    // Nothing published and uncommitted is left in the window (SPEC §5).
     assert!(
-        person_line.contains(&env.fake.greatest_ordinal("PERSON").unwrap().to_string()),
-        "{table}"
+        person.contains(&"0/0".to_owned()),
+        "window counters: {person:?}"
     );
+    assert!(person.contains(&"ok".to_owned()), "{person:?}");
+    assert_eq!(
+        person.last().map(String::as_str),
+        Some("1"),
+        "dead letters: {person:?}"
+    );
+    let organisation = row("ORGANISATION");
+    assert!(
+        organisation.contains(&"forbidden".to_owned()),
+        "{organisation:?}"
+    );
+    assert!(organisation.contains(&"yes".to_owned()), "{organisation:?}");
     let out = importer_cmd(&env, &["status", "--json"]).output().unwrap();
     let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(rows.as_array().unwrap().len(), 26);
+    let json_person = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["service"] == "PERSON")
+        .unwrap();
+    assert_eq!(json_person["dead_letters"], 1, "{json_person}");
+    assert_eq!(json_person["last_run"]["result"], "ok", "{json_person}");
 
     let out = importer_cmd(&env, &["reset", "PERSON"]).output().unwrap();
     assert!(out.status.success());
