@@ -73,6 +73,19 @@ pub fn acceptor(config: &TlsServerConfig) -> io::Result<TlsAcceptor> {
     Ok(TlsAcceptor::from(Arc::new(server)))
 }
 
+/// Closes a connection whose handshake failed the way a careful gateway
+/// does: rustls has written its alert (e.g. `CertificateRequired`); with
+/// TLS 1.3 the client has already sent its request, and closing with that
+/// unread would make the kernel send a reset that can overtake the alert.
+/// So: send FIN, read what the client still sends, then close.
+async fn linger(mut tcp: tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let _ = tcp.shutdown().await;
+    let mut sink = [0u8; 4096];
+    let drain = async { while matches!(tcp.read(&mut sink).await, Ok(n) if n > 0) {} };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), drain).await;
+}
+
 /// Serves `app` over TLS on `listener` until `shutdown` fires. Failed
 /// handshakes (e.g. no client certificate) close that connection only.
 pub async fn serve(
@@ -97,10 +110,11 @@ pub async fn serve(
         let acceptor = acceptor.clone();
         let app = app.clone();
         tokio::spawn(async move {
-            let tls = match acceptor.accept(tcp).await {
+            let tls = match acceptor.accept(tcp).into_fallible().await {
                 Ok(tls) => tls,
-                Err(e) => {
+                Err((e, tcp)) => {
                     tracing::debug!(%peer, error = %e, "fake Sisu: TLS handshake failed");
+                    linger(tcp).await;
                     return;
                 }
             };
