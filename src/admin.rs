@@ -115,14 +115,11 @@ async fn readyz(State(state): State<AdminState>) -> Response {
     let lease = match state.daemon.lease() {
         Some(lease) => {
             let holder = match redis {
-                true => tokio::time::timeout(
-                    quick,
-                    importer.store.lease_holder(&crate::lease::lease_key()),
-                )
-                .await
-                .ok()
-                .and_then(Result::ok)
-                .flatten(),
+                true => tokio::time::timeout(quick, crate::lease::holder(&importer.store))
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+                    .flatten(),
                 false => None,
             };
             json!({
@@ -215,23 +212,25 @@ async fn reset(
             .into_response();
     };
     // A run in progress would commit over the reset: refuse, and say why.
-    let importer = state.daemon.importer();
-    let holder = importer
-        .store
-        .lease_holder(&crate::lease::lease_key())
-        .await
-        .ok()
-        .flatten();
-    if state.daemon.is_busy() || holder.is_some() {
-        let by = holder.map_or_else(String::new, |h| format!(" (import lease held by {h})"));
-        return (
+    // This process's own run may hold no lease (without replicas).
+    let busy = |by: String| {
+        (
             StatusCode::CONFLICT,
             format!("a run is in progress{by}; reset {} after it ends", found.id),
         )
-            .into_response();
+            .into_response()
+    };
+    if state.daemon.is_busy() {
+        return busy(String::new());
     }
-    match importer.store.reset(found).await {
-        Ok(()) => {
+    let importer = state.daemon.importer();
+    match importer
+        .store
+        .reset_unless_leased(found, &crate::lease::lease_key())
+        .await
+    {
+        Ok(Some(holder)) => busy(format!(" (import lease held by {holder})")),
+        Ok(None) => {
             tracing::info!(service = %found.id, "ordinal reset through the admin API");
             (
                 StatusCode::OK,

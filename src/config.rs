@@ -511,23 +511,29 @@ impl Config {
         }
         self.schedule()?;
         self.time_zone()?;
-        if (self.key_path.is_some()) != (self.cert_path.is_some()) {
-            return Err(invalid(
+        for (first, second, both_set) in [
+            (
                 "KEY_PATH",
-                "KEY_PATH and CERT_PATH must be set together",
-            ));
-        }
-        if (self.nats_key_path.is_some()) != (self.nats_cert_path.is_some()) {
-            return Err(invalid(
+                "CERT_PATH",
+                [self.key_path.is_some(), self.cert_path.is_some()],
+            ),
+            (
                 "NATS_KEY_PATH",
-                "NATS_KEY_PATH and NATS_CERT_PATH must be set together",
-            ));
-        }
-        if (self.nats_user.is_some()) != (self.nats_password.is_some()) {
-            return Err(invalid(
+                "NATS_CERT_PATH",
+                [self.nats_key_path.is_some(), self.nats_cert_path.is_some()],
+            ),
+            (
                 "NATS_USER",
-                "NATS_USER and NATS_PASSWORD must be set together",
-            ));
+                "NATS_PASSWORD",
+                [self.nats_user.is_some(), self.nats_password.is_some()],
+            ),
+        ] {
+            if both_set[0] != both_set[1] {
+                return Err(invalid(
+                    first,
+                    format!("{first} and {second} must be set together"),
+                ));
+            }
         }
         for (name, path) in [
             ("CA_PATH", &self.ca_path),

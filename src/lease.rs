@@ -15,6 +15,11 @@ pub fn lease_key() -> String {
     format!("{PREFIX}LOCK")
 }
 
+/// Who holds the lease now, if anyone.
+pub async fn holder(store: &OrdinalStore) -> Result<Option<String>, StoreError> {
+    store.lease_holder(&lease_key()).await
+}
+
 /// One instance's claim on the lease.
 #[derive(Clone)]
 pub struct Lease {
@@ -55,7 +60,7 @@ impl Lease {
             match self.try_acquire().await {
                 Ok(true) => return true,
                 Ok(false) if !told => {
-                    let holder = self.store.lease_holder(&lease_key()).await.ok().flatten();
+                    let holder = holder(&self.store).await.ok().flatten();
                     tracing::info!(
                         this_instance = %self.owner,
                         holder = holder.as_deref().unwrap_or("<expired just now>"),

@@ -205,14 +205,16 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             let store = OrdinalStore::connect(&config.redis_url).await?;
             let key = sis_importer::lease::lease_key();
-            if let (Some(holder), false) = (store.lease_holder(&key).await?, force) {
-                bail!(
-                    "a run is in progress (import lease {key} held by {holder}): its commits \
-                     would undo the reset; reset after it ends, or add --force"
-                );
-            }
             for service in &chosen {
-                store.reset(service).await?;
+                if force {
+                    store.reset(service).await?;
+                } else if let Some(holder) = store.reset_unless_leased(service, &key).await? {
+                    bail!(
+                        "a run is in progress (import lease {key} held by {holder}): its \
+                         commits would undo the reset of {}; reset after it ends, or add --force",
+                        service.id
+                    );
+                }
                 println!("reset {} ({})", service.id, service.ordinal_key);
             }
             Ok(ExitCode::SUCCESS)

@@ -310,19 +310,44 @@ impl OrdinalStore {
         Ok(result)
     }
 
-    /// Deletes a service's ordinal and window counters (re-import from 0).
-    pub async fn reset(&self, service: &Service) -> Result<(), StoreError> {
-        // The dead letters' "seen" set goes too, so a re-import records
-        // a still-poisonous entity again.
-        let keys = [
+    /// The keys `reset` deletes. The dead letters' "seen" set goes too, so
+    /// a re-import records a still-poisonous entity again.
+    fn reset_keys(service: &Service) -> [String; 4] {
+        [
             service.ordinal_key.clone(),
             service.scheduled_key(),
             service.updated_key(),
             format!("{}:SEEN", dead_letter_key(&service.id)),
-        ];
+        ]
+    }
+
+    /// Deletes a service's ordinal and window counters (re-import from 0).
+    pub async fn reset(&self, service: &Service) -> Result<(), StoreError> {
+        let keys = Self::reset_keys(service);
         self.run("reset ordinal", |c| {
             let keys = keys.clone();
             Box::pin(async move { c.del(&keys[..]).await })
+        })
+        .await
+    }
+
+    /// Like [`OrdinalStore::reset`], but only while nobody holds the lease
+    /// `lease_key`, checked and done in one script: a run in progress would
+    /// commit over the reset. `Some(holder)` when refused.
+    pub async fn reset_unless_leased(
+        &self,
+        service: &Service,
+        lease_key: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let keys = Self::reset_keys(service);
+        let lease_key = lease_key.to_owned();
+        self.run("reset ordinal", |c| {
+            let (keys, lease_key) = (keys.clone(), lease_key.clone());
+            Box::pin(async move {
+                let mut invocation = RESET_SCRIPT.key(lease_key);
+                invocation.key(&keys[..]);
+                invocation.invoke_async(&mut **c).await
+            })
         })
         .await
     }
@@ -664,6 +689,21 @@ return 0
 });
 
 /// Deletes the lease only if it is the caller's.
+/// KEYS[1] the lease, KEYS[2..] what `reset` deletes: the holder if the
+/// lease is held (nothing deleted), else nil after deleting.
+static RESET_SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(
+        r#"
+local holder = redis.call('GET', KEYS[1])
+if holder then
+  return holder
+end
+redis.call('DEL', unpack(KEYS, 2))
+return false
+"#,
+    )
+});
+
 static RELEASE_SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
     redis::Script::new(
         r#"

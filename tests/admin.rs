@@ -11,26 +11,48 @@ use sis_importer::pipeline::daemon::Daemon;
 use sis_importer::pipeline::Importer;
 use sis_importer::shutdown;
 
+/// The admin API over a daemon for `ids` on a free port; the trigger stops it.
+async fn serve(
+    importer: std::sync::Arc<Importer>,
+    ids: &[&str],
+    lease: Option<sis_importer::lease::Lease>,
+) -> (
+    std::net::SocketAddr,
+    shutdown::ShutdownTrigger,
+    tokio::task::JoinHandle<()>,
+) {
+    let (trigger, shutdown) = shutdown::channel();
+    let daemon = Daemon::new(importer, services(ids), shutdown.clone(), lease);
+    let (addr, server) =
+        sis_importer::admin::serve(daemon, "127.0.0.1:0".parse().unwrap(), shutdown)
+            .await
+            .unwrap();
+    (addr, trigger, server)
+}
+
+/// PERSON's committed ordinal once it reaches `greatest` (or after 30 s).
+async fn committed_at(env: &Env, importer: &Importer, greatest: Option<i64>) -> Option<i64> {
+    let mut committed = None;
+    for _ in 0..300 {
+        committed = env.ordinal(importer, "PERSON").await;
+        if committed == greatest {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    committed
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_routes_answer_and_guard_with_the_token() {
     let env = Env::start(300).await;
     let mut config = env.config();
     config.admin_token = Some(Secret::new("admin-tok-4242"));
     let importer = env.importer(config).await;
-    let (trigger, shutdown) = shutdown::channel();
-    let lease =
-        sis_importer::lease::Lease::new(importer.store.clone(), std::time::Duration::from_secs(10));
+    let lease = sis_importer::lease::Lease::new(importer.store.clone(), Duration::from_secs(10));
     let owner = lease.owner().to_owned();
-    let daemon = Daemon::new(
-        importer.clone(),
-        services(&["PERSON", "COUNTRY"]),
-        shutdown.clone(),
-        Some(lease),
-    );
-    let (addr, server) =
-        sis_importer::admin::serve(daemon, "127.0.0.1:0".parse().unwrap(), shutdown)
-            .await
-            .unwrap();
+    let (addr, trigger, server) =
+        serve(importer.clone(), &["PERSON", "COUNTRY"], Some(lease)).await;
     let url = |path: &str| format!("http://{addr}{path}");
     let http = reqwest::Client::new();
 
@@ -98,14 +120,7 @@ async fn admin_routes_answer_and_guard_with_the_token() {
     env.consumer.set_latency(Duration::ZERO);
     // The run may still be waiting for the lease: wait for its commits.
     let greatest = env.fake.greatest_ordinal("PERSON");
-    let mut committed = None;
-    for _ in 0..300 {
-        committed = env.ordinal(&importer, "PERSON").await;
-        if committed == greatest {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let committed = committed_at(&env, &importer, greatest).await;
     assert_eq!(committed, greatest);
     assert!(eventually(Duration::from_secs(30), || !importer.is_running()).await);
 
@@ -166,14 +181,7 @@ async fn admin_routes_answer_and_guard_with_the_token() {
         .await
         .unwrap();
     assert_eq!(forced.status(), 202);
-    let mut committed = None;
-    for _ in 0..300 {
-        committed = env.ordinal(&importer, "PERSON").await;
-        if committed == greatest {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let committed = committed_at(&env, &importer, greatest).await;
     assert_eq!(committed, greatest, "the GET form started a run");
 
     trigger.trigger();
@@ -189,12 +197,7 @@ async fn without_admin_token_the_guarded_routes_are_closed() {
         let mut config = env.config();
         config.admin_token = token.map(Secret::new);
         let importer = Importer::connect(config).await.unwrap();
-        let (_trigger, shutdown) = shutdown::channel();
-        let daemon = Daemon::new(importer, services(&["PERSON"]), shutdown.clone(), None);
-        let (addr, _server) =
-            sis_importer::admin::serve(daemon, "127.0.0.1:0".parse().unwrap(), shutdown)
-                .await
-                .unwrap();
+        let (addr, _trigger, _server) = serve(importer, &["PERSON"], None).await;
         let http = reqwest::Client::new();
         for (path, method) in [
             ("/status", "GET"),
@@ -214,12 +217,7 @@ async fn without_admin_token_the_guarded_routes_are_closed() {
         }
     }
     let importer = env.importer(env.config()).await;
-    let (_trigger, shutdown) = shutdown::channel();
-    let daemon = Daemon::new(importer, services(&["PERSON"]), shutdown.clone(), None);
-    let (addr, _server) =
-        sis_importer::admin::serve(daemon, "127.0.0.1:0".parse().unwrap(), shutdown)
-            .await
-            .unwrap();
+    let (addr, _trigger, _server) = serve(importer, &["PERSON"], None).await;
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()

@@ -151,14 +151,12 @@ async fn sisu_over_https_with_a_client_certificate() {
     }
     for id in SERVICES {
         t.env.assert_delivered(id, &[]);
+        importer.store.reset(&service(id)).await.unwrap();
     }
     drop(importer);
 
     // Without a client certificate: the error says so and names the
     // settings, at once (a certificate is not retried into existence).
-    for id in SERVICES {
-        importer_store_reset(&t.env, id).await;
-    }
     let mut without = config.clone();
     without.cert_path = None;
     without.key_path = None;
@@ -187,32 +185,27 @@ async fn sisu_over_https_with_a_client_certificate() {
     let mut wrong = config.clone();
     wrong.cert_path = Some(stranger.cert);
     wrong.key_path = Some(stranger.key);
-    let importer = t.env.importer(wrong).await;
-    let (outcome, error) = import(&importer, &["PERSON"]).await.remove(0);
-    assert_eq!(outcome, ServiceOutcome::Failed);
-    assert!(
-        error.contains("rejected the client certificate") && error.contains("CERT_PATH"),
-        "{error}"
-    );
-    drop(importer);
+    person_fails_with(
+        &t.env,
+        wrong,
+        &["rejected the client certificate", "CERT_PATH"],
+    )
+    .await;
 
     // Without CA_PATH the server itself is not trusted; the error names CA_PATH.
     let mut untrusted = config.clone();
     untrusted.ca_path = None;
-    let importer = t.env.importer(untrusted).await;
-    let (outcome, error) = import(&importer, &["PERSON"]).await.remove(0);
-    assert_eq!(outcome, ServiceOutcome::Failed);
-    assert!(
-        error.contains("not trusted") && error.contains("CA_PATH"),
-        "{error}"
-    );
+    person_fails_with(&t.env, untrusted, &["not trusted", "CA_PATH"]).await;
 }
 
-async fn importer_store_reset(env: &Env, id: &str) {
-    let store = sis_importer::store::OrdinalStore::connect(&Secret::new(env.redis.url()))
-        .await
-        .unwrap();
-    store.reset(&service(id)).await.unwrap();
+/// Importing PERSON with `config` fails, and the error says all of `words`.
+async fn person_fails_with(env: &Env, config: sis_importer::config::Config, words: &[&str]) {
+    let importer = env.importer(config).await;
+    let (outcome, error) = import(&importer, &["PERSON"]).await.remove(0);
+    assert_eq!(outcome, ServiceOutcome::Failed);
+    for word in words {
+        assert!(error.contains(word), "{word:?} in {error}");
+    }
 }
 
 /// NATS demanding user/password over TLS with client certificates; Redis

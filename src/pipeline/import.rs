@@ -62,7 +62,6 @@ struct WindowDelta {
 /// What the per-batch log line needs besides the gate's [`Commit`].
 struct OpenBatch {
     no: u64,
-    since: i64,
     fetched_in: Duration,
     opened: Instant,
 }
@@ -241,7 +240,6 @@ impl Attempt<'_> {
         }
         self.open.push_back(OpenBatch {
             no: self.gate.next_batch_no(),
-            since: batch.since,
             fetched_in: batch.fetched_in,
             opened: Instant::now(),
         });
@@ -343,6 +341,8 @@ impl Attempt<'_> {
     /// Commits every batch the gate says is fully acknowledged, in order.
     async fn commit_ready(&mut self) -> Result<(), ImportError> {
         for commit in self.gate.take_committable() {
+            // Batches commit in order, so each starts at the last commit.
+            let since = self.stats.ordinal;
             self.flush_window().await?;
             let lease = self.importer.lease_guard();
             let ordinal = self
@@ -367,10 +367,11 @@ impl Attempt<'_> {
             self.importer.progress(&self.service.id, &self.stats);
             // Batches commit in the order they were opened.
             let open = self.open.pop_front().filter(|o| o.no == commit.batch_no);
+            debug_assert!(open.is_some(), "open batches and commits stay in step");
             tracing::info!(
                 service = %self.service.id,
                 batch = commit.batch_no,
-                since = open.as_ref().map(|o| o.since),
+                since,
                 ordinal,
                 entities = commit.entities,
                 chunks = commit.chunks,

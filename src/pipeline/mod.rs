@@ -202,7 +202,11 @@ impl Importer {
     fn update_live(&self, service: &str, f: impl FnOnce(&mut LiveProgress, u64)) {
         let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
         let seq = live.len() as u64;
-        f(live.entry(service.to_owned()).or_default(), seq);
+        // Called per feedback message: allocate the key only the first time.
+        match live.get_mut(service) {
+            Some(p) => f(p, seq),
+            None => f(live.entry(service.to_owned()).or_default(), seq),
+        }
     }
 
     /// A service starts: its live progress starts from zero.
