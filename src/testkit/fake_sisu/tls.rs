@@ -69,7 +69,11 @@ pub fn acceptor(config: &TlsServerConfig) -> io::Result<TlsAcceptor> {
     let mut server = builder
         .with_single_cert(certs, key)
         .map_err(|e| invalid("server certificate and key", e))?;
-    server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // HTTP/1.1 only: over HTTP/2 a request already sent when the server's
+    // certificate alert arrives fails as a bare "connection closed" (h2
+    // drops the cause), so the refusal could not be told apart. HTTP/1.1
+    // reads the alert as the response and reports it.
+    server.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(server)))
 }
 
