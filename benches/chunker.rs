@@ -1,6 +1,7 @@
 //! CPU cost of the per-batch hot path, without any I/O: cutting a fetched
 //! batch into chunks (`chunker::plan`), encoding chunk envelopes
-//! (`wire::encode_chunk`) and the acknowledgement bookkeeping (`AckGate`).
+//! (`wire::encode_chunk`) and the attempt's bookkeeping (`AttemptCore`:
+//! identity keys, order barrier, feedback, commits).
 //! Everything here runs once per 1000-entity batch inside the import loop;
 //! if it gets slow, the importer becomes CPU-bound long before NATS is.
 //!
@@ -24,10 +25,11 @@
 //! - `plan_encode/mixed`: < 0.5 ms per 1000-entity batch;
 //!   `plan_encode/term_registration`: < 5 ms. Both >= 4 GB/s.
 //! - `encode_chunk/100`: >= 5 GB/s (< 40 µs for the ~200 KB chunk).
-//! - `gate/add_batch_ok_commit/1000`: < 1 ms per batch (encode, 10 OK
-//!   feedbacks, commit: >= 1 M entities/s).
-//! - `gate/fail_split_to_poison/100`: < 1 ms to isolate one poison entity
-//!   in a 100-entity chunk (7 FAIL rounds, each decoding its chunk).
+//! - `core/batch_publish_ok_commit/1000`: < 2 ms per batch (chunking,
+//!   identity keys, 10 publishes and OK feedbacks, commit: >= 0.5 M
+//!   entities/s).
+//! - `core/fail_split_to_poison/100`: < 1 ms to isolate one poison entity
+//!   in a 100-entity chunk (7 FAIL rounds; halves reuse the kept slices).
 //!
 //! Run: `cargo bench --bench chunker -- --warm-up-time 1 --measurement-time 3`.
 
@@ -38,7 +40,7 @@ use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion
 use serde_json::value::RawValue;
 use sis_importer::catalogue::builtin;
 use sis_importer::pipeline::chunker::{plan, ChunkLimits, Plan};
-use sis_importer::pipeline::gate::{AckGate, Verdict};
+use sis_importer::pipeline::core::{Action, AttemptCore, BatchIn, Verdict, Windows};
 use sis_importer::sinks::wire::{encode_chunk, ENVELOPE_RESERVE};
 use sis_importer::sinks::{Feedback, FeedbackStatus};
 
@@ -166,32 +168,56 @@ fn feedback(subject: &str, chunk_id: &str, status: FeedbackStatus) -> Feedback {
     }
 }
 
-fn bench_gate(c: &mut Criterion) {
+fn core(person: &sis_importer::catalogue::Service) -> AttemptCore {
+    let windows = Windows {
+        pipeline_depth: 4,
+        max_chunks_in_flight: 1 << 20,
+        max_publishes_in_flight: 1 << 20,
+    };
+    AttemptCore::new(
+        person,
+        HASH,
+        1,
+        limits(),
+        windows,
+        Duration::from_secs(15),
+        tokio::time::Instant::now(),
+    )
+}
+
+fn batch(entities: Vec<Box<RawValue>>) -> BatchIn {
+    BatchIn {
+        greatest_ordinal: 1000,
+        entities,
+        fetched_in: Duration::ZERO,
+    }
+}
+
+fn bench_core(c: &mut Criterion) {
     let person = builtin()
         .into_iter()
         .find(|s| s.id == "PERSON")
         .expect("PERSON");
-    let chunks = plan(entities(BATCH, 200, 4096, 4), limits()).chunks;
-    // A fresh gate numbers its chunks the same way every time, so the OK
-    // feedback (parsed from NATS in production) is built once.
-    let oks: Vec<Feedback> = AckGate::new(&person, HASH, 1)
-        .add_batch(1000, BATCH as u64, chunks.clone())
-        .iter()
-        .map(|o| feedback(&person.subject, &o.chunk_id, FeedbackStatus::Ok))
-        .collect();
-    let mut g = c.benchmark_group("gate");
+    let all = entities(BATCH, 200, 4096, 4);
+    let now = tokio::time::Instant::now();
+    let mut g = c.benchmark_group("core");
     g.throughput(Throughput::Elements(BATCH as u64));
-    g.bench_function("add_batch_ok_commit/1000", |b| {
+    // Open a batch (chunking, identity keys, order barrier), publish every
+    // chunk, OK each, hand out the commit.
+    g.bench_function("batch_publish_ok_commit/1000", |b| {
         b.iter_batched(
-            || (AckGate::new(&person, HASH, 1), chunks.clone()),
-            |(mut gate, chunks)| {
-                black_box(gate.add_batch(1000, BATCH as u64, chunks));
-                for fb in &oks {
-                    assert!(matches!(gate.feedback(fb), Verdict::Done { .. }));
+            || (core(&person), all.clone()),
+            |(mut core, entities)| {
+                core.on_batch(batch(entities), now);
+                let out: Vec<_> = std::iter::from_fn(|| core.poll_publish()).collect();
+                for o in &out {
+                    let fb = feedback(&person.subject, &o.chunk_id, FeedbackStatus::Ok);
+                    assert!(matches!(core.on_feedback(&fb, now), Verdict::Done { .. }));
                 }
-                let commits = gate.take_committable();
-                assert_eq!(commits.len(), 1);
-                commits
+                let commits = std::iter::from_fn(|| core.poll_action())
+                    .filter(|a| matches!(a, Action::Commit(_)))
+                    .count();
+                assert_eq!(commits, 1);
             },
             BatchSize::LargeInput,
         )
@@ -200,43 +226,28 @@ fn bench_gate(c: &mut Criterion) {
     // One 100-entity chunk whose entity 37 is poison: FAIL halves it until
     // that entity is alone (7 rounds), every other half is OK.
     let chunk = entities(100, 200, 4096, 5);
-    const POISON: usize = 37;
+    let poison = chunk[37].get().to_owned();
     g.throughput(Throughput::Elements(100));
     g.bench_function("fail_split_to_poison/100", |b| {
         b.iter_batched(
-            || (AckGate::new(&person, HASH, 1), chunk.clone()),
-            |(mut gate, chunk)| {
-                let first = gate.add_batch(1000, 100, vec![chunk]);
-                // (chunk id, first entity index, entities)
-                let mut queue: VecDeque<(String, usize, usize)> = first
-                    .into_iter()
-                    .map(|o| (o.chunk_id, 0, o.entities))
-                    .collect();
+            || (core(&person), chunk.clone()),
+            |(mut core, chunk)| {
+                core.on_batch(batch(chunk), now);
+                let mut queue: VecDeque<_> = std::iter::from_fn(|| core.poll_publish()).collect();
                 let mut poisoned = 0;
-                while let Some((id, lo, n)) = queue.pop_front() {
-                    let status = if (lo..lo + n).contains(&POISON) {
+                while let Some(out) = queue.pop_front() {
+                    let status = if out.entities.iter().any(|e| e.get() == poison) {
                         FeedbackStatus::Fail
                     } else {
                         FeedbackStatus::Ok
                     };
-                    match gate.feedback(&feedback(&person.subject, &id, status)) {
-                        Verdict::Done { .. } => {}
-                        Verdict::Split { halves, .. } => {
-                            let mut start = lo;
-                            for h in halves {
-                                queue.push_back((h.chunk_id, start, h.entities));
-                                start += h.entities;
-                            }
-                        }
-                        Verdict::Poison { entity, .. } => {
-                            poisoned += 1;
-                            black_box(entity);
-                        }
-                        Verdict::Ignored(r) => panic!("ignored {r:?}"),
+                    let fb = feedback(&person.subject, &out.chunk_id, status);
+                    if let Verdict::Poison { .. } = core.on_feedback(&fb, now) {
+                        poisoned += 1;
                     }
+                    queue.extend(std::iter::from_fn(|| core.poll_publish()));
                 }
                 assert_eq!(poisoned, 1);
-                assert_eq!(gate.take_committable().len(), 1);
             },
             BatchSize::LargeInput,
         )
@@ -244,5 +255,5 @@ fn bench_gate(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_plan, bench_encode, bench_gate);
+criterion_group!(benches, bench_plan, bench_encode, bench_core);
 criterion_main!(benches);

@@ -124,12 +124,19 @@ pub struct Config {
     pub sis_retry_base_ms: u64,
     /// Longest backoff between Sisu retries, default 60 s (`Retry-After` is honoured up to 10 min).
     pub sis_retry_max_ms: u64,
-    /// Chunks published and not yet acknowledged by consumers, default 64.
+    /// `MAX_CHUNKS_IN_FLIGHT`: chunks published and awaiting consumers'
+    /// feedback, per service, default 64.
     pub max_chunks_in_flight: usize,
-    /// JetStream publish acks awaited at once, default 32.
+    /// `MAX_PUBLISHES_IN_FLIGHT`: JetStream publish acks awaited at once,
+    /// per service, default 32.
     pub max_publishes_in_flight: usize,
-    /// Batches fetched ahead of the one being acknowledged, default 2.
-    pub prefetch_batches: usize,
+    /// `PIPELINE_DEPTH`: batches open at once per service (fetched and not
+    /// yet committed), default 2; 1 fetches the next batch only after the
+    /// previous one is committed.
+    pub pipeline_depth: usize,
+    /// `SERVICE_CONCURRENCY`: services imported side by side, default 1
+    /// (catalogue order, one at a time).
+    pub service_concurrency: usize,
     /// Timeout of one JetStream publish ack, default 10 s.
     pub publish_timeout_secs: f64,
     /// Rate limit on chunk publishes, default unlimited.
@@ -187,7 +194,8 @@ impl Default for Config {
             sis_retry_max_ms: 60_000,
             max_chunks_in_flight: 64,
             max_publishes_in_flight: 32,
-            prefetch_batches: 2,
+            pipeline_depth: 2,
+            service_concurrency: 1,
             publish_timeout_secs: 10.0,
             publish_chunks_per_second: None,
             shutdown_grace_secs: 30.0,
@@ -264,6 +272,10 @@ pub const ENV_NAMES: &[&str] = &[
     "UPDATE_RETRY_LIMIT",
     "SIS_RETRY_LIMIT",
     "SIS_REQUESTS_PER_SECOND",
+    "SERVICE_CONCURRENCY",
+    "PIPELINE_DEPTH",
+    "MAX_CHUNKS_IN_FLIGHT",
+    "MAX_PUBLISHES_IN_FLIGHT",
     "CRON",
     "TZ_NAME",
     "SERVICES",
@@ -392,6 +404,18 @@ impl Config {
         if let Some(v) = var("SIS_REQUESTS_PER_SECOND") {
             self.sis_requests_per_second = Some(parse_env("SIS_REQUESTS_PER_SECOND", &v)?);
         }
+        if let Some(v) = var("SERVICE_CONCURRENCY") {
+            self.service_concurrency = parse_env("SERVICE_CONCURRENCY", &v)?;
+        }
+        if let Some(v) = var("PIPELINE_DEPTH") {
+            self.pipeline_depth = parse_env("PIPELINE_DEPTH", &v)?;
+        }
+        if let Some(v) = var("MAX_CHUNKS_IN_FLIGHT") {
+            self.max_chunks_in_flight = parse_env("MAX_CHUNKS_IN_FLIGHT", &v)?;
+        }
+        if let Some(v) = var("MAX_PUBLISHES_IN_FLIGHT") {
+            self.max_publishes_in_flight = parse_env("MAX_PUBLISHES_IN_FLIGHT", &v)?;
+        }
         if let Some(v) = var("CRON") {
             self.cron = v;
         }
@@ -497,17 +521,24 @@ impl Config {
                 "must be zero or more seconds",
             ));
         }
-        if self.max_chunks_in_flight == 0 || self.max_publishes_in_flight == 0 {
-            return Err(invalid(
-                "max_chunks_in_flight",
-                "max_chunks_in_flight and max_publishes_in_flight must be at least 1",
-            ));
+        for (name, v) in [
+            ("MAX_CHUNKS_IN_FLIGHT", self.max_chunks_in_flight),
+            ("MAX_PUBLISHES_IN_FLIGHT", self.max_publishes_in_flight),
+        ] {
+            if v == 0 {
+                return Err(invalid(name, "must be at least 1"));
+            }
         }
         if self.lease_ttl_secs < 3 {
             return Err(invalid("lease_ttl_secs", "must be at least 3 seconds"));
         }
-        if self.prefetch_batches == 0 {
-            return Err(invalid("prefetch_batches", "must be at least 1"));
+        for (name, v) in [
+            ("PIPELINE_DEPTH", self.pipeline_depth),
+            ("SERVICE_CONCURRENCY", self.service_concurrency),
+        ] {
+            if v == 0 {
+                return Err(invalid(name, "must be at least 1"));
+            }
         }
         self.schedule()?;
         self.time_zone()?;

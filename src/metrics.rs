@@ -1,6 +1,7 @@
 //! Process-wide counters for the admin API's `/metrics` and the progress
-//! line. A small registry of atomics behind one lock per service; rendered
-//! in Prometheus text format.
+//! line: one registry behind one lock, written in batches by each attempt's
+//! observer (a few times a second, not per message); rendered in Prometheus
+//! text format.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -91,14 +92,12 @@ pub fn fetched(service: &str, n: u64) {
     with_service(service, |s| s.fetched += n);
 }
 
-/// A chunk handed to the publisher with `entities`; `first` when it is
-/// not a split half.
-pub fn chunk_published(service: &str, entities: u64, first: bool) {
+/// `chunks` chunks handed to the publisher, carrying `entities` entities
+/// on their first publish (split halves are not counted again).
+pub fn chunks_published(service: &str, chunks: u64, entities: u64) {
     with_service(service, |s| {
-        s.chunks_published += 1;
-        if first {
-            s.published += entities;
-        }
+        s.chunks_published += chunks;
+        s.published += entities;
     });
 }
 
@@ -107,13 +106,12 @@ pub fn acknowledged(service: &str, n: u64) {
     with_service(service, |s| s.acknowledged += n);
 }
 
-/// A chunk failed and was split (`split`) or isolated a poison entity.
-pub fn chunk_failed(service: &str, split: bool) {
+/// Chunks reported FAIL: `splits` were split in two, `poisons` isolated a
+/// poison entity.
+pub fn chunks_failed(service: &str, splits: u64, poisons: u64) {
     with_service(service, |s| {
-        s.chunks_failed += 1;
-        if split {
-            s.chunks_split += 1;
-        }
+        s.chunks_failed += splits + poisons;
+        s.chunks_split += splits;
     });
 }
 
@@ -142,10 +140,10 @@ pub fn run_finished(service: &str, took: Duration, success: bool) {
     });
 }
 
-/// A feedback message ignored for `reason`.
-pub fn feedback_ignored(reason: &'static str) {
+/// `n` feedback messages ignored for `reason`.
+pub fn feedback_ignored(reason: &'static str, n: u64) {
     let mut reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
-    *reg.feedback_ignored.entry(reason).or_default() += 1;
+    *reg.feedback_ignored.entry(reason).or_default() += n;
 }
 
 /// A copy of one service's counters.

@@ -1,26 +1,32 @@
-//! One attempt at one service, read top to bottom:
-//! pages → chunks → publish → join acks → commit.
+//! One attempt at one service: the thin async driver around
+//! [`AttemptCore`], read top to bottom as the design's chain:
 //!
-//! The batch stream is pulled only while the window has room, so a slow
-//! broker or slow consumers slow the fetcher down. Feedback, publish acks,
-//! the panic timer, counter flushes and shutdown are joined in one
-//! `select!`; after every event the gate hands out the batch ordinals that
-//! are now fully acknowledged, and only those are committed.
+//! pages (a `Stream` of batches, pulled only while `pipeline_depth` has
+//! room) → chunks (the core) → the chunk sink (publish acks awaited inside
+//! it) joined with the feedback stream → commits, written by a store queue
+//! that keeps one Redis write under way at a time, in order, while feedback
+//! goes on being handled.
+//!
+//! The driver awaits nothing but the `select!`: every slow thing (Sisu and
+//! its rate limit, publishing and its rate limit, Redis) is a future or a
+//! stream polled there.
 
 use std::collections::VecDeque;
+use std::pin::pin;
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use futures::StreamExt;
 use tokio::time::{sleep_until, Instant};
 
-use super::chunker;
-use super::gate::{AckGate, Verdict};
+use super::core::{Action, AttemptCore, BatchIn, Commit, Windows};
+use super::ports::{BatchSource, ChunkSink, CursorStore, FeedbackError, FeedbackSource};
+use super::telemetry::AttemptObserver;
 use super::{ImportError, Importer};
-use crate::catalogue::{Service, FEEDBACK_SUBJECT};
+use crate::catalogue::Service;
 use crate::shutdown::Shutdown;
-use crate::sinks::{ChunkPublisher, Feedback, OutgoingChunk};
-use crate::sources::{self, SourceError};
-use crate::store::DeadLetter;
+use crate::sinks::ChunkPublisher;
+use crate::store::{DeadLetter, StoreError};
 
 /// How an attempt ended.
 #[derive(Debug)]
@@ -52,34 +58,8 @@ pub struct AttemptStats {
     pub ordinal: Option<i64>,
 }
 
-/// Entity counts not yet added to `_SCHEDULED` / `_UPDATED` in Redis.
-#[derive(Default)]
-struct WindowDelta {
-    scheduled: u64,
-    updated: u64,
-}
-
-/// What the per-batch log line needs besides the gate's [`Commit`].
-struct OpenBatch {
-    no: u64,
-    fetched_in: Duration,
-    opened: Instant,
-}
-
-/// The mutable state of one attempt besides the gate.
-struct Attempt<'a> {
-    importer: &'a Importer,
-    service: &'a Service,
-    gate: AckGate,
-    /// Chunks made and not yet handed to the publisher; split halves go
-    /// first so a failing batch finishes before new ones pile up.
-    to_publish: VecDeque<OutgoingChunk>,
-    window: WindowDelta,
-    stats: AttemptStats,
-    last_progress: Instant,
-    /// Open batches in order, for the "batch committed" event.
-    open: VecDeque<OpenBatch>,
-}
+/// How often window counters and telemetry are flushed.
+const FLUSH_EVERY: Duration = Duration::from_millis(250);
 
 impl Importer {
     /// Runs one attempt of `service` from `since` under `execution_hash`.
@@ -92,115 +72,138 @@ impl Importer {
         batch_no: &mut u64,
         shutdown: &mut Shutdown,
     ) -> (AttemptEnd, AttemptStats) {
-        // Subscribe before the first publish so no feedback can be missed.
-        let mut feedback = match self.nats.client.subscribe(FEEDBACK_SUBJECT).await {
-            Ok(sub) => sub,
-            Err(e) => {
-                return (
-                    AttemptEnd::Failed(ImportError::Feedback(e.to_string())),
-                    AttemptStats::default(),
-                )
-            }
-        };
         let config = &self.config;
-        let mut batches = sources::batches(
-            self.client.clone(),
-            self.store.clone(),
-            service.clone(),
-            since,
-            config.fetch_amount,
+        let windows = Windows {
+            pipeline_depth: config.pipeline_depth,
+            max_chunks_in_flight: config.max_chunks_in_flight,
+            max_publishes_in_flight: config.max_publishes_in_flight,
+        };
+        let core = AttemptCore::new(
+            service,
+            execution_hash,
+            *batch_no,
+            self.limits,
+            windows,
+            config.panic_timeout(),
+            Instant::now(),
         );
-        let mut publisher = ChunkPublisher::new(
+        let sink = ChunkPublisher::new(
             self.nats.clone(),
             &service.subject,
-            config.max_publishes_in_flight,
             config.publish_chunks_per_second,
             Duration::from_secs_f64(config.publish_timeout_secs),
         );
-        let mut a = Attempt {
+        let observer = AttemptObserver::new(self, service, since);
+        let mut driver = Driver {
             importer: self,
             service,
-            gate: AckGate::new(service, execution_hash, *batch_no),
-            to_publish: VecDeque::new(),
-            window: WindowDelta::default(),
-            stats: AttemptStats {
-                ordinal: Some(since),
-                ..Default::default()
-            },
-            last_progress: Instant::now(),
-            open: VecDeque::new(),
+            core,
+            observer,
+            store: StoreQueue::new(self.store.clone(), service.clone()),
         };
-        let panic_timeout = config.panic_timeout();
-        let mut flush = tokio::time::interval(Duration::from_millis(250));
+        let end = driver
+            .run(&self.source, sink, &self.feedback, since, shutdown)
+            .await;
+        *batch_no = driver.core.next_batch_no();
+        driver.observer.flush();
+        (end, driver.observer.into_stats())
+    }
+}
+
+struct Driver<'a, C: CursorStore> {
+    importer: &'a Importer,
+    service: &'a Service,
+    core: AttemptCore,
+    observer: AttemptObserver<'a>,
+    store: StoreQueue<C>,
+}
+
+impl<C: CursorStore + Clone + 'static> Driver<'_, C> {
+    async fn run(
+        &mut self,
+        source: &impl BatchSource,
+        mut sink: impl ChunkSink,
+        feedback: &impl FeedbackSource,
+        since: i64,
+        shutdown: &mut Shutdown,
+    ) -> AttemptEnd {
+        // Opened before the first publish, so no feedback can be missed.
+        let mut feedback = match feedback.subscribe().await {
+            Ok(stream) => stream,
+            Err(e) => return AttemptEnd::Failed(ImportError::Feedback(e)),
+        };
+        let config = &self.importer.config;
+        let mut batches = source.batches(self.service, since, config.fetch_amount);
+        let mut flush = tokio::time::interval(FLUSH_EVERY);
+        let mut panic_at = pin!(sleep_until(Instant::now()));
         let mut fetching = true;
-        let mut source_error: Option<SourceError> = None;
+        let mut source_error = None;
         let mut grace: Option<Instant> = None;
+        let service = &self.service.id;
 
         let end = loop {
-            if let Err(e) = a.commit_ready().await {
-                break AttemptEnd::Failed(e);
+            while let Some(chunk) = self.core.poll_publish() {
+                self.observer.chunk_published(&chunk);
+                sink.publish(chunk);
             }
-            if !fetching && a.gate.outstanding_chunks() == 0 {
+            self.take_actions();
+            if !fetching && self.core.open_batches() == 0 {
                 break match (grace, source_error.take()) {
                     (_, Some(e)) => AttemptEnd::Failed(ImportError::Source(e)),
                     (Some(_), None) => AttemptEnd::Interrupted,
                     (None, None) => AttemptEnd::Completed,
                 };
             }
-            let window_has_room = a.gate.outstanding_chunks() < config.max_chunks_in_flight
-                && a.gate.open_batches() <= config.prefetch_batches;
-            let can_fetch = fetching && window_has_room;
-            let can_publish = !a.to_publish.is_empty() && publisher.has_capacity();
-            let panic_at = a.last_progress + panic_timeout;
-
+            let deadline = self.core.poll_timeout();
+            if let Some(at) = deadline {
+                if panic_at.deadline() != at {
+                    panic_at.as_mut().reset(at);
+                }
+            }
             tokio::select! {
                 biased;
                 _ = shutdown.recv(), if grace.is_none() => {
-                    tracing::info!(service = %service.id, outstanding = a.gate.outstanding_chunks(), "shutdown: no more fetching, waiting for outstanding acknowledgements");
+                    tracing::info!(service = %service, unfinished = self.core.unfinished_chunks(), "shutdown: no more fetching, waiting for outstanding acknowledgements");
                     fetching = false;
                     grace = Some(Instant::now() + Duration::from_secs_f64(config.shutdown_grace_secs));
                 }
                 _ = sleep_until(grace.unwrap_or_else(Instant::now)), if grace.is_some() => {
-                    tracing::warn!(service = %service.id, outstanding = a.gate.outstanding_chunks(), "shutdown grace period over; unacknowledged batches stay uncommitted");
+                    tracing::warn!(service = %service, unfinished = self.core.unfinished_chunks(), "shutdown grace period over; unacknowledged batches stay uncommitted");
                     break AttemptEnd::Interrupted;
                 }
-                msg = feedback.next() => match msg {
-                    Some(msg) => {
-                        if let Err(e) = a.on_feedback(&msg.payload).await {
-                            break AttemptEnd::Failed(e);
-                        }
-                    }
-                    None => break AttemptEnd::Failed(ImportError::Feedback("feedback subscription closed".into())),
-                },
-                ack = publisher.next_ack() => {
-                    if let Err(failure) = ack {
-                        break AttemptEnd::Failed(ImportError::Publish(failure));
-                    }
-                }
-                _ = sleep_until(panic_at), if a.gate.outstanding_chunks() > 0 => {
-                    tracing::warn!(service = %service.id, outstanding = a.gate.outstanding_chunks(), timeout_secs = panic_timeout.as_secs_f64(), "no feedback progress: abandoning the attempt");
-                    break AttemptEnd::PanicTimeout;
-                }
-                _ = flush.tick() => {
-                    if let Err(e) = a.flush_window().await {
+                done = self.store.next() => {
+                    if let Err(e) = self.stored(done) {
                         break AttemptEnd::Failed(e);
                     }
                 }
-                // select! evaluates every branch's expression even when its
-                // condition is false, so the chunk is taken only in the handler.
-                _ = std::future::ready(()), if can_publish => {
-                    let chunk = a.to_publish.pop_front().expect("can_publish checked the queue");
-                    // Counted when handed over: the attempt may end (all
-                    // feedback in) before the last JetStream acks are read.
-                    a.stats.chunks += 1;
-                    crate::metrics::chunk_published(&service.id, chunk.entities as u64, !chunk.half);
-                    publisher.publish(chunk).await;
+                item = feedback.next() => match item {
+                    Some(Ok(Ok(fb))) => {
+                        let verdict = self.core.on_feedback(&fb, Instant::now());
+                        self.observer.feedback(&fb, &verdict);
+                    }
+                    Some(Ok(Err(malformed))) => self.observer.malformed(&malformed),
+                    Some(Err(e)) => break AttemptEnd::Failed(ImportError::Feedback(e)),
+                    None => break AttemptEnd::Failed(ImportError::Feedback(FeedbackError("the feedback stream ended".into()))),
+                },
+                ack = sink.next_ack() => match ack {
+                    Ok(_) => self.core.on_published(),
+                    Err(failure) => break AttemptEnd::Failed(ImportError::Publish(failure)),
+                },
+                _ = &mut panic_at, if deadline.is_some() => {
+                    if self.core.on_timeout(Instant::now()) {
+                        tracing::warn!(service = %service, unfinished = self.core.unfinished_chunks(), timeout_secs = config.panic_timeout_secs, "no feedback progress: abandoning the attempt");
+                        break AttemptEnd::PanicTimeout;
+                    }
                 }
-                batch = batches.next(), if can_fetch => match batch {
+                batch = batches.next(), if fetching && self.core.wants_batch() => match batch {
                     Some(Ok(batch)) => {
-                        if let Err(e) = a.open_batch(batch).await {
-                            break AttemptEnd::Failed(e);
-                        }
+                        let (since, entities) = (batch.since, batch.entities.len());
+                        let opened = self.core.on_batch(BatchIn {
+                            greatest_ordinal: batch.greatest_ordinal,
+                            entities: batch.entities,
+                            fetched_in: batch.fetched_in,
+                        }, Instant::now());
+                        self.observer.batch_opened(&opened, entities, since, batch.greatest_ordinal);
                     }
                     Some(Err(e)) => {
                         // Let what is in flight finish and commit, then fail.
@@ -209,177 +212,162 @@ impl Importer {
                     }
                     None => fetching = false,
                 },
-            }
-        };
-        if let Err(e) = a.flush_window().await {
-            tracing::warn!(service = %service.id, error = %e, "could not update window counters");
-        }
-        *batch_no = a.gate.next_batch_no();
-        (end, a.stats)
-    }
-}
-
-impl Attempt<'_> {
-    /// Chunks a fetched batch, dead-letters what can never be sent, and
-    /// queues the chunks.
-    async fn open_batch(&mut self, batch: sources::Batch) -> Result<(), ImportError> {
-        let service = &self.service.id;
-        let count = batch.entities.len() as u64;
-        crate::metrics::fetched(service, count);
-        let plan = chunker::plan(batch.entities, self.importer.limits);
-        for entity in &plan.too_large {
-            let detail = format!(
-                "entity is {} bytes; a chunk carries at most {} (MAX_CHUNK_BYTES / server max_payload)",
-                entity.get().len(),
-                self.importer.limits.max_entity_bytes
-            );
-            self.dead_letter(entity, "too_large", detail, None).await?;
-        }
-        if self.gate.outstanding_chunks() == 0 {
-            self.last_progress = Instant::now();
-        }
-        self.open.push_back(OpenBatch {
-            no: self.gate.next_batch_no(),
-            fetched_in: batch.fetched_in,
-            opened: Instant::now(),
-        });
-        let chunks = self
-            .gate
-            .add_batch(batch.greatest_ordinal, count, plan.chunks);
-        tracing::debug!(service = %service, since = batch.since, greatest_ordinal = batch.greatest_ordinal, entities = count, chunks = chunks.len(), "batch fetched");
-        self.to_publish.extend(chunks);
-        self.window.scheduled += count;
-        Ok(())
-    }
-
-    async fn on_feedback(&mut self, body: &[u8]) -> Result<(), ImportError> {
-        let service = &self.service.id;
-        let fb = match Feedback::parse(body) {
-            Ok(fb) => fb,
-            Err(e) => {
-                tracing::warn!(service = %service, error = %e, bytes = body.len(), "malformed feedback ignored");
-                crate::metrics::feedback_ignored("malformed");
-                return Ok(());
-            }
-        };
-        match self.gate.feedback(&fb) {
-            Verdict::Ignored(reason) => {
-                tracing::debug!(service = %service, chunk_id = %fb.chunk_id, reason = reason.as_str(), "feedback ignored");
-                crate::metrics::feedback_ignored(reason.as_str());
-            }
-            Verdict::Done { entities } => {
-                self.last_progress = Instant::now();
-                self.window.updated += entities as u64;
-                self.stats.acknowledged += entities as u64;
-                crate::metrics::acknowledged(service, entities as u64);
-                self.importer.progress(service, &self.stats);
-            }
-            Verdict::Split { failed, halves } => {
-                self.last_progress = Instant::now();
-                crate::metrics::chunk_failed(service, true);
-                tracing::warn!(service = %service, chunk_id = %failed, stack = %fb.stack_text(), halves = ?halves.iter().map(|h| (&h.chunk_id, h.entities)).collect::<Vec<_>>(), "chunk failed; re-publishing it in two halves");
-                for half in halves.into_iter().rev() {
-                    self.to_publish.push_front(half);
+                _ = flush.tick() => {
+                    self.core.flush_window();
+                    self.observer.flush();
                 }
             }
-            Verdict::Poison { chunk_id, entity } => {
-                self.last_progress = Instant::now();
-                crate::metrics::chunk_failed(service, false);
-                self.dead_letter(&entity, "poison", fb.stack_text(), Some(chunk_id))
-                    .await?;
+        };
+        // What is fully acknowledged is committed whatever ended the
+        // attempt, unless Redis itself is what failed.
+        if matches!(end, AttemptEnd::Failed(ImportError::Store(_))) {
+            return end;
+        }
+        self.core.flush_window();
+        self.take_actions();
+        while !self.store.is_idle() {
+            let done = self.store.next().await;
+            if let Err(e) = self.stored(done) {
+                tracing::warn!(service = %service, error = %e, "could not write to Redis at the end of the attempt");
+                return match end {
+                    AttemptEnd::Completed => AttemptEnd::Failed(e),
+                    other => other,
+                };
             }
         }
-        Ok(())
+        end
     }
 
-    /// Records a dead letter; it counts as done for the window.
-    async fn dead_letter(
-        &mut self,
-        entity: &serde_json::value::RawValue,
-        reason: &'static str,
-        detail: String,
-        chunk_id: Option<String>,
-    ) -> Result<(), ImportError> {
-        let letter = DeadLetter {
-            service: self.service.id.clone(),
-            identity: self.service.identity_of(entity),
-            modification_ordinal: crate::catalogue::modification_ordinal(entity),
-            reason: reason.into(),
-            detail,
-            time: chrono::Utc::now().to_rfc3339(),
-            execution_hash: self.gate.execution_hash().to_owned(),
-            chunk_id,
-        };
-        let new = self.importer.store.dead_letter(&letter).await?;
-        tracing::error!(
-            service = %letter.service,
-            new,
-            identity = letter.identity.as_deref().unwrap_or("<none>"),
-            modification_ordinal = letter.modification_ordinal,
-            reason,
-            detail = %letter.detail,
-            "dead letter"
-        );
-        if new {
-            crate::metrics::dead_lettered(&self.service.id, reason);
+    fn take_actions(&mut self) {
+        while let Some(action) = self.core.poll_action() {
+            let action = match action {
+                Action::DeadLetter(order) => StoreOp::DeadLetter(DeadLetter {
+                    service: self.service.id.clone(),
+                    identity: self.service.identity_of(&order.entity),
+                    modification_ordinal: crate::catalogue::modification_ordinal(&order.entity),
+                    reason: order.reason.into(),
+                    detail: order.detail,
+                    time: chrono::Utc::now().to_rfc3339(),
+                    execution_hash: self.core.execution_hash().to_owned(),
+                    chunk_id: order.chunk_id,
+                }),
+                Action::Window(delta) => StoreOp::Window(delta.scheduled, delta.updated),
+                Action::Commit(commit) => StoreOp::Commit(commit, self.importer.lease_guard()),
+            };
+            self.store.push(action);
         }
-        self.window.updated += 1;
-        self.stats.dead_letters += 1;
-        self.importer.progress(&self.service.id, &self.stats);
-        Ok(())
     }
 
-    async fn flush_window(&mut self) -> Result<(), ImportError> {
-        let WindowDelta { scheduled, updated } = std::mem::take(&mut self.window);
-        self.importer
-            .store
-            .add_window(self.service, scheduled, updated)
-            .await?;
-        Ok(())
-    }
-
-    /// Commits every batch the gate says is fully acknowledged, in order.
-    async fn commit_ready(&mut self) -> Result<(), ImportError> {
-        for commit in self.gate.take_committable() {
-            // Batches commit in order, so each starts at the last commit.
-            let since = self.stats.ordinal;
-            self.flush_window().await?;
-            let lease = self.importer.lease_guard();
-            let ordinal = self
-                .importer
-                .store
-                .commit(
-                    self.service,
-                    commit.greatest_ordinal,
-                    commit.entities,
-                    lease.as_ref().map(|(k, o)| (k.as_str(), o.as_str())),
-                )
-                .await
-                .inspect_err(|e| {
-                    if matches!(e, crate::store::StoreError::LeaseLost { .. }) {
+    /// A store write finished: report it, or fail the attempt.
+    fn stored(&mut self, done: StoreDone) -> Result<(), ImportError> {
+        match done {
+            StoreDone::Window(result) => result?,
+            StoreDone::DeadLetter(letter, result) => {
+                self.observer.dead_lettered(&letter, result?);
+            }
+            StoreDone::Commit(commit, result) => {
+                let ordinal = result.inspect_err(|e| {
+                    if matches!(e, StoreError::LeaseLost { .. }) {
                         self.importer.mark_lease_lost();
                     }
                 })?;
-            self.stats.entities += commit.entities;
-            self.stats.batches += 1;
-            self.stats.ordinal = Some(ordinal);
-            crate::metrics::committed(&self.service.id, ordinal);
-            self.importer.progress(&self.service.id, &self.stats);
-            // Batches commit in the order they were opened.
-            let open = self.open.pop_front().filter(|o| o.no == commit.batch_no);
-            debug_assert!(open.is_some(), "open batches and commits stay in step");
-            tracing::info!(
-                service = %self.service.id,
-                batch = commit.batch_no,
-                since,
-                ordinal,
-                entities = commit.entities,
-                chunks = commit.chunks,
-                fetch_ms = open.as_ref().map(|o| o.fetched_in.as_millis() as u64),
-                ack_ms = open.as_ref().map(|o| o.opened.elapsed().as_millis() as u64),
-                "batch committed"
-            );
+                self.observer.committed(&commit, ordinal);
+            }
         }
         Ok(())
+    }
+}
+
+/// A write for the cursor store.
+enum StoreOp {
+    Window(u64, u64),
+    DeadLetter(DeadLetter),
+    Commit(Commit, Option<(String, String)>),
+}
+
+/// A finished store write.
+enum StoreDone {
+    Window(Result<(), StoreError>),
+    DeadLetter(DeadLetter, Result<bool, StoreError>),
+    Commit(Commit, Result<i64, StoreError>),
+}
+
+/// Store writes in order, one under way at a time. The queue is bounded by
+/// the core's windows: at most `pipeline_depth` commits, one dead letter
+/// per entity in the open batches, and window deltas merged into one.
+struct StoreQueue<C> {
+    store: C,
+    service: Service,
+    queue: VecDeque<StoreOp>,
+    current: Option<BoxFuture<'static, StoreDone>>,
+}
+
+impl<C: CursorStore + Clone + 'static> StoreQueue<C> {
+    fn new(store: C, service: Service) -> Self {
+        StoreQueue {
+            store,
+            service,
+            queue: VecDeque::new(),
+            current: None,
+        }
+    }
+
+    fn push(&mut self, op: StoreOp) {
+        if let (StoreOp::Window(s, u), Some(StoreOp::Window(qs, qu))) = (&op, self.queue.back_mut())
+        {
+            *qs += s;
+            *qu += u;
+            return;
+        }
+        self.queue.push_back(op);
+        self.start_next();
+    }
+
+    fn is_idle(&self) -> bool {
+        self.current.is_none() && self.queue.is_empty()
+    }
+
+    fn start_next(&mut self) {
+        if self.current.is_some() {
+            return;
+        }
+        let Some(op) = self.queue.pop_front() else {
+            return;
+        };
+        let store = self.store.clone();
+        let service = self.service.clone();
+        self.current = Some(match op {
+            StoreOp::Window(s, u) => {
+                let write = store.add_window(&service, s, u);
+                Box::pin(async move { StoreDone::Window(write.await) })
+            }
+            StoreOp::DeadLetter(letter) => {
+                let write = store.dead_letter(letter.clone());
+                Box::pin(async move { StoreDone::DeadLetter(letter, write.await) })
+            }
+            StoreOp::Commit(commit, lease) => Box::pin(async move {
+                let w = commit.window;
+                let result = match store.add_window(&service, w.scheduled, w.updated).await {
+                    Ok(()) => {
+                        store
+                            .commit(&service, commit.greatest_ordinal, commit.entities, lease)
+                            .await
+                    }
+                    Err(e) => Err(e),
+                };
+                StoreDone::Commit(commit, result)
+            }),
+        });
+    }
+
+    /// The next finished write; pending while none is under way.
+    async fn next(&mut self) -> StoreDone {
+        let Some(current) = self.current.as_mut() else {
+            return std::future::pending().await;
+        };
+        let done = current.await;
+        self.current = None;
+        self.start_next();
+        done
     }
 }

@@ -3,26 +3,36 @@
 //! knows neither HTTP nor the NATS wire format beyond what `sources` and
 //! `sinks` hand it.
 //!
+//! - `ports`: the traits `sources`, `sinks` and `store` implement.
 //! - `chunker`: batch → chunks bounded by count and bytes.
-//! - `gate`: the [`gate::AckGate`] state machine (feedback → commits).
-//! - `import`: one attempt at one service (the `select!` loop).
-//! - `run`: a whole run: services in order, retries, `POST_UPDATE`.
+//! - `order`: the per-identity order barrier.
+//! - `core`: [`core::AttemptCore`], one attempt's rules as pure state
+//!   (windows, order, halving, commit order, panic deadline).
+//! - `import`: the async driver of one attempt (streams joined in one
+//!   `select!`, a store queue for Redis writes).
+//! - `telemetry`: the attempt's one observer (logs, metrics, progress).
+//! - `run`: a whole run: services in order (or side by side with
+//!   `SERVICE_CONCURRENCY`), retries, `POST_UPDATE`.
 //! - `daemon`: the cron schedule, start-up run and re-arming.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::catalogue::FEEDBACK_SUBJECT;
 use crate::config::Config;
-use crate::sinks::{Nats, PublishFailure, SinkError};
-use crate::sources::{SisuClient, SourceError};
+use crate::sinks::{JetStreamFeedback, Nats, PublishFailure, SinkError};
+use crate::sources::{SisuClient, SisuSource, SourceError};
 use crate::store::{OrdinalStore, StoreError};
 
 pub mod chunker;
+pub mod core;
 pub mod daemon;
-pub mod gate;
 pub mod import;
+pub mod order;
+pub mod ports;
 pub mod run;
+pub mod telemetry;
 
 pub use chunker::ChunkLimits;
 pub use run::{RunSummary, ServiceOutcome, ServiceReport};
@@ -39,9 +49,9 @@ pub enum ImportError {
     /// A chunk could not be published.
     #[error(transparent)]
     Publish(#[from] PublishFailure),
-    /// The feedback subscription failed.
-    #[error("feedback subscription on SCHEDULER_STATUS_CHANNEL: {0}")]
-    Feedback(String),
+    /// The feedback stream failed.
+    #[error(transparent)]
+    Feedback(#[from] ports::FeedbackError),
     /// Every attempt ended in a panic timeout.
     #[error("no feedback progress within PANIC_TIMEOUT ({timeout_secs} s) in {attempts} attempts; ordinal left at the last fully acknowledged batch")]
     PanicTimeouts {
@@ -112,6 +122,10 @@ pub struct Importer {
     pub nats: Nats,
     /// Sisu.
     pub client: SisuClient,
+    /// Batches from Sisu, for the pipeline.
+    source: SisuSource,
+    /// Feedback from the stream, for the pipeline.
+    feedback: JetStreamFeedback,
     /// Chunk bounds (from config and the server's `max_payload`).
     pub limits: ChunkLimits,
     /// Services Sisu answered 403 for; skipped for the process's life.
@@ -133,8 +147,14 @@ impl Importer {
         let store = OrdinalStore::connect(&config.redis_url).await?;
         let nats = Nats::connect(&config).await?;
         let catalogue = config.catalogue()?;
-        nats.ensure_stream(&catalogue, Duration::from_secs(config.stream_max_age_secs))
+        let missing = nats
+            .ensure_stream(&catalogue, Duration::from_secs(config.stream_max_age_secs))
             .await?;
+        let feedback_captured = !missing.iter().any(|s| s == FEEDBACK_SUBJECT);
+        if !feedback_captured {
+            tracing::warn!(stream = %nats.stream, "the stream does not capture SCHEDULER_STATUS_CHANNEL: reading feedback with a core NATS subscription, so feedback sent during a NATS reconnect is lost and costs a PANIC_TIMEOUT retry");
+        }
+        let feedback = JetStreamFeedback::new(nats.clone(), feedback_captured);
         let client = SisuClient::new(&config)?;
         let limits = ChunkLimits::new(
             config.max_chunk_size,
@@ -150,6 +170,11 @@ impl Importer {
         );
         Ok(Arc::new(Importer {
             config: Arc::new(config),
+            source: SisuSource {
+                client: client.clone(),
+                store: store.clone(),
+            },
+            feedback,
             store,
             nats,
             client,

@@ -1,15 +1,16 @@
-//! A whole run: every selected service in catalogue order, one at a time,
-//! each retried after panic timeouts; then `POST_UPDATE`.
+//! A whole run: every selected service in catalogue order, one at a time
+//! (or up to `SERVICE_CONCURRENCY` side by side, each with its own
+//! windows), each retried after panic timeouts; then, once, `POST_UPDATE`.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream::message::PublishMessage as Publish;
+use futures::StreamExt;
 use serde::Serialize;
 
 use super::import::{AttemptEnd, AttemptStats};
 use super::{new_execution_hash, ImportError, Importer};
-use crate::catalogue::{Service, POST_UPDATE_SUBJECT};
+use crate::catalogue::Service;
 use crate::shutdown::Shutdown;
 use crate::store::RunRecord;
 
@@ -109,15 +110,22 @@ impl Importer {
             .map_err(|_| RunError::AlreadyRunning)?;
         let started_at = chrono::Utc::now().to_rfc3339();
         let started = Instant::now();
-        tracing::info!(services = services.len(), "run started");
+        let concurrency = self.config.service_concurrency.max(1);
+        tracing::info!(services = services.len(), concurrency, "run started");
+        // Services start in catalogue order, at most `concurrency` at once;
+        // reports come back in that order.
         let mut reports = Vec::with_capacity(services.len());
-        for service in services {
-            let report = if shutdown.is_shutdown() || self.lease_lost() {
-                ServiceReport::new(service, ServiceOutcome::Interrupted)
-            } else {
-                self.import_service(service, shutdown.clone()).await
-            };
-            reports.push(report);
+        let mut pending = futures::stream::FuturesOrdered::new();
+        let mut next = services.iter();
+        loop {
+            while pending.len() < concurrency {
+                let Some(service) = next.next() else { break };
+                pending.push_back(self.service_in_run(service, shutdown.clone()));
+            }
+            match pending.next().await {
+                Some(report) => reports.push(report),
+                None => break,
+            }
         }
         let summary = RunSummary {
             success: reports.iter().all(|r| r.result.finished()),
@@ -136,21 +144,22 @@ impl Importer {
         Ok(summary)
     }
 
+    /// One service's part of a run; nothing more starts after a shutdown
+    /// or once the lease is lost.
+    async fn service_in_run(&self, service: &Service, shutdown: Shutdown) -> ServiceReport {
+        if shutdown.is_shutdown() || self.lease_lost() {
+            ServiceReport::new(service, ServiceOutcome::Interrupted)
+        } else {
+            self.import_service(service, shutdown).await
+        }
+    }
+
     /// Publishes `POST_UPDATE` and records the run in Redis.
     async fn announce(&self, summary: &RunSummary) {
         let body = serde_json::to_vec(summary).expect("summary serializes");
-        let outcome = async {
-            let ack = self
-                .nats
-                .jetstream
-                .send_publish(POST_UPDATE_SUBJECT, Publish::build().payload(body.into()))
-                .await?;
-            ack.await
-        };
-        match tokio::time::timeout(Duration::from_secs(30), outcome).await {
-            Ok(Ok(_)) => tracing::info!(success = summary.success, "POST_UPDATE published"),
-            Ok(Err(e)) => tracing::error!(error = %e, "could not publish POST_UPDATE"),
-            Err(_) => tracing::error!("could not publish POST_UPDATE: no ack within 30 s"),
+        match self.nats.announce(body, Duration::from_secs(30)).await {
+            Ok(()) => tracing::info!(success = summary.success, "POST_UPDATE published"),
+            Err(e) => tracing::error!(error = %e, "could not publish POST_UPDATE"),
         }
         let fields: BTreeMap<String, String> = [
             ("success", summary.success.to_string()),

@@ -164,6 +164,28 @@ impl Nats {
         self.client.server_info().max_payload
     }
 
+    /// Publishes the run summary on `POST_UPDATE` through JetStream and
+    /// awaits the publish ack, within `timeout`.
+    pub async fn announce(&self, body: Vec<u8>, timeout: Duration) -> Result<(), SinkError> {
+        let err = |message: String| SinkError::Stream {
+            stream: self.stream.clone(),
+            operation: "publish POST_UPDATE",
+            message,
+        };
+        let publish = async {
+            let message = jetstream::message::PublishMessage::build().payload(body.into());
+            self.jetstream
+                .send_publish(POST_UPDATE_SUBJECT, message)
+                .await?
+                .await
+        };
+        match tokio::time::timeout(timeout, publish).await {
+            Ok(Ok(_ack)) => Ok(()),
+            Ok(Err(e)) => Err(err(e.to_string())),
+            Err(_) => Err(err(format!("no publish ack within {timeout:?}"))),
+        }
+    }
+
     /// Every subject the stream must capture.
     pub fn required_subjects(services: &[Service]) -> Vec<String> {
         let mut subjects: Vec<String> = services.iter().map(|s| s.subject.clone()).collect();

@@ -1,6 +1,7 @@
-//! [`ChunkPublisher`]: JetStream publishes with a bounded number of acks in
-//! flight, an optional rate limit, and retries under the same `Nats-Msg-Id`
-//! so that a publish retried after a lost ack is stored once.
+//! [`ChunkPublisher`]: the pipeline's [`ChunkSink`] on JetStream. It
+//! encodes the envelope (SPEC §4), waits for the optional rate limit inside
+//! the publish, awaits the publish ack and retries under the same
+//! `Nats-Msg-Id`, so that a publish retried after a lost ack is stored once.
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -12,24 +13,21 @@ use futures::future::BoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
+use super::wire::encode_chunk;
 use super::Nats;
+use crate::pipeline::core::ChunkOut;
+use crate::pipeline::ports::ChunkSink;
 
 /// How long one chunk keeps being retried (a NATS restart fits in it).
 const RETRY_FOR: Duration = Duration::from_secs(60);
 
-/// A chunk ready to go: its id, encoded payload and message id.
+/// A chunk encoded and ready to go.
 #[derive(Debug, Clone)]
-pub struct OutgoingChunk {
-    /// `chunkId` of the envelope.
-    pub chunk_id: String,
+struct Encoded {
+    chunk_id: String,
     /// `Nats-Msg-Id`: unique per attempt and chunk, stable across retries.
-    pub msg_id: String,
-    /// The encoded envelope.
-    pub payload: Bytes,
-    /// Entities in it.
-    pub entities: usize,
-    /// A half of a failed chunk (its entities were published before).
-    pub half: bool,
+    msg_id: String,
+    payload: Bytes,
 }
 
 /// A chunk that could not be published within the retry window.
@@ -46,34 +44,26 @@ pub struct PublishFailure {
     pub message: String,
 }
 
-/// Publishes chunks on one subject; at most `max_in_flight` publish acks
-/// are awaited at once, which is what slows the fetcher when the broker is
-/// slow.
+/// Publishes chunks on one subject. How many are under way at once is the
+/// caller's window (`max_publishes_in_flight`): a slow broker holds acks
+/// back, and that is what slows the fetcher.
 pub struct ChunkPublisher {
     nats: Nats,
     subject: String,
     /// Each future publishes one chunk (with its retries) and resolves to
     /// its outcome; pushed by `publish`, drained by `next_ack`.
-    in_flight: FuturesUnordered<BoxFuture<'static, Result<OutgoingChunk, PublishFailure>>>,
-    max_in_flight: usize,
+    in_flight: FuturesUnordered<BoxFuture<'static, Result<String, PublishFailure>>>,
     limiter: Option<Arc<DefaultDirectRateLimiter>>,
     ack_timeout: Duration,
 }
 
 impl ChunkPublisher {
     /// A publisher for `subject`; `per_second` limits chunk publishes.
-    pub fn new(
-        nats: Nats,
-        subject: &str,
-        max_in_flight: usize,
-        per_second: Option<u32>,
-        ack_timeout: Duration,
-    ) -> Self {
+    pub fn new(nats: Nats, subject: &str, per_second: Option<u32>, ack_timeout: Duration) -> Self {
         ChunkPublisher {
             nats,
             subject: subject.to_owned(),
             in_flight: FuturesUnordered::new(),
-            max_in_flight,
             limiter: per_second
                 .and_then(NonZeroU32::new)
                 .map(|n| Arc::new(RateLimiter::direct(Quota::per_second(n)))),
@@ -81,34 +71,36 @@ impl ChunkPublisher {
         }
     }
 
-    /// Room for another publish.
-    pub fn has_capacity(&self) -> bool {
-        self.in_flight.len() < self.max_in_flight
-    }
-
     /// Publishes awaiting their JetStream ack.
     pub fn in_flight(&self) -> usize {
         self.in_flight.len()
     }
 
-    /// Waits for the rate limit, then starts publishing `chunk`; its
-    /// outcome comes from [`next_ack`](Self::next_ack).
-    pub async fn publish(&mut self, chunk: OutgoingChunk) {
-        if let Some(limiter) = &self.limiter {
-            limiter.until_ready().await;
-        }
-        let (js, subject, timeout) = (
+    /// Starts publishing `chunk`: the rate limit is waited for inside the
+    /// publish, so the caller never waits here.
+    pub fn publish(&mut self, chunk: ChunkOut) {
+        let encoded = Encoded {
+            msg_id: format!("{}:{}", chunk.execution_hash, chunk.chunk_id),
+            payload: encode_chunk(&chunk.execution_hash, &chunk.chunk_id, &chunk.entities),
+            chunk_id: chunk.chunk_id,
+        };
+        let (js, subject, timeout, limiter) = (
             self.nats.jetstream.clone(),
             self.subject.clone(),
             self.ack_timeout,
+            self.limiter.clone(),
         );
-        self.in_flight
-            .push(Box::pin(publish_with_retries(js, subject, chunk, timeout)));
+        self.in_flight.push(Box::pin(async move {
+            if let Some(limiter) = limiter {
+                limiter.until_ready().await;
+            }
+            publish_with_retries(js, subject, encoded, timeout).await
+        }));
     }
 
-    /// The next finished publish; pending forever when none is in flight
-    /// (so it can sit in a `select!`).
-    pub async fn next_ack(&mut self) -> Result<OutgoingChunk, PublishFailure> {
+    /// The next finished publish (its chunk id); pending forever when none
+    /// is in flight (so it can sit in a `select!`).
+    pub async fn next_ack(&mut self) -> Result<String, PublishFailure> {
         match self.in_flight.next().await {
             Some(outcome) => outcome,
             None => std::future::pending().await,
@@ -116,12 +108,24 @@ impl ChunkPublisher {
     }
 }
 
+impl ChunkSink for ChunkPublisher {
+    fn publish(&mut self, chunk: ChunkOut) {
+        ChunkPublisher::publish(self, chunk)
+    }
+
+    fn next_ack(
+        &mut self,
+    ) -> impl std::future::Future<Output = Result<String, PublishFailure>> + Send + '_ {
+        ChunkPublisher::next_ack(self)
+    }
+}
+
 async fn publish_with_retries(
     js: async_nats::jetstream::Context,
     subject: String,
-    chunk: OutgoingChunk,
+    chunk: Encoded,
     timeout: Duration,
-) -> Result<OutgoingChunk, PublishFailure> {
+) -> Result<String, PublishFailure> {
     let started = tokio::time::Instant::now();
     let mut delay = Duration::from_millis(100);
     let mut attempts = 0;
@@ -136,7 +140,7 @@ async fn publish_with_retries(
         })
         .await;
         let error = match outcome {
-            Ok(Ok(_ack)) => return Ok(chunk),
+            Ok(Ok(_ack)) => return Ok(chunk.chunk_id),
             Ok(Err(e)) => e.to_string(),
             Err(_) => format!("no publish ack within {timeout:?}"),
         };

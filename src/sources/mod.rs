@@ -124,6 +124,33 @@ impl SourceError {
     }
 }
 
+/// The pipeline's [`BatchSource`](crate::pipeline::ports::BatchSource):
+/// Sisu through `client`, with URN answers cached in `store`.
+#[derive(Clone)]
+pub struct SisuSource {
+    /// The HTTP client.
+    pub client: SisuClient,
+    /// Redis, for the URN cache.
+    pub store: OrdinalStore,
+}
+
+impl crate::pipeline::ports::BatchSource for SisuSource {
+    fn batches(
+        &self,
+        service: &Service,
+        since: i64,
+        fetch_amount: u32,
+    ) -> BoxStream<'static, Result<Batch, SourceError>> {
+        batches(
+            self.client.clone(),
+            self.store.clone(),
+            service.clone(),
+            since,
+            fetch_amount,
+        )
+    }
+}
+
 /// The batches of one service after `since`, fetched lazily: the next
 /// request is made only when the previous batch has been taken.
 pub fn batches(

@@ -9,11 +9,13 @@
 //! configured latency, answers `FAIL` when an entity carries a truthy
 //! `testError` and `OK` otherwise, publishing the feedback through JetStream
 //! and awaiting its ack before acking the chunk (a crash in between means a
-//! redelivery: at least once). What arrived is recorded for assertions.
+//! redelivery: at least once). What arrived is recorded for assertions,
+//! including an upserting store (last write wins per entity identity) that
+//! counts versions stored after a newer one (see [`ServiceReceived::stored`]).
 //! Test switches withhold or duplicate feedback, and raw feedback can be
 //! injected.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{hash_map, BTreeMap, BTreeSet, HashMap, HashSet};
 use std::future::{Future, IntoFuture};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -21,6 +23,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer::pull, AckKind};
 use futures::StreamExt;
+use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use tokio::sync::{watch, Notify};
@@ -51,6 +54,8 @@ const PULL_EXPIRES: Duration = Duration::from_millis(500);
 const PULL_BATCH: usize = 2;
 /// How long `stop` lets chunks in progress finish before aborting.
 const STOP_GRACE: Duration = Duration::from_secs(10);
+/// Most examples kept in [`ServiceReceived::order_violation_examples`].
+const ORDER_VIOLATION_EXAMPLES: usize = 20;
 
 /// Configuration of a [`ReferenceConsumer`].
 #[derive(Clone)]
@@ -67,8 +72,16 @@ pub struct ConsumerConfig {
     pub durable_prefix: String,
     /// Instances sharing each durable consumer; default 2.
     pub instances: usize,
-    /// Processing delay per chunk; default 0.
+    /// Processing delay per chunk; default 0. The actual delay of a chunk
+    /// is `latency` plus a uniform random part in `[0, latency_jitter]`.
     pub latency: Duration,
+    /// Upper bound of the random extra delay per chunk (uniform, inclusive);
+    /// default 0 (no jitter: every chunk waits exactly `latency`).
+    pub latency_jitter: Duration,
+    /// Seed of the jitter; default 0. Each chunk's draw comes from a
+    /// `StdRng` seeded with this seed, the instance index and a per-instance
+    /// chunk counter, so a test varies the delays by varying the seed.
+    pub jitter_seed: u64,
     /// Keep every received (identity, ordinal) and chunk id; default true.
     pub record: bool,
     /// `ack_wait` of the durable consumers (redelivery of unacked chunks);
@@ -87,6 +100,8 @@ impl ConsumerConfig {
             durable_prefix: "reference".to_owned(),
             instances: 2,
             latency: Duration::ZERO,
+            latency_jitter: Duration::ZERO,
+            jitter_seed: 0,
             record: true,
             ack_wait: Duration::from_secs(30),
         }
@@ -113,6 +128,8 @@ impl std::fmt::Debug for ConsumerConfig {
             .field("durable_prefix", &self.durable_prefix)
             .field("instances", &self.instances)
             .field("latency", &self.latency)
+            .field("latency_jitter", &self.latency_jitter)
+            .field("jitter_seed", &self.jitter_seed)
             .field("record", &self.record)
             .field("ack_wait", &self.ack_wait)
             .finish()
@@ -177,6 +194,22 @@ pub struct ServiceReceived {
     pub execution_hashes: BTreeSet<String>,
     /// Chunk ids of OK chunks in arrival order, repeats kept (`record` only).
     pub chunk_ids: Vec<String>,
+    /// The upserting store: per identity ([`Service::identity_of`]), the
+    /// `metadata.modificationOrdinal` of the version currently stored, last
+    /// write wins as in a real upserting consumer (`record` only). Written
+    /// when an OK chunk is processed (after its latency, before its
+    /// feedback); entities without identity or ordinal are skipped.
+    pub stored: HashMap<String, i64>,
+    /// Entities whose ordinal was lower than the one already in `stored` for
+    /// their identity when they were stored: an older version overwrote a
+    /// newer one (`record` only). Checked and written under one lock, so
+    /// concurrent instances are judged atomically. A JetStream redelivery of
+    /// an old chunk (after `ack_wait`, a NAK or a server restart) also counts
+    /// here: use a long `ack_wait` when asserting zero.
+    pub order_violations: u64,
+    /// The first violations (at most 20): (identity, stored ordinal,
+    /// arriving ordinal).
+    pub order_violation_examples: Vec<(String, i64, i64)>,
 }
 
 /// A running reference consumer; see the module doc. Dropping it aborts its
@@ -198,6 +231,7 @@ pub struct ReferenceConsumer {
 struct Shared {
     config: ConsumerConfig,
     latency_nanos: AtomicU64,
+    latency_jitter_nanos: AtomicU64,
     never_answer: AtomicBool,
     duplicate_feedback: AtomicBool,
     received: Mutex<Received>,
@@ -218,6 +252,7 @@ impl ReferenceConsumer {
         let (link_tx, link_rx) = watch::channel(None);
         let shared = Arc::new(Shared {
             latency_nanos: AtomicU64::new(nanos(config.latency)),
+            latency_jitter_nanos: AtomicU64::new(nanos(config.latency_jitter)),
             never_answer: AtomicBool::new(false),
             duplicate_feedback: AtomicBool::new(false),
             received: Mutex::new(Received::default()),
@@ -230,6 +265,7 @@ impl ReferenceConsumer {
             let instance = Instance {
                 index,
                 shared: shared.clone(),
+                chunk_counter: Arc::new(AtomicU64::new(0)),
             };
             instances.spawn(instance.run(link_tx.take(), shutdown_rx.clone()));
         }
@@ -241,11 +277,20 @@ impl ReferenceConsumer {
         }
     }
 
-    /// Changes the per-chunk processing delay from the next chunk on.
+    /// Changes the per-chunk processing delay from the next chunk on (the
+    /// jitter, if any, still comes on top).
     pub fn set_latency(&self, latency: Duration) {
         self.shared
             .latency_nanos
             .store(nanos(latency), Ordering::Relaxed);
+    }
+
+    /// Changes the bound of the random extra delay per chunk from the next
+    /// chunk on.
+    pub fn set_latency_jitter(&self, jitter: Duration) {
+        self.shared
+            .latency_jitter_nanos
+            .store(nanos(jitter), Ordering::Relaxed);
     }
 
     /// On: process, record and ack chunks but send no feedback.
@@ -323,6 +368,9 @@ impl ReferenceConsumer {
 struct Instance {
     index: usize,
     shared: Arc<Shared>,
+    /// Chunks this instance has started processing (all its pull loops),
+    /// one input of each chunk's jitter seed.
+    chunk_counter: Arc<AtomicU64>,
 }
 
 impl Instance {
@@ -355,6 +403,7 @@ impl Instance {
         for service in &config.services {
             let pull = PullLoop {
                 instance: self.index,
+                chunk_counter: self.chunk_counter.clone(),
                 js: js.clone(),
                 service: service.clone(),
                 shared: self.shared.clone(),
@@ -416,6 +465,8 @@ impl Instance {
 /// One instance's pull loop on one service's durable consumer.
 struct PullLoop {
     instance: usize,
+    /// The instance's chunk counter, shared by its pull loops.
+    chunk_counter: Arc<AtomicU64>,
     js: jetstream::Context,
     service: Service,
     shared: Arc<Shared>,
@@ -514,7 +565,8 @@ impl PullLoop {
                 return;
             }
         };
-        let latency = self.shared.latency();
+        let counter = self.chunk_counter.fetch_add(1, Ordering::Relaxed);
+        let latency = self.shared.latency(self.instance, counter);
         if !latency.is_zero() && sleep_or_shutdown(latency, shutdown_rx).await {
             // Stopping: let another instance or consumer have it now.
             ack(&message, AckKind::Nak(None)).await;
@@ -766,8 +818,21 @@ fn identity(service: &Service, entity: &RawValue) -> String {
 }
 
 impl Shared {
-    fn latency(&self) -> Duration {
-        Duration::from_nanos(self.latency_nanos.load(Ordering::Relaxed))
+    /// The delay of one chunk: the latency plus, with a jitter bound, a
+    /// uniform draw in `[0, bound]` from a generator seeded with the jitter
+    /// seed, the instance index and the instance's chunk counter.
+    fn latency(&self, instance: usize, counter: u64) -> Duration {
+        let base = self.latency_nanos.load(Ordering::Relaxed);
+        let bound = self.latency_jitter_nanos.load(Ordering::Relaxed);
+        let extra = if bound == 0 {
+            0
+        } else {
+            let seed = splitmix64(
+                splitmix64(self.config.jitter_seed ^ splitmix64(instance as u64)) ^ counter,
+            );
+            rand::rngs::StdRng::seed_from_u64(seed).random_range(0..=bound)
+        };
+        Duration::from_nanos(base.saturating_add(extra))
     }
 
     fn update(&self, change: impl FnOnce(&mut Received)) {
@@ -784,11 +849,17 @@ impl Shared {
     ) {
         let record = self.config.record;
         // Parsed outside the lock: other loops keep recording meanwhile.
-        let seen: Vec<(String, Option<i64>)> = if record {
+        let (seen, versions): (Vec<(String, Option<i64>)>, Vec<(String, i64)>) = if record {
             let pair = |e: &&RawValue| (identity(service, e), catalogue::modification_ordinal(e));
-            chunk.entities.iter().map(pair).collect()
+            let version = |e: &&RawValue| {
+                Some((service.identity_of(e)?, catalogue::modification_ordinal(e)?))
+            };
+            (
+                chunk.entities.iter().map(pair).collect(),
+                chunk.entities.iter().filter_map(version).collect(),
+            )
         } else {
-            Vec::new()
+            (Vec::new(), Vec::new())
         };
         let n = chunk.entities.len();
         self.update(|r| {
@@ -806,6 +877,26 @@ impl Shared {
                     s.execution_hashes.insert(chunk.execution_hash.clone());
                 }
                 s.chunk_ids.push(chunk.chunk_id.clone());
+                // Check and write under the same lock: atomic across instances.
+                for (id, ordinal) in versions {
+                    match s.stored.entry(id) {
+                        hash_map::Entry::Vacant(slot) => {
+                            slot.insert(ordinal);
+                        }
+                        hash_map::Entry::Occupied(mut slot) => {
+                            let current = *slot.get();
+                            if ordinal < current {
+                                s.order_violations += 1;
+                                if s.order_violation_examples.len() < ORDER_VIOLATION_EXAMPLES {
+                                    let id = slot.key().clone();
+                                    s.order_violation_examples.push((id, current, ordinal));
+                                }
+                            }
+                            // Last write wins, as in an upserting store.
+                            slot.insert(ordinal);
+                        }
+                    }
+                }
             }
         });
     }
@@ -823,6 +914,15 @@ impl Shared {
 
 fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// SplitMix64's finaliser: mixes the jitter seed's parts so that nearby
+/// (seed, instance, counter) triples give unrelated generator seeds.
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 #[cfg(test)]

@@ -1,0 +1,558 @@
+//! [`AttemptCore`]: the rules of one import attempt as pure state, with no
+//! I/O and no clock of its own (the quinn-proto model). Events go in
+//! (`on_batch`, `on_published`, `on_feedback`, `on_timeout`); work comes
+//! out (`poll_publish` for chunks to send, `poll_action` for cursor-store
+//! writes, `poll_timeout` for the panic deadline). The driver in `import`
+//! moves bytes and time and does nothing else.
+//!
+//! The rules it keeps:
+//! - at most `pipeline_depth` batches open (fetched, not yet committed);
+//! - at most `max_chunks_in_flight` chunks published and awaiting feedback,
+//!   at most `max_publishes_in_flight` awaiting their JetStream ack;
+//! - per-identity order through the [`OrderBarrier`];
+//! - `OK` finishes a chunk once, `FAIL` halves it, a failing lone entity is
+//!   dead-lettered; feedback for anything else is ignored;
+//! - an ordinal is committed only for a batch that is done, after every
+//!   earlier batch, and after its dead letters are recorded (actions come
+//!   out in order and the store performs them in order);
+//! - no feedback progress for `panic_timeout` while chunks are unfinished
+//!   ends the attempt.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::value::RawValue;
+use tokio::time::Instant;
+
+use super::chunker::{self, ChunkLimits};
+use super::order::{distinct_keys, identity_key, ChunkSeq, IdentityKey, OrderBarrier};
+use crate::catalogue::IdentityKind;
+use crate::sinks::{Feedback, FeedbackStatus};
+
+/// The windows of one attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Windows {
+    /// Batches open at once; 1 = fetch the next only after the previous
+    /// one is committed.
+    pub pipeline_depth: usize,
+    /// Chunks published and awaiting feedback.
+    pub max_chunks_in_flight: usize,
+    /// Chunks awaiting their JetStream publish ack.
+    pub max_publishes_in_flight: usize,
+}
+
+/// A chunk to publish: what the sink needs to build the envelope.
+#[derive(Debug, Clone)]
+pub struct ChunkOut {
+    /// `chunkId`, unique within the run.
+    pub chunk_id: String,
+    /// The attempt's execution hash.
+    pub execution_hash: Arc<str>,
+    /// The entities, exactly as Sisu sent them.
+    pub entities: Arc<[Box<RawValue>]>,
+    /// A half of a failed chunk (its entities went out before).
+    pub half: bool,
+}
+
+/// Writes for the cursor store, to be performed in the order given.
+#[derive(Debug)]
+pub enum Action {
+    /// Add to the `_SCHEDULED` / `_UPDATED` window counters.
+    Window(WindowDelta),
+    /// Record a dead letter.
+    DeadLetter(DeadLetterOrder),
+    /// Write a batch's ordinal (window counters first).
+    Commit(Commit),
+}
+
+/// Entity counts not yet added to `_SCHEDULED` / `_UPDATED`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct WindowDelta {
+    /// Entities published (first publish only).
+    pub scheduled: u64,
+    /// Entities acknowledged or dead-lettered.
+    pub updated: u64,
+}
+
+/// An entity to dead-letter.
+#[derive(Debug)]
+pub struct DeadLetterOrder {
+    /// The entity, raw.
+    pub entity: Box<RawValue>,
+    /// `poison` or `too_large`.
+    pub reason: &'static str,
+    /// What the consumer said, or the sizes.
+    pub detail: String,
+    /// The chunk it failed in (poison only).
+    pub chunk_id: Option<String>,
+}
+
+/// A batch ordinal ready to be written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Commit {
+    /// The batch's `greatestOrdinal`.
+    pub greatest_ordinal: i64,
+    /// Entities in the batch (acknowledged or dead-lettered).
+    pub entities: u64,
+    /// The batch's number in this run.
+    pub batch_no: u64,
+    /// Chunks made for it, halves included.
+    pub chunks: u32,
+    /// Window counters to add before the commit.
+    pub window: WindowDelta,
+    /// How long fetching the batch took.
+    pub fetched_in: Duration,
+    /// When the batch was opened.
+    pub opened: Instant,
+}
+
+/// Why a feedback message was ignored (also a metrics label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IgnoreReason {
+    /// Feedback for another service's subject.
+    OtherChannel,
+    /// Feedback from an earlier attempt or run.
+    OldExecution,
+    /// Not a chunk this attempt is waiting for (unknown, or already done).
+    UnknownOrDone,
+}
+
+impl IgnoreReason {
+    /// Label for logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IgnoreReason::OtherChannel => "other_channel",
+            IgnoreReason::OldExecution => "old_execution",
+            IgnoreReason::UnknownOrDone => "unknown_or_done",
+        }
+    }
+}
+
+/// What one feedback message did, for telemetry.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Nothing: it does not concern a chunk awaiting feedback.
+    Ignored(IgnoreReason),
+    /// A chunk of `entities` is done.
+    Done {
+        /// Entities acknowledged.
+        entities: usize,
+    },
+    /// A chunk failed and goes out again as two halves.
+    Split {
+        /// The failed chunk.
+        failed: String,
+        /// The halves' ids and sizes.
+        halves: [(String, usize); 2],
+    },
+    /// A lone failing entity is dead-lettered.
+    Poison {
+        /// The failed chunk.
+        chunk_id: String,
+    },
+}
+
+/// What opening a batch did, for telemetry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Opened {
+    /// The batch's number.
+    pub batch_no: u64,
+    /// Chunks made.
+    pub chunks: usize,
+    /// Entities too large for any chunk (dead-lettered).
+    pub too_large: usize,
+}
+
+/// The batch data the core needs.
+#[derive(Debug)]
+pub struct BatchIn {
+    /// The ordinal to commit when the batch is done.
+    pub greatest_ordinal: i64,
+    /// The entities, raw, in Sisu's order.
+    pub entities: Vec<Box<RawValue>>,
+    /// How long fetching it took.
+    pub fetched_in: Duration,
+}
+
+struct OpenBatch {
+    no: u64,
+    greatest_ordinal: i64,
+    entities: u64,
+    unfinished: usize,
+    chunks_made: u32,
+    fetched_in: Duration,
+    opened: Instant,
+}
+
+struct Chunk {
+    id: String,
+    batch_no: u64,
+    entities: Arc<[Box<RawValue>]>,
+    keys: Vec<Option<IdentityKey>>,
+    distinct: Vec<IdentityKey>,
+    half: bool,
+    published: bool,
+}
+
+/// See the module doc.
+pub struct AttemptCore {
+    service_id: String,
+    subject: String,
+    execution_hash: Arc<str>,
+    identity: IdentityKind,
+    limits: ChunkLimits,
+    windows: Windows,
+    panic_timeout: Duration,
+    batches: VecDeque<OpenBatch>,
+    next_batch_no: u64,
+    chunks: HashMap<ChunkSeq, Chunk>,
+    by_id: HashMap<String, ChunkSeq>,
+    next_seq: ChunkSeq,
+    barrier: OrderBarrier,
+    /// Chunks free to publish, oldest batch first.
+    ready: BTreeSet<(u64, ChunkSeq)>,
+    awaiting_feedback: usize,
+    awaiting_publish_ack: usize,
+    actions: VecDeque<Action>,
+    window: WindowDelta,
+    last_progress: Instant,
+}
+
+impl AttemptCore {
+    /// The core of one attempt. Batch numbers start at `first_batch_no` so
+    /// chunk ids stay unique across the attempts of a run.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        service: &crate::catalogue::Service,
+        execution_hash: &str,
+        first_batch_no: u64,
+        limits: ChunkLimits,
+        windows: Windows,
+        panic_timeout: Duration,
+        now: Instant,
+    ) -> Self {
+        AttemptCore {
+            service_id: service.id.clone(),
+            subject: service.subject.clone(),
+            execution_hash: execution_hash.into(),
+            identity: service.identity,
+            limits,
+            windows,
+            panic_timeout,
+            batches: VecDeque::new(),
+            next_batch_no: first_batch_no,
+            chunks: HashMap::new(),
+            by_id: HashMap::new(),
+            next_seq: 0,
+            barrier: OrderBarrier::default(),
+            ready: BTreeSet::new(),
+            awaiting_feedback: 0,
+            awaiting_publish_ack: 0,
+            actions: VecDeque::new(),
+            window: WindowDelta::default(),
+            last_progress: now,
+        }
+    }
+
+    /// Whether another batch may be opened now.
+    pub fn wants_batch(&self) -> bool {
+        self.batches.len() < self.windows.pipeline_depth
+    }
+
+    /// Opens a fetched batch: chunks it, dead-letters what no chunk can
+    /// carry, and admits its chunks to the order barrier.
+    pub fn on_batch(&mut self, batch: BatchIn, now: Instant) -> Opened {
+        if self.unfinished_chunks() == 0 {
+            self.last_progress = now;
+        }
+        let count = batch.entities.len() as u64;
+        let plan = chunker::plan(batch.entities, self.limits);
+        let too_large = plan.too_large.len();
+        // Never published, yet part of the batch the commit counts off.
+        self.window.scheduled += too_large as u64;
+        for entity in plan.too_large {
+            let detail = format!(
+                "entity is {} bytes; a chunk carries at most {} (MAX_CHUNK_BYTES / server max_payload)",
+                entity.get().len(),
+                self.limits.max_entity_bytes
+            );
+            self.dead_letter(entity, "too_large", detail, None);
+        }
+        let no = self.next_batch_no;
+        self.next_batch_no += 1;
+        self.batches.push_back(OpenBatch {
+            no,
+            greatest_ordinal: batch.greatest_ordinal,
+            entities: count,
+            unfinished: 0,
+            chunks_made: 0,
+            fetched_in: batch.fetched_in,
+            opened: now,
+        });
+        let chunks = plan.chunks.len();
+        for entities in plan.chunks {
+            let keys = entities
+                .iter()
+                .map(|e| identity_key(self.identity, e))
+                .collect();
+            let seq = self.make_chunk(no, entities.into(), keys, false);
+            let distinct = self.chunks[&seq].distinct.clone();
+            if self.barrier.admit(seq, &distinct) {
+                self.ready.insert((no, seq));
+            }
+        }
+        self.commit_ready();
+        Opened {
+            batch_no: no,
+            chunks,
+            too_large,
+        }
+    }
+
+    /// The next chunk to publish, if one is free and the windows have room.
+    pub fn poll_publish(&mut self) -> Option<ChunkOut> {
+        if self.awaiting_feedback >= self.windows.max_chunks_in_flight
+            || self.awaiting_publish_ack >= self.windows.max_publishes_in_flight
+        {
+            return None;
+        }
+        let (_, seq) = self.ready.pop_first()?;
+        let chunk = self.chunks.get_mut(&seq).expect("a ready chunk exists");
+        chunk.published = true;
+        self.awaiting_feedback += 1;
+        self.awaiting_publish_ack += 1;
+        if !chunk.half {
+            self.window.scheduled += chunk.entities.len() as u64;
+        }
+        Some(ChunkOut {
+            chunk_id: chunk.id.clone(),
+            execution_hash: self.execution_hash.clone(),
+            entities: chunk.entities.clone(),
+            half: chunk.half,
+        })
+    }
+
+    /// JetStream acknowledged (stored) a publish.
+    pub fn on_published(&mut self) {
+        self.awaiting_publish_ack = self.awaiting_publish_ack.saturating_sub(1);
+    }
+
+    /// Applies one feedback message. Duplicates and strangers are ignored,
+    /// so nothing ever counts twice.
+    pub fn on_feedback(&mut self, fb: &Feedback, now: Instant) -> Verdict {
+        if fb.channel != self.subject {
+            return Verdict::Ignored(IgnoreReason::OtherChannel);
+        }
+        if *fb.execution_hash != *self.execution_hash {
+            return Verdict::Ignored(IgnoreReason::OldExecution);
+        }
+        let Some(&seq) = self.by_id.get(&fb.chunk_id) else {
+            return Verdict::Ignored(IgnoreReason::UnknownOrDone);
+        };
+        if !self.chunks[&seq].published {
+            return Verdict::Ignored(IgnoreReason::UnknownOrDone);
+        }
+        self.last_progress = now;
+        self.awaiting_feedback -= 1;
+        let chunk = self.remove_chunk(seq);
+        let verdict = match fb.status {
+            FeedbackStatus::Ok => {
+                self.window.updated += chunk.entities.len() as u64;
+                self.finish(seq, &chunk);
+                Verdict::Done {
+                    entities: chunk.entities.len(),
+                }
+            }
+            FeedbackStatus::Fail if chunk.entities.len() <= 1 => {
+                let entity = chunk
+                    .entities
+                    .first()
+                    .expect("a chunk has an entity")
+                    .clone();
+                self.dead_letter(entity, "poison", fb.stack_text(), Some(chunk.id.clone()));
+                self.finish(seq, &chunk);
+                Verdict::Poison { chunk_id: chunk.id }
+            }
+            FeedbackStatus::Fail => self.split(seq, chunk),
+        };
+        self.commit_ready();
+        verdict
+    }
+
+    /// The panic deadline, while chunks are unfinished.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        (self.unfinished_chunks() > 0).then(|| self.last_progress + self.panic_timeout)
+    }
+
+    /// Whether the attempt must be abandoned at `now` (no feedback
+    /// progress for the panic timeout while chunks are unfinished).
+    pub fn on_timeout(&self, now: Instant) -> bool {
+        self.poll_timeout().is_some_and(|deadline| now >= deadline)
+    }
+
+    /// The next store write, in the order they must happen.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// Queues the window counters gathered so far (the driver calls this
+    /// now and then, so `_SCHEDULED` / `_UPDATED` stay near the truth).
+    pub fn flush_window(&mut self) {
+        let delta = std::mem::take(&mut self.window);
+        if delta != WindowDelta::default() {
+            self.actions.push_back(Action::Window(delta));
+        }
+    }
+
+    /// Open batches (fetched, commit not yet handed out).
+    pub fn open_batches(&self) -> usize {
+        self.batches.len()
+    }
+
+    /// Chunks not yet done: waiting, ready or published.
+    pub fn unfinished_chunks(&self) -> usize {
+        self.chunks.len()
+    }
+
+    /// Chunks published and awaiting feedback.
+    pub fn awaiting_feedback(&self) -> usize {
+        self.awaiting_feedback
+    }
+
+    /// Chunks awaiting their JetStream publish ack.
+    pub fn awaiting_publish_ack(&self) -> usize {
+        self.awaiting_publish_ack
+    }
+
+    /// Chunks held back behind an older version of one of their entities.
+    pub fn waiting_for_order(&self) -> usize {
+        self.barrier.waiting()
+    }
+
+    /// The batch number the next attempt should start from.
+    pub fn next_batch_no(&self) -> u64 {
+        self.next_batch_no
+    }
+
+    /// This attempt's execution hash.
+    pub fn execution_hash(&self) -> &str {
+        &self.execution_hash
+    }
+
+    fn make_chunk(
+        &mut self,
+        batch_no: u64,
+        entities: Arc<[Box<RawValue>]>,
+        keys: Vec<Option<IdentityKey>>,
+        half: bool,
+    ) -> ChunkSeq {
+        let batch = self
+            .batches
+            .iter_mut()
+            .find(|b| b.no == batch_no)
+            .expect("a chunk's batch is open");
+        batch.chunks_made += 1;
+        batch.unfinished += 1;
+        let id = format!("{}-{}-{:04}", self.service_id, batch_no, batch.chunks_made);
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.by_id.insert(id.clone(), seq);
+        let distinct = distinct_keys(keys.iter().copied());
+        self.chunks.insert(
+            seq,
+            Chunk {
+                id,
+                batch_no,
+                entities,
+                keys,
+                distinct,
+                half,
+                published: false,
+            },
+        );
+        seq
+    }
+
+    fn remove_chunk(&mut self, seq: ChunkSeq) -> Chunk {
+        let chunk = self.chunks.remove(&seq).expect("the chunk exists");
+        self.by_id.remove(&chunk.id);
+        chunk
+    }
+
+    /// A chunk is done: its batch has one fewer, newer versions may go.
+    fn finish(&mut self, seq: ChunkSeq, chunk: &Chunk) {
+        self.batch_mut(chunk.batch_no).unfinished -= 1;
+        for freed in self.barrier.release(seq, &chunk.distinct) {
+            let batch_no = self.chunks[&freed].batch_no;
+            self.ready.insert((batch_no, freed));
+        }
+    }
+
+    fn split(&mut self, seq: ChunkSeq, chunk: Chunk) -> Verdict {
+        let mid = chunk.entities.len() / 2;
+        let (first, second) = chunk.entities.split_at(mid);
+        let (first_keys, second_keys) = chunk.keys.split_at(mid);
+        self.batch_mut(chunk.batch_no).unfinished -= 1;
+        let a = self.make_chunk(chunk.batch_no, first.into(), first_keys.to_vec(), true);
+        let b = self.make_chunk(chunk.batch_no, second.into(), second_keys.to_vec(), true);
+        let (a_keys, b_keys) = (
+            self.chunks[&a].distinct.clone(),
+            self.chunks[&b].distinct.clone(),
+        );
+        for ready in self
+            .barrier
+            .split(seq, &chunk.distinct, [(a, &a_keys), (b, &b_keys)])
+        {
+            self.ready.insert((chunk.batch_no, ready));
+        }
+        let half = |s: ChunkSeq| (self.chunks[&s].id.clone(), self.chunks[&s].entities.len());
+        Verdict::Split {
+            failed: chunk.id,
+            halves: [half(a), half(b)],
+        }
+    }
+
+    fn dead_letter(
+        &mut self,
+        entity: Box<RawValue>,
+        reason: &'static str,
+        detail: String,
+        chunk_id: Option<String>,
+    ) {
+        self.window.updated += 1;
+        self.actions.push_back(Action::DeadLetter(DeadLetterOrder {
+            entity,
+            reason,
+            detail,
+            chunk_id,
+        }));
+    }
+
+    fn batch_mut(&mut self, no: u64) -> &mut OpenBatch {
+        self.batches
+            .iter_mut()
+            .find(|b| b.no == no)
+            .expect("an unfinished chunk's batch is open")
+    }
+
+    /// Hands out a commit for every leading batch that is done.
+    fn commit_ready(&mut self) {
+        while self.batches.front().is_some_and(|b| b.unfinished == 0) {
+            let b = self.batches.pop_front().expect("front exists");
+            self.actions.push_back(Action::Commit(Commit {
+                greatest_ordinal: b.greatest_ordinal,
+                entities: b.entities,
+                batch_no: b.no,
+                chunks: b.chunks_made,
+                window: std::mem::take(&mut self.window),
+                fetched_in: b.fetched_in,
+                opened: b.opened,
+            }));
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "core_tests.rs"]
+mod tests;

@@ -1,0 +1,412 @@
+//! The attempt's rules, tested without servers: explicit instants for the
+//! panic deadline, seeded random schedules for ordering and windows.
+
+use std::collections::{HashMap, HashSet};
+
+use super::*;
+use crate::catalogue::builtin;
+
+const SECOND: Duration = Duration::from_secs(1);
+
+fn entity(id: u32, ordinal: i64) -> Box<RawValue> {
+    RawValue::from_string(format!(
+        r#"{{"id":"e{id}","metadata":{{"modificationOrdinal":{ordinal}}}}}"#
+    ))
+    .unwrap()
+}
+
+fn batch(greatest: i64, entities: Vec<Box<RawValue>>) -> BatchIn {
+    BatchIn {
+        greatest_ordinal: greatest,
+        entities,
+        fetched_in: Duration::ZERO,
+    }
+}
+
+fn windows(depth: usize, chunks: usize, publishes: usize) -> Windows {
+    Windows {
+        pipeline_depth: depth,
+        max_chunks_in_flight: chunks,
+        max_publishes_in_flight: publishes,
+    }
+}
+
+fn core_with(max_entities: usize, w: Windows, t0: Instant) -> AttemptCore {
+    let limits = ChunkLimits {
+        max_entities,
+        max_entity_bytes: 1 << 20,
+    };
+    AttemptCore::new(&builtin()[0], "hash1", 1, limits, w, 15 * SECOND, t0)
+}
+
+fn core(max_entities: usize) -> AttemptCore {
+    core_with(max_entities, windows(4, 64, 64), Instant::now())
+}
+
+fn fb(core: &AttemptCore, chunk: &str, status: FeedbackStatus) -> Feedback {
+    Feedback {
+        channel: core.subject.clone(),
+        status,
+        execution_hash: core.execution_hash().to_owned(),
+        chunk_id: chunk.into(),
+        stack: None,
+    }
+}
+
+fn publish_all(core: &mut AttemptCore) -> Vec<ChunkOut> {
+    std::iter::from_fn(|| core.poll_publish()).collect()
+}
+
+fn actions(core: &mut AttemptCore) -> Vec<Action> {
+    std::iter::from_fn(|| core.poll_action()).collect()
+}
+
+fn commits(core: &mut AttemptCore) -> Vec<i64> {
+    actions(core)
+        .into_iter()
+        .filter_map(|a| match a {
+            Action::Commit(c) => Some(c.greatest_ordinal),
+            _ => None,
+        })
+        .collect()
+}
+
+fn ids(chunks: &[ChunkOut]) -> Vec<&str> {
+    chunks.iter().map(|c| c.chunk_id.as_str()).collect()
+}
+
+#[test]
+fn commits_in_batch_order_whatever_order_the_acks_come_in() {
+    let mut c = core(2);
+    let now = Instant::now();
+    c.on_batch(
+        batch(10, vec![entity(0, 1), entity(1, 2), entity(2, 3)]),
+        now,
+    );
+    c.on_batch(batch(20, vec![entity(3, 11)]), now);
+    let out = publish_all(&mut c);
+    assert_eq!(
+        ids(&out),
+        ["PERSON-1-0001", "PERSON-1-0002", "PERSON-2-0001"]
+    );
+    // The second batch is done first: nothing may be committed yet.
+    assert_eq!(
+        c.on_feedback(&fb(&c, "PERSON-2-0001", FeedbackStatus::Ok), now),
+        Verdict::Done { entities: 1 }
+    );
+    assert!(commits(&mut c).is_empty());
+    c.on_feedback(&fb(&c, "PERSON-1-0002", FeedbackStatus::Ok), now);
+    assert!(commits(&mut c).is_empty());
+    c.on_feedback(&fb(&c, "PERSON-1-0001", FeedbackStatus::Ok), now);
+    assert_eq!(commits(&mut c), [10, 20]);
+    assert_eq!(c.unfinished_chunks(), 0);
+}
+
+#[test]
+fn duplicates_strangers_and_unpublished_chunks_never_count() {
+    let mut c = core_with(1, windows(4, 1, 64), Instant::now());
+    let now = Instant::now();
+    c.on_batch(batch(10, vec![entity(0, 1), entity(1, 2)]), now);
+    let out = publish_all(&mut c);
+    assert_eq!(ids(&out), ["PERSON-1-0001"], "window of one chunk");
+    // Feedback for a chunk not yet published (forged) is ignored.
+    assert_eq!(
+        c.on_feedback(&fb(&c, "PERSON-1-0002", FeedbackStatus::Ok), now),
+        Verdict::Ignored(IgnoreReason::UnknownOrDone)
+    );
+    let mut other = fb(&c, "PERSON-1-0001", FeedbackStatus::Ok);
+    other.execution_hash = "old".into();
+    assert_eq!(
+        c.on_feedback(&other, now),
+        Verdict::Ignored(IgnoreReason::OldExecution)
+    );
+    other = fb(&c, "PERSON-1-0001", FeedbackStatus::Ok);
+    other.channel = "KORI_MODULE_CHANNEL".into();
+    assert_eq!(
+        c.on_feedback(&other, now),
+        Verdict::Ignored(IgnoreReason::OtherChannel)
+    );
+    c.on_feedback(&fb(&c, "PERSON-1-0001", FeedbackStatus::Ok), now);
+    assert_eq!(
+        c.on_feedback(&fb(&c, "PERSON-1-0001", FeedbackStatus::Ok), now),
+        Verdict::Ignored(IgnoreReason::UnknownOrDone)
+    );
+    assert!(commits(&mut c).is_empty(), "chunk 2 is still unfinished");
+}
+
+#[test]
+fn failures_halve_until_the_poison_entity_is_dead_lettered_before_the_commit() {
+    let mut c = core(8);
+    let now = Instant::now();
+    c.on_batch(
+        batch(10, (0..8).map(|i| entity(i, i as i64)).collect()),
+        now,
+    );
+    let poison = r#""id":"e5""#;
+    let mut queue = publish_all(&mut c);
+    let mut done = 0;
+    while let Some(chunk) = queue.pop() {
+        let bad = chunk.entities.iter().any(|e| e.get().contains(poison));
+        let status = if bad {
+            FeedbackStatus::Fail
+        } else {
+            FeedbackStatus::Ok
+        };
+        match c.on_feedback(&fb(&c, &chunk.chunk_id, status), now) {
+            Verdict::Done { entities } => done += entities,
+            Verdict::Split { .. } | Verdict::Poison { .. } => {}
+            Verdict::Ignored(r) => panic!("ignored {r:?}"),
+        }
+        queue.extend(publish_all(&mut c));
+    }
+    assert_eq!(done, 7);
+    let acts = actions(&mut c);
+    let dead: Vec<usize> = acts
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| matches!(a, Action::DeadLetter(d) if d.entity.get().contains(poison) && d.reason == "poison"))
+        .map(|(i, _)| i)
+        .collect();
+    let commit = acts.iter().position(|a| matches!(a, Action::Commit(_)));
+    assert_eq!(dead.len(), 1);
+    assert!(dead[0] < commit.expect("the batch commits"));
+    match &acts[commit.unwrap()] {
+        Action::Commit(c) => {
+            assert_eq!((c.entities, c.chunks), (8, 7));
+            assert_eq!(
+                c.window,
+                WindowDelta {
+                    scheduled: 8,
+                    updated: 8
+                }
+            );
+        }
+        _ => unreachable!(),
+    }
+}
+
+#[test]
+fn the_same_identity_twice_in_one_batch_goes_out_one_after_the_other() {
+    let mut c = core(2);
+    let now = Instant::now();
+    // e1 appears in the first chunk and, newer, in the second.
+    c.on_batch(
+        batch(
+            10,
+            vec![entity(0, 1), entity(1, 2), entity(2, 3), entity(1, 4)],
+        ),
+        now,
+    );
+    let out = publish_all(&mut c);
+    assert_eq!(ids(&out), ["PERSON-1-0001"]);
+    assert_eq!(c.waiting_for_order(), 1);
+    c.on_feedback(&fb(&c, "PERSON-1-0001", FeedbackStatus::Ok), now);
+    assert_eq!(ids(&publish_all(&mut c)), ["PERSON-1-0002"]);
+}
+
+#[test]
+fn a_newer_version_waits_behind_a_failing_chunks_halves_and_its_dead_letter() {
+    let mut c = core(4);
+    let now = Instant::now();
+    c.on_batch(
+        batch(10, (0..4).map(|i| entity(i, i as i64)).collect()),
+        now,
+    );
+    c.on_batch(batch(20, vec![entity(3, 13), entity(9, 14)]), now);
+    assert_eq!(ids(&publish_all(&mut c)), ["PERSON-1-0001"]);
+    // The first chunk fails: halves e0,e1 and e2,e3. e3's newer version waits.
+    c.on_feedback(&fb(&c, "PERSON-1-0001", FeedbackStatus::Fail), now);
+    assert_eq!(
+        ids(&publish_all(&mut c)),
+        ["PERSON-1-0002", "PERSON-1-0003"]
+    );
+    c.on_feedback(&fb(&c, "PERSON-1-0002", FeedbackStatus::Ok), now);
+    c.on_feedback(&fb(&c, "PERSON-1-0003", FeedbackStatus::Fail), now);
+    assert_eq!(
+        ids(&publish_all(&mut c)),
+        ["PERSON-1-0004", "PERSON-1-0005"]
+    );
+    c.on_feedback(&fb(&c, "PERSON-1-0004", FeedbackStatus::Ok), now);
+    assert!(publish_all(&mut c).is_empty(), "e3 (old) is still out");
+    // e3 alone fails: dead-lettered, and only then its newer version goes.
+    assert!(matches!(
+        c.on_feedback(&fb(&c, "PERSON-1-0005", FeedbackStatus::Fail), now),
+        Verdict::Poison { .. }
+    ));
+    assert_eq!(ids(&publish_all(&mut c)), ["PERSON-2-0001"]);
+    assert_eq!(commits(&mut c), [10]);
+}
+
+#[test]
+fn depth_one_opens_the_next_batch_only_after_the_commit() {
+    let mut c = core_with(10, windows(1, 64, 64), Instant::now());
+    let now = Instant::now();
+    assert!(c.wants_batch());
+    c.on_batch(batch(10, vec![entity(0, 1)]), now);
+    assert!(!c.wants_batch());
+    let out = publish_all(&mut c);
+    c.on_feedback(&fb(&c, &out[0].chunk_id, FeedbackStatus::Ok), now);
+    assert!(c.wants_batch());
+    assert_eq!(commits(&mut c), [10]);
+}
+
+#[test]
+fn panic_deadline_follows_feedback_progress() {
+    let t0 = Instant::now();
+    let mut c = core_with(1, windows(4, 64, 64), t0);
+    assert_eq!(c.poll_timeout(), None, "nothing unfinished, no deadline");
+    c.on_batch(batch(10, vec![entity(0, 1), entity(1, 2)]), t0 + SECOND);
+    assert_eq!(c.poll_timeout(), Some(t0 + 16 * SECOND));
+    let out = publish_all(&mut c);
+    assert!(!c.on_timeout(t0 + 15 * SECOND));
+    c.on_feedback(
+        &fb(&c, &out[0].chunk_id, FeedbackStatus::Ok),
+        t0 + 10 * SECOND,
+    );
+    assert!(
+        !c.on_timeout(t0 + 16 * SECOND),
+        "progress moved the deadline"
+    );
+    assert!(c.on_timeout(t0 + 25 * SECOND));
+    c.on_feedback(
+        &fb(&c, &out[1].chunk_id, FeedbackStatus::Ok),
+        t0 + 25 * SECOND,
+    );
+    assert_eq!(c.poll_timeout(), None);
+}
+
+#[test]
+fn too_large_entities_are_dead_lettered_and_the_batch_still_commits() {
+    let limits = ChunkLimits {
+        max_entities: 10,
+        max_entity_bytes: 60,
+    };
+    let now = Instant::now();
+    let mut c = AttemptCore::new(&builtin()[0], "h", 1, limits, windows(2, 8, 8), SECOND, now);
+    let big =
+        RawValue::from_string(format!(r#"{{"id":"big","pad":"{}"}}"#, "x".repeat(80))).unwrap();
+    c.on_batch(batch(10, vec![big]), now);
+    let acts = actions(&mut c);
+    assert!(matches!(&acts[0], Action::DeadLetter(d) if d.reason == "too_large"));
+    assert!(
+        matches!(&acts[1], Action::Commit(c) if c.window == WindowDelta { scheduled: 1, updated: 1 })
+    );
+}
+
+/// A consumer with many instances, as a seeded random schedule: feedback in
+/// any order, some chunks failing once, one poison entity. Checks every
+/// rule after every step.
+fn simulate(seed: u64, w: Windows) {
+    let mut rng = seed;
+    let mut next = move |n: u64| {
+        rng = rng
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (rng >> 33) % n.max(1)
+    };
+    let now = Instant::now();
+    let mut c = core_with(1 + next(5) as usize, w, now);
+    // 12 batches of 8 over 20 identities: many versions, some twice a batch.
+    let mut ordinal = 0i64;
+    let mut batches: Vec<BatchIn> = (0..12)
+        .map(|_| {
+            let entities = (0..8)
+                .map(|_| {
+                    ordinal += 1;
+                    entity(next(20) as u32, ordinal)
+                })
+                .collect();
+            batch(ordinal, entities)
+        })
+        .collect();
+    batches.reverse();
+    let poison = r#""modificationOrdinal":37}"#;
+    let mut in_flight: Vec<ChunkOut> = Vec::new();
+    let mut failed_once: HashSet<String> = HashSet::new();
+    let mut stored: HashMap<String, i64> = HashMap::new();
+    let mut committed = Vec::new();
+    let mut publish_acks = 0usize;
+    let id_of = |e: &RawValue| {
+        let v: serde_json::Value = serde_json::from_str(e.get()).unwrap();
+        (
+            v["id"].as_str().unwrap().to_owned(),
+            v["metadata"]["modificationOrdinal"].as_i64().unwrap(),
+        )
+    };
+    loop {
+        if !batches.is_empty() && c.wants_batch() && next(3) == 0 {
+            c.on_batch(batches.pop().unwrap(), now);
+        }
+        while let Some(chunk) = c.poll_publish() {
+            // No two chunks out at once share an identity.
+            for e in chunk.entities.iter() {
+                let (id, _) = id_of(e);
+                assert!(
+                    !in_flight
+                        .iter()
+                        .any(|o| o.entities.iter().any(|x| id_of(x).0 == id)),
+                    "seed {seed}: {id} in two chunks at once"
+                );
+            }
+            in_flight.push(chunk);
+            publish_acks += 1;
+        }
+        assert!(c.awaiting_feedback() <= w.max_chunks_in_flight);
+        assert!(c.awaiting_publish_ack() <= w.max_publishes_in_flight);
+        assert!(c.open_batches() <= w.pipeline_depth);
+        if publish_acks > 0 && next(2) == 0 {
+            c.on_published();
+            publish_acks -= 1;
+        }
+        for a in actions(&mut c) {
+            if let Action::Commit(commit) = a {
+                committed.push(commit.greatest_ordinal);
+            }
+        }
+        if in_flight.is_empty() {
+            if batches.is_empty() && c.open_batches() == 0 {
+                break;
+            }
+            if batches.is_empty() && c.awaiting_publish_ack() > 0 {
+                c.on_published();
+                publish_acks -= 1;
+            }
+            continue;
+        }
+        let chunk = in_flight.swap_remove(next(in_flight.len() as u64) as usize);
+        let has_poison = chunk.entities.iter().any(|e| e.get().contains(poison));
+        let flaky =
+            chunk.entities.len() > 1 && next(6) == 0 && failed_once.insert(chunk.chunk_id.clone());
+        let status = if has_poison || flaky {
+            FeedbackStatus::Fail
+        } else {
+            for e in chunk.entities.iter() {
+                let (id, ord) = id_of(e);
+                let old = stored.insert(id.clone(), ord);
+                assert!(
+                    old.is_none_or(|o| o < ord),
+                    "seed {seed}: {id} stored out of order"
+                );
+            }
+            FeedbackStatus::Ok
+        };
+        assert!(!matches!(
+            c.on_feedback(&fb(&c, &chunk.chunk_id, status), now),
+            Verdict::Ignored(_)
+        ));
+    }
+    let expected: Vec<i64> = (1..=12).map(|b| b * 8).collect();
+    assert_eq!(committed, expected, "seed {seed}: every batch, in order");
+}
+
+#[test]
+fn random_schedules_keep_order_windows_and_commit_order() {
+    for seed in 0..300 {
+        let w = windows(
+            1 + seed as usize % 4,
+            1 + seed as usize % 7,
+            1 + seed as usize % 3,
+        );
+        simulate(seed, w);
+    }
+}

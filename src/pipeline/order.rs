@@ -1,0 +1,273 @@
+//! [`OrderBarrier`]: per-identity order across chunks. Pure state.
+//!
+//! Every chunk is admitted in creation order with the identity keys of its
+//! entities. For each key the barrier keeps the queue of unfinished chunks
+//! carrying it; a chunk may be published only when it stands first in the
+//! queue of every key it carries. So no two unfinished chunks that share an
+//! identity are ever out at once, and a newer version goes out only after
+//! every older one is done (acknowledged or dead-lettered).
+//!
+//! The earliest unfinished chunk is first in all its queues, so the barrier
+//! never deadlocks. A failed chunk's halves take its place in its queues,
+//! in order, so a split keeps the rule too (and an identity that appears
+//! twice in one chunk stays ordered across its two halves).
+//!
+//! Keys are 64-bit hashes of the identity's JSON text: a collision can only
+//! make a chunk wait for an unrelated one, never reorder versions.
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::{Hash, Hasher};
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::catalogue::IdentityKind;
+
+/// A chunk's place in creation order; unique within an attempt.
+pub type ChunkSeq = u64;
+
+/// The order key of one entity identity.
+pub type IdentityKey = u64;
+
+/// See the module doc.
+#[derive(Debug, Default)]
+pub struct OrderBarrier {
+    /// Unfinished chunks carrying each key, oldest first.
+    queues: HashMap<IdentityKey, VecDeque<ChunkSeq>>,
+    /// For each waiting chunk: how many of its queues it is not first in.
+    waiting: HashMap<ChunkSeq, usize>,
+}
+
+impl OrderBarrier {
+    /// Admits a new chunk (newer than every chunk admitted before) with its
+    /// distinct keys. Returns whether it may be published at once.
+    pub fn admit(&mut self, chunk: ChunkSeq, keys: &[IdentityKey]) -> bool {
+        let mut behind = 0;
+        for key in keys {
+            let queue = self.queues.entry(*key).or_default();
+            if !queue.is_empty() {
+                behind += 1;
+            }
+            queue.push_back(chunk);
+        }
+        self.wait(chunk, behind)
+    }
+
+    /// A published chunk is done: it leaves its queues. Returns the chunks
+    /// that may now be published.
+    pub fn release(&mut self, chunk: ChunkSeq, keys: &[IdentityKey]) -> Vec<ChunkSeq> {
+        let mut freed = Vec::new();
+        for key in keys {
+            let Some(queue) = self.queues.get_mut(key) else {
+                debug_assert!(false, "a released chunk was admitted");
+                continue;
+            };
+            debug_assert_eq!(
+                queue.front(),
+                Some(&chunk),
+                "only a chunk first in line is out"
+            );
+            queue.pop_front();
+            match queue.front() {
+                Some(next) => {
+                    let next = *next;
+                    if self.one_less(next) {
+                        freed.push(next);
+                    }
+                }
+                None => {
+                    self.queues.remove(key);
+                }
+            }
+        }
+        freed
+    }
+
+    /// A published chunk failed and is replaced by `halves` (in order, each
+    /// with its distinct keys, together exactly the parent's keys).
+    /// Returns the halves that may be published at once.
+    pub fn split(
+        &mut self,
+        parent: ChunkSeq,
+        parent_keys: &[IdentityKey],
+        halves: [(ChunkSeq, &[IdentityKey]); 2],
+    ) -> Vec<ChunkSeq> {
+        let mut behind = [0usize; 2];
+        for key in parent_keys {
+            let queue = self
+                .queues
+                .get_mut(key)
+                .expect("a split chunk was admitted");
+            debug_assert_eq!(queue.front(), Some(&parent));
+            queue.pop_front();
+            let carriers: Vec<usize> = (0..2).filter(|i| halves[*i].1.contains(key)).collect();
+            for (place, i) in carriers.iter().enumerate().rev() {
+                queue.push_front(halves[*i].0);
+                if place > 0 {
+                    behind[*i] += 1;
+                }
+            }
+            debug_assert!(!carriers.is_empty(), "every key goes to a half");
+        }
+        (0..2)
+            .filter(|i| self.wait(halves[*i].0, behind[*i]))
+            .map(|i| halves[i].0)
+            .collect()
+    }
+
+    /// Chunks waiting behind an older one.
+    pub fn waiting(&self) -> usize {
+        self.waiting.len()
+    }
+
+    fn wait(&mut self, chunk: ChunkSeq, behind: usize) -> bool {
+        if behind == 0 {
+            return true;
+        }
+        self.waiting.insert(chunk, behind);
+        false
+    }
+
+    /// One queue fewer in which `chunk` waits; true when it waits no more.
+    fn one_less(&mut self, chunk: ChunkSeq) -> bool {
+        let count = self
+            .waiting
+            .get_mut(&chunk)
+            .expect("a chunk behind another is waiting");
+        *count -= 1;
+        if *count == 0 {
+            self.waiting.remove(&chunk);
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// The order key of an entity of a service whose identity is `kind`, or
+/// `None` when it has no identity (not an object, or a field missing):
+/// such an entity is ordered with nothing, since nothing can tell which
+/// entity it is a version of (consumers cannot upsert it either).
+pub fn identity_key(kind: IdentityKind, entity: &RawValue) -> Option<IdentityKey> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Probe<'a> {
+        #[serde(borrow)]
+        id: Option<&'a RawValue>,
+        #[serde(borrow)]
+        study_right_id: Option<&'a RawValue>,
+        #[serde(borrow)]
+        student_id: Option<&'a RawValue>,
+        #[serde(borrow)]
+        start_date: Option<&'a RawValue>,
+    }
+    let probe: Probe = serde_json::from_str(entity.get()).ok()?;
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    let mut add = |v: Option<&RawValue>| -> Option<()> {
+        let v = v?.get();
+        (v != "null").then_some(())?;
+        v.hash(&mut hasher);
+        Some(())
+    };
+    match kind {
+        IdentityKind::Id => add(probe.id)?,
+        IdentityKind::StudyRightStudent => {
+            add(probe.study_right_id)?;
+            add(probe.student_id)?;
+        }
+        IdentityKind::StudyRightStudentStart => {
+            add(probe.study_right_id)?;
+            add(probe.student_id)?;
+            // As in dead letters, a missing start date is part of the key.
+            let _ = add(probe.start_date);
+        }
+    }
+    Some(hasher.finish())
+}
+
+/// The distinct keys of `entities`, in first-seen order.
+pub fn distinct_keys(keys: impl IntoIterator<Item = Option<IdentityKey>>) -> Vec<IdentityKey> {
+    let mut out: Vec<IdentityKey> = Vec::new();
+    for key in keys.into_iter().flatten() {
+        if !out.contains(&key) {
+            out.push(key);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_newer_version_waits_for_the_older_one() {
+        let mut b = OrderBarrier::default();
+        assert!(b.admit(1, &[10, 11]));
+        assert!(b.admit(2, &[12]));
+        assert!(!b.admit(3, &[11, 12]), "shares 11 with 1 and 12 with 2");
+        assert!(b.release(1, &[10, 11]).is_empty(), "still behind 2 for 12");
+        assert_eq!(b.release(2, &[12]), [3]);
+        assert_eq!(b.waiting(), 0);
+        assert!(b.release(3, &[11, 12]).is_empty());
+        assert!(b.queues.is_empty());
+    }
+
+    #[test]
+    fn halves_take_the_parents_place_in_order() {
+        let mut b = OrderBarrier::default();
+        // Chunk 1 carries identity 7 twice (one key) and 8; chunk 2 has 7.
+        assert!(b.admit(1, &[7, 8]));
+        assert!(!b.admit(2, &[7]));
+        // Halves: 3 has 7 (older version) and 8, 4 has 7 (newer version).
+        let ready = b.split(1, &[7, 8], [(3, &[7, 8]), (4, &[7])]);
+        assert_eq!(ready, [3]);
+        assert_eq!(b.release(3, &[7, 8]), [4]);
+        assert_eq!(
+            b.release(4, &[7]),
+            [2],
+            "the next batch's version goes last"
+        );
+    }
+
+    #[test]
+    fn a_half_without_shared_keys_goes_at_once() {
+        let mut b = OrderBarrier::default();
+        assert!(b.admit(1, &[1, 2]));
+        assert!(!b.admit(2, &[2]));
+        let mut ready = b.split(1, &[1, 2], [(3, &[1]), (4, &[2])]);
+        ready.sort();
+        assert_eq!(ready, [3, 4]);
+        assert_eq!(b.release(4, &[2]), [2]);
+    }
+
+    fn raw(s: &str) -> Box<RawValue> {
+        RawValue::from_string(s.to_owned()).unwrap()
+    }
+
+    #[test]
+    fn keys_follow_the_identity_rules() {
+        let id = |s| identity_key(IdentityKind::Id, &raw(s));
+        assert_eq!(id(r#"{"id":"a","x":1}"#), id(r#"{"x":2,"id":"a"}"#));
+        assert_ne!(id(r#"{"id":"a"}"#), id(r#"{"id":"b"}"#));
+        assert_eq!(id(r#"{"x":1}"#), None);
+        assert_eq!(id(r#"{"id":null}"#), None);
+        assert_eq!(id("[1]"), None);
+        let tr = |s| identity_key(IdentityKind::StudyRightStudent, &raw(s));
+        assert_eq!(
+            tr(r#"{"studyRightId":"r","studentId":"s","t":1}"#),
+            tr(r#"{"studentId":"s","studyRightId":"r"}"#)
+        );
+        assert_ne!(
+            tr(r#"{"studyRightId":"r","studentId":"s"}"#),
+            tr(r#"{"studyRightId":"r","studentId":"t"}"#)
+        );
+        assert_eq!(tr(r#"{"studyRightId":"r"}"#), None);
+        let pr = |s| identity_key(IdentityKind::StudyRightStudentStart, &raw(s));
+        assert_ne!(
+            pr(r#"{"studyRightId":"r","studentId":"s","startDate":"2020-01-01"}"#),
+            pr(r#"{"studyRightId":"r","studentId":"s","startDate":"2021-01-01"}"#)
+        );
+        assert!(distinct_keys([Some(1), None, Some(1), Some(2)]) == [1, 2]);
+    }
+}

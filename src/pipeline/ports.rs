@@ -1,0 +1,89 @@
+//! The small traits through which the pipeline reaches the world.
+//! `sources` implements [`BatchSource`], `sinks` implements [`ChunkSink`],
+//! [`FeedbackSource`] and [`Announcer`], `store` implements
+//! [`CursorStore`]. The pipeline knows no HTTP, no NATS and no Redis.
+
+use std::future::Future;
+
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+
+use super::core::ChunkOut;
+use crate::catalogue::Service;
+use crate::sinks::{Feedback, PublishFailure};
+use crate::sources::{Batch, SourceError};
+use crate::store::{DeadLetter, StoreError};
+
+/// Where batches come from (Sisu).
+pub trait BatchSource: Send + Sync {
+    /// The batches of `service` after `since`, fetched lazily: the next
+    /// request is made only when the previous batch has been taken.
+    fn batches(
+        &self,
+        service: &Service,
+        since: i64,
+        fetch_amount: u32,
+    ) -> BoxStream<'static, Result<Batch, SourceError>>;
+}
+
+/// Where chunks go (JetStream). Starting a publish never waits: rate limit,
+/// retries and the publish ack all happen inside the publish, whose outcome
+/// comes from [`next_ack`](ChunkSink::next_ack).
+pub trait ChunkSink: Send {
+    /// Starts publishing `chunk`.
+    fn publish(&mut self, chunk: ChunkOut);
+    /// The next finished publish (its chunk id); pending while none is
+    /// under way.
+    fn next_ack(&mut self) -> impl Future<Output = Result<String, PublishFailure>> + Send + '_;
+}
+
+/// One item of the feedback stream.
+pub type FeedbackItem = Result<Feedback, MalformedFeedback>;
+
+/// A feedback message that could not be read.
+#[derive(Debug, Clone)]
+pub struct MalformedFeedback {
+    /// Why.
+    pub reason: String,
+    /// Its size in bytes.
+    pub bytes: usize,
+}
+
+/// Why the feedback stream could not be opened or broke.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("feedback on SCHEDULER_STATUS_CHANNEL: {0}")]
+pub struct FeedbackError(pub String);
+
+/// Where feedback comes from.
+pub trait FeedbackSource: Send + Sync {
+    /// Feedback sent from now on (so: opened before the first publish).
+    fn subscribe(
+        &self,
+    ) -> impl Future<
+        Output = Result<BoxStream<'static, Result<FeedbackItem, FeedbackError>>, FeedbackError>,
+    > + Send;
+}
+
+/// The committed cursor and what goes with it (Redis). Every method
+/// returns a `'static` future so the driver can keep one write under way
+/// while it goes on handling feedback.
+pub trait CursorStore: Send + Sync {
+    /// Adds to the `_SCHEDULED` / `_UPDATED` window counters.
+    fn add_window(
+        &self,
+        service: &Service,
+        scheduled: u64,
+        updated: u64,
+    ) -> BoxFuture<'static, Result<(), StoreError>>;
+    /// Records a dead letter; returns whether it was new.
+    fn dead_letter(&self, letter: DeadLetter) -> BoxFuture<'static, Result<bool, StoreError>>;
+    /// Commits a batch's ordinal (under the lease, when given); returns
+    /// the committed ordinal.
+    fn commit(
+        &self,
+        service: &Service,
+        ordinal: i64,
+        entities: u64,
+        lease: Option<(String, String)>,
+    ) -> BoxFuture<'static, Result<i64, StoreError>>;
+}

@@ -1,0 +1,186 @@
+//! [`AttemptObserver`]: the one place an attempt reports to the operator:
+//! logs, Prometheus counters and the live progress line. The hot path
+//! (every chunk, every feedback message) only adds to local counters; they
+//! reach the shared registries at [`flush`](AttemptObserver::flush), a few
+//! times a second and at every commit, so no lock is taken per message.
+
+use super::core::{ChunkOut, Commit, IgnoreReason, Opened, Verdict};
+use super::import::AttemptStats;
+use super::ports::MalformedFeedback;
+use super::Importer;
+use crate::catalogue::Service;
+use crate::sinks::Feedback;
+use crate::store::DeadLetter;
+
+/// Counts not yet added to the metrics registry.
+#[derive(Default)]
+struct Unreported {
+    fetched: u64,
+    published_entities: u64,
+    chunks: u64,
+    acknowledged: u64,
+    splits: u64,
+    poisons: u64,
+    ignored: [u64; 4],
+}
+
+const IGNORED: [&str; 4] = [
+    "other_channel",
+    "old_execution",
+    "unknown_or_done",
+    "malformed",
+];
+
+/// See the module doc.
+pub struct AttemptObserver<'a> {
+    importer: &'a Importer,
+    service: &'a Service,
+    stats: AttemptStats,
+    unreported: Unreported,
+    /// The live progress line needs an update.
+    dirty: bool,
+}
+
+impl<'a> AttemptObserver<'a> {
+    /// An observer for one attempt starting at the committed `since`.
+    pub fn new(importer: &'a Importer, service: &'a Service, since: i64) -> Self {
+        AttemptObserver {
+            importer,
+            service,
+            stats: AttemptStats {
+                ordinal: Some(since),
+                ..Default::default()
+            },
+            unreported: Unreported::default(),
+            dirty: false,
+        }
+    }
+
+    /// The attempt's totals.
+    pub fn into_stats(self) -> AttemptStats {
+        self.stats
+    }
+
+    /// A batch was fetched and chunked.
+    pub fn batch_opened(&mut self, opened: &Opened, entities: usize, since: i64, greatest: i64) {
+        self.unreported.fetched += entities as u64;
+        tracing::debug!(service = %self.service.id, batch = opened.batch_no, since, greatest_ordinal = greatest, entities, chunks = opened.chunks, "batch fetched");
+    }
+
+    /// A chunk was handed to the sink. Counted then: the attempt may end
+    /// (all feedback in) before the last JetStream acks are read.
+    pub fn chunk_published(&mut self, chunk: &ChunkOut) {
+        self.stats.chunks += 1;
+        self.unreported.chunks += 1;
+        if !chunk.half {
+            self.unreported.published_entities += chunk.entities.len() as u64;
+        }
+        self.dirty = true;
+    }
+
+    /// What one feedback message did.
+    pub fn feedback(&mut self, fb: &Feedback, verdict: &Verdict) {
+        match verdict {
+            Verdict::Ignored(reason) => {
+                tracing::debug!(service = %self.service.id, chunk_id = %fb.chunk_id, reason = reason.as_str(), "feedback ignored");
+                let i = match reason {
+                    IgnoreReason::OtherChannel => 0,
+                    IgnoreReason::OldExecution => 1,
+                    IgnoreReason::UnknownOrDone => 2,
+                };
+                self.unreported.ignored[i] += 1;
+            }
+            Verdict::Done { entities } => {
+                self.stats.acknowledged += *entities as u64;
+                self.unreported.acknowledged += *entities as u64;
+                self.dirty = true;
+            }
+            Verdict::Split { failed, halves } => {
+                self.unreported.splits += 1;
+                tracing::warn!(service = %self.service.id, chunk_id = %failed, stack = %fb.stack_text(), halves = ?halves, "chunk failed; re-publishing it in two halves");
+            }
+            Verdict::Poison { chunk_id } => {
+                self.unreported.poisons += 1;
+                tracing::debug!(service = %self.service.id, chunk_id = %chunk_id, "lone entity failed: dead-lettering it");
+            }
+        }
+    }
+
+    /// A feedback message could not be read.
+    pub fn malformed(&mut self, m: &MalformedFeedback) {
+        tracing::warn!(service = %self.service.id, error = %m.reason, bytes = m.bytes, "malformed feedback ignored");
+        self.unreported.ignored[3] += 1;
+    }
+
+    /// A dead letter was written (`new`: not recorded before).
+    pub fn dead_lettered(&mut self, letter: &DeadLetter, new: bool) {
+        tracing::error!(
+            service = %letter.service,
+            new,
+            identity = letter.identity.as_deref().unwrap_or("<none>"),
+            modification_ordinal = letter.modification_ordinal,
+            reason = %letter.reason,
+            detail = %letter.detail,
+            "dead letter"
+        );
+        if new {
+            let reason = if letter.reason == "poison" {
+                "poison"
+            } else {
+                "too_large"
+            };
+            crate::metrics::dead_lettered(&self.service.id, reason);
+        }
+        self.stats.dead_letters += 1;
+        self.dirty = true;
+    }
+
+    /// A batch's ordinal was written.
+    pub fn committed(&mut self, commit: &Commit, ordinal: i64) {
+        let since = self.stats.ordinal;
+        self.stats.entities += commit.entities;
+        self.stats.batches += 1;
+        self.stats.ordinal = Some(ordinal);
+        tracing::info!(
+            service = %self.service.id,
+            batch = commit.batch_no,
+            since,
+            ordinal,
+            entities = commit.entities,
+            chunks = commit.chunks,
+            fetch_ms = commit.fetched_in.as_millis() as u64,
+            ack_ms = commit.opened.elapsed().as_millis() as u64,
+            "batch committed"
+        );
+        self.dirty = true;
+        self.flush();
+        crate::metrics::committed(&self.service.id, ordinal);
+    }
+
+    /// Hands the counters gathered so far to the metrics registry and the
+    /// live progress.
+    pub fn flush(&mut self) {
+        let u = std::mem::take(&mut self.unreported);
+        let id = &self.service.id;
+        if u.fetched > 0 {
+            crate::metrics::fetched(id, u.fetched);
+        }
+        if u.chunks > 0 {
+            crate::metrics::chunks_published(id, u.chunks, u.published_entities);
+        }
+        if u.acknowledged > 0 {
+            crate::metrics::acknowledged(id, u.acknowledged);
+        }
+        if u.splits + u.poisons > 0 {
+            crate::metrics::chunks_failed(id, u.splits, u.poisons);
+        }
+        for (n, reason) in u.ignored.iter().zip(IGNORED) {
+            if *n > 0 {
+                crate::metrics::feedback_ignored(reason, *n);
+            }
+        }
+        if std::mem::take(&mut self.dirty) {
+            self.importer.progress(id, &self.stats);
+        }
+    }
+}

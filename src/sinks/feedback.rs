@@ -1,0 +1,129 @@
+//! [`JetStreamFeedback`]: consumers' feedback, read back from the stream
+//! that captures `SCHEDULER_STATUS_CHANNEL`, through an ordered push
+//! consumer. Feedback sent while the importer was reconnecting is stored by
+//! JetStream and delivered once the consumer is back, so a broker restart
+//! costs a pause, not a panic timeout. Consumers that publish feedback with
+//! core NATS are captured all the same.
+//!
+//! The consumer starts at the last feedback message already in the stream
+//! (skipped): the ordered consumer tracks stream sequences from its first
+//! delivery, so after a reconnect it resumes right after what it saw
+//! instead of replaying the stream's whole feedback history.
+//!
+//! When an existing stream does not capture the feedback subject (SPEC §4:
+//! such a stream is used as is), feedback is read with a core NATS
+//! subscription as the old importer did; feedback lost in a reconnect then
+//! costs a panic-timeout retry, never data.
+
+use async_nats::jetstream::consumer::{push, DeliverPolicy};
+use async_nats::jetstream::stream::LastRawMessageErrorKind;
+use futures::stream::{BoxStream, StreamExt};
+
+use super::wire::Feedback;
+use super::Nats;
+use crate::catalogue::FEEDBACK_SUBJECT;
+use crate::pipeline::ports::{FeedbackError, FeedbackItem, FeedbackSource, MalformedFeedback};
+
+/// Feedback from the stream (or core NATS when the stream misses it).
+#[derive(Clone)]
+pub struct JetStreamFeedback {
+    nats: Nats,
+    /// Whether the stream captures `SCHEDULER_STATUS_CHANNEL`.
+    captured: bool,
+}
+
+impl JetStreamFeedback {
+    /// Feedback through `nats`; `captured` says whether its stream stores
+    /// the feedback subject.
+    pub fn new(nats: Nats, captured: bool) -> Self {
+        JetStreamFeedback { nats, captured }
+    }
+
+    async fn from_stream(
+        &self,
+    ) -> Result<BoxStream<'static, Result<FeedbackItem, FeedbackError>>, FeedbackError> {
+        let err = |what: &str, e: &dyn std::fmt::Display| {
+            FeedbackError(format!("{what} (stream {}): {e}", self.nats.stream))
+        };
+        let stream = self
+            .nats
+            .jetstream
+            .get_stream(&self.nats.stream)
+            .await
+            .map_err(|e| err("looking up the stream", &e))?;
+        let (deliver_policy, skip_through) = match stream
+            .get_last_raw_message_by_subject(FEEDBACK_SUBJECT)
+            .await
+        {
+            Ok(last) => (
+                DeliverPolicy::ByStartSequence {
+                    start_sequence: last.sequence,
+                },
+                last.sequence,
+            ),
+            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => {
+                (DeliverPolicy::All, 0)
+            }
+            Err(e) => return Err(err("reading the last feedback", &e)),
+        };
+        let consumer = stream
+            .create_consumer(push::OrderedConfig {
+                deliver_subject: self.nats.client.new_inbox(),
+                filter_subject: FEEDBACK_SUBJECT.to_owned(),
+                deliver_policy,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| err("creating the feedback consumer", &e))?;
+        let messages = consumer
+            .messages()
+            .await
+            .map_err(|e| err("reading feedback", &e))?;
+        let stream_name = self.nats.stream.clone();
+        Ok(messages
+            .filter_map(move |m| {
+                let item = match m {
+                    Ok(m) => {
+                        let seq = m.info().map(|i| i.stream_sequence).unwrap_or(u64::MAX);
+                        (seq > skip_through).then(|| Ok(parse(&m.payload)))
+                    }
+                    Err(e) => Some(Err(FeedbackError(format!(
+                        "reading feedback (stream {stream_name}): {e}"
+                    )))),
+                };
+                std::future::ready(item)
+            })
+            .boxed())
+    }
+
+    async fn from_core_nats(
+        &self,
+    ) -> Result<BoxStream<'static, Result<FeedbackItem, FeedbackError>>, FeedbackError> {
+        let sub = self
+            .nats
+            .client
+            .subscribe(FEEDBACK_SUBJECT)
+            .await
+            .map_err(|e| FeedbackError(format!("subscribing: {e}")))?;
+        Ok(sub.map(|m| Ok(parse(&m.payload))).boxed())
+    }
+}
+
+fn parse(body: &[u8]) -> FeedbackItem {
+    Feedback::parse(body).map_err(|e| MalformedFeedback {
+        reason: e.to_string(),
+        bytes: body.len(),
+    })
+}
+
+impl FeedbackSource for JetStreamFeedback {
+    async fn subscribe(
+        &self,
+    ) -> Result<BoxStream<'static, Result<FeedbackItem, FeedbackError>>, FeedbackError> {
+        if self.captured {
+            self.from_stream().await
+        } else {
+            self.from_core_nats().await
+        }
+    }
+}
