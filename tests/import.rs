@@ -151,3 +151,72 @@ async fn status_shows_what_redis_holds() {
         "{table}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_concurrency_runs_services_side_by_side_and_announces_once() {
+    let env = Env::start(400).await;
+    env.consumer.set_latency(Duration::from_millis(5));
+    let client = async_nats::connect(env.nats.url()).await.unwrap();
+    let mut post_update = client.subscribe(POST_UPDATE_SUBJECT).await.unwrap();
+    client.flush().await.unwrap();
+    let ids = ["PERSON", "STUDY_RIGHT", "ATTAINMENT", "ENROLMENT"];
+    for concurrency in [1, 4] {
+        let mut config = env.config();
+        config.service_concurrency = concurrency;
+        let importer = env.importer(config).await;
+        for id in ids {
+            importer.store.reset(&service(id)).await.unwrap();
+        }
+        let summary = importer
+            .run(&services(&ids), Shutdown::never())
+            .await
+            .unwrap();
+        assert!(summary.success, "{summary:#?}");
+        let order: Vec<&str> = summary
+            .services
+            .iter()
+            .map(|r| r.service.as_str())
+            .collect();
+        assert_eq!(
+            order,
+            services(&ids)
+                .iter()
+                .map(|s| s.id.as_str())
+                .collect::<Vec<_>>()
+        );
+        for id in ids {
+            env.assert_delivered(id, &[]);
+            assert_eq!(
+                env.ordinal(&importer, id).await,
+                env.fake.greatest_ordinal(id)
+            );
+        }
+        let live = importer.live();
+        let spans: Vec<_> = ids
+            .iter()
+            .map(|id| (live[*id].started.unwrap(), live[*id].finished.unwrap()))
+            .collect();
+        let last_start = spans.iter().map(|s| s.0).max().unwrap();
+        let first_end = spans.iter().map(|s| s.1).min().unwrap();
+        if concurrency == 1 {
+            for pair in spans.windows(2) {
+                assert!(pair[0].1 <= pair[1].0, "one at a time, in catalogue order");
+            }
+        } else {
+            assert!(last_start < first_end, "all four were under way at once");
+        }
+        let announced = tokio::time::timeout(Duration::from_secs(5), post_update.next())
+            .await
+            .unwrap()
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&announced.payload).unwrap();
+        assert_eq!(body["success"], true);
+        assert_eq!(body["services"].as_array().unwrap().len(), 4);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(300), post_update.next())
+                .await
+                .is_err(),
+            "POST_UPDATE comes once per run"
+        );
+    }
+}

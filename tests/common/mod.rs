@@ -90,8 +90,19 @@ impl Env {
             sis_retry_max_ms: 200,
             sis_request_timeout_secs: 5.0,
             shutdown_grace_secs: 5.0,
+            pipeline_depth: test_setting("SIS_TEST_PIPELINE_DEPTH").unwrap_or(2),
+            service_concurrency: test_setting("SIS_TEST_SERVICE_CONCURRENCY").unwrap_or(1),
             ..Config::default()
         }
+    }
+
+    /// Replaces the reference consumer with one configured by `change`.
+    pub async fn replace_consumer(&mut self, change: impl FnOnce(&mut ConsumerConfig)) {
+        let mut config = ConsumerConfig::new(self.nats.url());
+        config.nats_auth = self.nats_options.client_auth();
+        change(&mut config);
+        let old = std::mem::replace(&mut self.consumer, ReferenceConsumer::start(config));
+        old.stop().await;
     }
 
     /// The environment variables that point the binary at this environment.
@@ -104,6 +115,18 @@ impl Env {
             ("FETCH_AMOUNT", "50".into()),
             ("MAX_CHUNK_SIZE", "10".into()),
             ("LOG_FORMAT", "json".into()),
+            (
+                "PIPELINE_DEPTH",
+                test_setting::<usize>("SIS_TEST_PIPELINE_DEPTH")
+                    .unwrap_or(2)
+                    .to_string(),
+            ),
+            (
+                "SERVICE_CONCURRENCY",
+                test_setting::<usize>("SIS_TEST_SERVICE_CONCURRENCY")
+                    .unwrap_or(1)
+                    .to_string(),
+            ),
         ]
     }
 
@@ -148,6 +171,17 @@ impl Env {
     }
 }
 
+/// A window setting the whole suite runs under (`.ci/run` runs it with
+/// `SIS_TEST_PIPELINE_DEPTH` 1 and 4 and `SIS_TEST_SERVICE_CONCURRENCY` 4).
+pub fn test_setting<T: std::str::FromStr>(name: &str) -> Option<T> {
+    let value = std::env::var(name).ok()?;
+    Some(
+        value
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={value} is not a valid setting")),
+    )
+}
+
 /// A built-in service by id.
 pub fn service(id: &str) -> Service {
     sis_importer::catalogue::builtin()
@@ -186,4 +220,61 @@ pub async fn eventually<F: FnMut() -> bool>(timeout: Duration, mut f: F) -> bool
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     f()
+}
+
+/// A TCP proxy in front of a server, so a test can cut one client off
+/// (every proxied connection dropped, new ones refused) while the server
+/// and its other clients go on.
+pub struct CutProxy {
+    /// Address clients connect to.
+    pub addr: std::net::SocketAddr,
+    cut_tx: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl CutProxy {
+    /// Proxies to `target` (`host:port`).
+    pub async fn start(target: String) -> CutProxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (cut_tx, cut_rx) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    return;
+                };
+                if *cut_rx.borrow() {
+                    continue; // dropped: refused while cut
+                }
+                let target = target.clone();
+                let mut cut = cut_rx.clone();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cut.wait_for(|c| *c) => {}
+                    }
+                });
+            }
+        });
+        CutProxy { addr, cut_tx, task }
+    }
+
+    /// Cuts every connection and refuses new ones until `restore`.
+    pub fn cut(&self) {
+        let _ = self.cut_tx.send(true);
+    }
+
+    /// Lets connections through again.
+    pub fn restore(&self) {
+        let _ = self.cut_tx.send(false);
+    }
+}
+
+impl Drop for CutProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
