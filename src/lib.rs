@@ -9,9 +9,12 @@
 //! - [`sources`]: knows Sisu. HTTP client with retries and rate limit; the
 //!   paged export kinds and the whole-set kinds, each a stream of batches.
 //! - [`sinks`]: knows NATS. Connection and stream, the chunk envelope and
-//!   feedback wire format, the bounded JetStream publisher.
-//! - [`pipeline`]: composes them. Chunker, ack gate, the per-service import
-//!   loop, whole runs and the cron daemon.
+//!   feedback wire format, the JetStream publisher, feedback read back from
+//!   the stream.
+//! - [`pipeline`]: composes them through small traits (`ports`): the
+//!   chunker, the per-identity order barrier, the sans-IO attempt core and
+//!   its async driver, whole runs (services in order or side by side) and
+//!   the cron daemon.
 //! - [`store`]: all Redis state (ordinals, window counters, dead letters,
 //!   caches, run records).
 //! - [`progress`]: the live progress line of `once` on a terminal.

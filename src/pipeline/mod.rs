@@ -7,7 +7,8 @@
 //! - `chunker`: batch → chunks bounded by count and bytes.
 //! - `order`: the per-identity order barrier.
 //! - `core`: [`core::AttemptCore`], one attempt's rules as pure state
-//!   (windows, order, halving, commit order, panic deadline).
+//!   (windows, order, halving, commit order, panic deadline); its events
+//!   and actions in `core_types`.
 //! - `import`: the async driver of one attempt (streams joined in one
 //!   `select!`, a store queue for Redis writes).
 //! - `telemetry`: the attempt's one observer (logs, metrics, progress).
@@ -27,6 +28,7 @@ use crate::store::{OrdinalStore, StoreError};
 
 pub mod chunker;
 pub mod core;
+mod core_types;
 pub mod daemon;
 pub mod import;
 pub mod order;
