@@ -8,14 +8,18 @@
 //! The consumer starts at the last feedback message already in the stream
 //! (skipped): the ordered consumer tracks stream sequences from its first
 //! delivery, so after a reconnect it resumes right after what it saw
-//! instead of replaying the stream's whole feedback history.
+//! instead of replaying the stream's whole feedback history (only a
+//! recreation before that first delivery, a moment after start, would
+//! replay it; the skip filter keeps even that correct). A missed heartbeat
+//! is not an error here: the consumer recreates itself on the next poll.
 //!
 //! When an existing stream does not capture the feedback subject (SPEC §4:
 //! such a stream is used as is), feedback is read with a core NATS
 //! subscription as the old importer did; feedback lost in a reconnect then
 //! costs a panic-timeout retry, never data.
 
-use async_nats::jetstream::consumer::{push, DeliverPolicy};
+use async_nats::jetstream::consumer::push::{self, OrderedErrorKind};
+use async_nats::jetstream::consumer::DeliverPolicy;
 use async_nats::jetstream::stream::LastRawMessageErrorKind;
 use futures::stream::{BoxStream, StreamExt};
 
@@ -86,6 +90,13 @@ impl JetStreamFeedback {
                     Ok(m) => {
                         let seq = m.info().map(|i| i.stream_sequence).unwrap_or(u64::MAX);
                         (seq > skip_through).then(|| Ok(parse(&m.payload)))
+                    }
+                    // The consumer went quiet (its server restarted, or a
+                    // stall): the next poll recreates it right after the
+                    // last feedback seen, so nothing is lost.
+                    Err(e) if e.kind() == OrderedErrorKind::MissingHeartbeat => {
+                        tracing::warn!(stream = %stream_name, "feedback consumer missed its heartbeat; recreating it after the last feedback seen");
+                        None
                     }
                     Err(e) => Some(Err(FeedbackError(format!(
                         "reading feedback (stream {stream_name}): {e}"
