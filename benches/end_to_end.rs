@@ -151,6 +151,12 @@ async fn child(n: u64) -> ExitCode {
         sis_request_timeout_secs: 5.0,
         ..Config::default()
     };
+    // Window settings (PIPELINE_DEPTH, MAX_CHUNKS_IN_FLIGHT, ...) may be
+    // tried from the environment.
+    let mut config = config;
+    config
+        .apply_env(|k| std::env::var(k).ok())
+        .expect("bench environment is valid");
     config.validate().expect("bench config is valid");
     let importer = Importer::connect(config).await.expect("importer connects");
     wait_for_consumers(&importer, &services).await;

@@ -131,7 +131,7 @@ pub struct Config {
     /// per service, default 32.
     pub max_publishes_in_flight: usize,
     /// `PIPELINE_DEPTH`: batches open at once per service (fetched and not
-    /// yet committed), default 2; 1 fetches the next batch only after the
+    /// yet committed), default 3; 1 fetches the next batch only after the
     /// previous one is committed.
     pub pipeline_depth: usize,
     /// `SERVICE_CONCURRENCY`: services imported side by side, default 1
@@ -194,7 +194,7 @@ impl Default for Config {
             sis_retry_max_ms: 60_000,
             max_chunks_in_flight: 64,
             max_publishes_in_flight: 32,
-            pipeline_depth: 2,
+            pipeline_depth: 3,
             service_concurrency: 1,
             publish_timeout_secs: 10.0,
             publish_chunks_per_second: None,

@@ -18,7 +18,6 @@
 use std::collections::{HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
 
-use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::catalogue::IdentityKind;
@@ -149,40 +148,129 @@ impl OrderBarrier {
 /// such an entity is ordered with nothing, since nothing can tell which
 /// entity it is a version of (consumers cannot upsert it either).
 pub fn identity_key(kind: IdentityKind, entity: &RawValue) -> Option<IdentityKey> {
-    #[derive(Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Probe<'a> {
-        #[serde(borrow)]
-        id: Option<&'a RawValue>,
-        #[serde(borrow)]
-        study_right_id: Option<&'a RawValue>,
-        #[serde(borrow)]
-        student_id: Option<&'a RawValue>,
-        #[serde(borrow)]
-        start_date: Option<&'a RawValue>,
-    }
-    let probe: Probe = serde_json::from_str(entity.get()).ok()?;
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    let mut add = |v: Option<&RawValue>| -> Option<()> {
-        let v = v?.get();
-        (v != "null").then_some(())?;
-        v.hash(&mut hasher);
-        Some(())
+    const ID: &[&str] = &["id"];
+    const STUDY_RIGHT_STUDENT: &[&str] = &["studyRightId", "studentId"];
+    const WITH_START: &[&str] = &["studyRightId", "studentId", "startDate"];
+    let (names, required) = match kind {
+        IdentityKind::Id => (ID, 1),
+        IdentityKind::StudyRightStudent => (STUDY_RIGHT_STUDENT, 2),
+        // As in dead letters, a missing start date is part of the key.
+        IdentityKind::StudyRightStudentStart => (WITH_START, 2),
     };
-    match kind {
-        IdentityKind::Id => add(probe.id)?,
-        IdentityKind::StudyRightStudent => {
-            add(probe.study_right_id)?;
-            add(probe.student_id)?;
-        }
-        IdentityKind::StudyRightStudentStart => {
-            add(probe.study_right_id)?;
-            add(probe.student_id)?;
-            // As in dead letters, a missing start date is part of the key.
-            let _ = add(probe.start_date);
+    let mut found = [None; 3];
+    top_level_fields(entity.get(), names, &mut found[..names.len()])?;
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    for (i, value) in found[..names.len()].iter().enumerate() {
+        match value {
+            Some(v) if *v != "null" => v.hash(&mut hasher),
+            _ if i < required => return None,
+            _ => 0u8.hash(&mut hasher),
         }
     }
     Some(hasher.finish())
+}
+
+/// The raw JSON text of the top-level fields `names` of the object `json`
+/// (`out[i]` for `names[i]`), read without parsing the rest: the scan
+/// stops as soon as every name is found, and nested values are skipped by
+/// counting brackets. Identity fields come first in Sisu's entities, so
+/// this usually reads a few dozen bytes. `None` when `json` is not an
+/// object (it is valid JSON: Sisu's answer was parsed already).
+fn top_level_fields<'a>(json: &'a str, names: &[&str], out: &mut [Option<&'a str>]) -> Option<()> {
+    let bytes = json.as_bytes();
+    let mut i = skip_ws(bytes, 0);
+    if bytes.get(i) != Some(&b'{') {
+        return None;
+    }
+    i += 1;
+    let mut missing = names.len();
+    loop {
+        i = skip_ws(bytes, i);
+        match bytes.get(i)? {
+            b'}' => return Some(()),
+            b',' => {
+                i += 1;
+                continue;
+            }
+            b'"' => {}
+            _ => return None,
+        }
+        let key_end = string_end(bytes, i)?;
+        let key = &json[i + 1..key_end - 1];
+        i = skip_ws(bytes, key_end);
+        if bytes.get(i) != Some(&b':') {
+            return None;
+        }
+        let start = skip_ws(bytes, i + 1);
+        let end = value_end(bytes, start)?;
+        if let Some(slot) = names.iter().position(|n| *n == key) {
+            if out[slot].is_none() {
+                out[slot] = Some(&json[start..end]);
+                missing -= 1;
+                if missing == 0 {
+                    return Some(());
+                }
+            }
+        }
+        i = end;
+    }
+}
+
+fn skip_ws(bytes: &[u8], mut i: usize) -> usize {
+    while matches!(bytes.get(i), Some(b' ' | b'\n' | b'\r' | b'\t')) {
+        i += 1;
+    }
+    i
+}
+
+/// The index just past the string starting at `i` (a `"`).
+fn string_end(bytes: &[u8], mut i: usize) -> Option<usize> {
+    i += 1;
+    loop {
+        match bytes.get(i)? {
+            b'"' => return Some(i + 1),
+            b'\\' => i += 2,
+            _ => i += 1,
+        }
+    }
+}
+
+/// The index just past the value starting at `i`.
+fn value_end(bytes: &[u8], i: usize) -> Option<usize> {
+    match bytes.get(i)? {
+        b'"' => string_end(bytes, i),
+        b'{' | b'[' => {
+            let mut depth = 0usize;
+            let mut j = i;
+            loop {
+                match bytes.get(j)? {
+                    b'"' => {
+                        j = string_end(bytes, j)?;
+                        continue;
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return Some(j + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                j += 1;
+            }
+        }
+        _ => {
+            let mut j = i;
+            while !matches!(
+                bytes.get(j),
+                None | Some(b',' | b'}' | b']' | b' ' | b'\n' | b'\r' | b'\t')
+            ) {
+                j += 1;
+            }
+            Some(j)
+        }
+    }
 }
 
 /// The distinct keys of `entities`, in first-seen order.
@@ -269,5 +357,30 @@ mod tests {
             pr(r#"{"studyRightId":"r","studentId":"s","startDate":"2021-01-01"}"#)
         );
         assert!(distinct_keys([Some(1), None, Some(1), Some(2)]) == [1, 2]);
+    }
+
+    #[test]
+    fn the_scanner_finds_what_a_parser_finds() {
+        let texts = [
+            r#"{"a":{"id":"nested"},"b":[1,{"id":2}],"s":"x\"id\":3","id":"top"}"#,
+            r#" { "x" : [ ] , "id" : 12 , "y" : {"z":"}"} } "#,
+            r#"{"studentId":"s","n":-1.5e3,"t":true,"studyRightId":{"k":[1,2]}}"#,
+            r#"{"startDate":null,"studyRightId":"r","studentId":"s"}"#,
+            r#"{"esc\u0041":"a","id":"\u00e4\\"}"#,
+            r#"{}"#,
+            r#"[{"id":1}]"#,
+            r#""id""#,
+        ];
+        for text in texts {
+            let value: serde_json::Value = serde_json::from_str(text).unwrap();
+            let names = ["id", "studyRightId", "studentId", "startDate"];
+            let mut found = [None; 4];
+            let scanned = top_level_fields(text, &names, &mut found);
+            assert_eq!(scanned.is_some(), value.is_object(), "{text}");
+            for (name, raw) in names.iter().zip(found) {
+                let parsed = raw.map(|r| serde_json::from_str::<serde_json::Value>(r).unwrap());
+                assert_eq!(parsed.as_ref(), value.get(name), "{text}: {name}");
+            }
+        }
     }
 }

@@ -90,7 +90,8 @@ impl Env {
             sis_retry_max_ms: 200,
             sis_request_timeout_secs: 5.0,
             shutdown_grace_secs: 5.0,
-            pipeline_depth: test_setting("SIS_TEST_PIPELINE_DEPTH").unwrap_or(2),
+            pipeline_depth: test_setting("SIS_TEST_PIPELINE_DEPTH")
+                .unwrap_or(Config::default().pipeline_depth),
             service_concurrency: test_setting("SIS_TEST_SERVICE_CONCURRENCY").unwrap_or(1),
             ..Config::default()
         }
@@ -118,7 +119,7 @@ impl Env {
             (
                 "PIPELINE_DEPTH",
                 test_setting::<usize>("SIS_TEST_PIPELINE_DEPTH")
-                    .unwrap_or(2)
+                    .unwrap_or(Config::default().pipeline_depth)
                     .to_string(),
             ),
             (
