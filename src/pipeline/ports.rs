@@ -54,14 +54,13 @@ pub struct MalformedFeedback {
 #[error("feedback on SCHEDULER_STATUS_CHANNEL: {0}")]
 pub struct FeedbackError(pub String);
 
+/// Feedback messages as they come; an `Err` item means the stream broke.
+pub type FeedbackStream = BoxStream<'static, Result<FeedbackItem, FeedbackError>>;
+
 /// Where feedback comes from.
 pub trait FeedbackSource: Send + Sync {
     /// Feedback sent from now on (so: opened before the first publish).
-    fn subscribe(
-        &self,
-    ) -> impl Future<
-        Output = Result<BoxStream<'static, Result<FeedbackItem, FeedbackError>>, FeedbackError>,
-    > + Send;
+    fn subscribe(&self) -> impl Future<Output = Result<FeedbackStream, FeedbackError>> + Send;
 }
 
 /// The committed cursor and what goes with it (Redis). Every method

@@ -21,12 +21,14 @@
 use async_nats::jetstream::consumer::push::{self, OrderedErrorKind};
 use async_nats::jetstream::consumer::DeliverPolicy;
 use async_nats::jetstream::stream::LastRawMessageErrorKind;
-use futures::stream::{BoxStream, StreamExt};
+use futures::stream::StreamExt;
 
 use super::wire::Feedback;
 use super::Nats;
 use crate::catalogue::FEEDBACK_SUBJECT;
-use crate::pipeline::ports::{FeedbackError, FeedbackItem, FeedbackSource, MalformedFeedback};
+use crate::pipeline::ports::{
+    FeedbackError, FeedbackItem, FeedbackSource, FeedbackStream, MalformedFeedback,
+};
 
 /// Feedback from the stream (or core NATS when the stream misses it).
 #[derive(Clone)]
@@ -43,9 +45,7 @@ impl JetStreamFeedback {
         JetStreamFeedback { nats, captured }
     }
 
-    async fn from_stream(
-        &self,
-    ) -> Result<BoxStream<'static, Result<FeedbackItem, FeedbackError>>, FeedbackError> {
+    async fn open_stream(&self) -> Result<FeedbackStream, FeedbackError> {
         let err = |what: &str, e: &dyn std::fmt::Display| {
             FeedbackError(format!("{what} (stream {}): {e}", self.nats.stream))
         };
@@ -107,9 +107,7 @@ impl JetStreamFeedback {
             .boxed())
     }
 
-    async fn from_core_nats(
-        &self,
-    ) -> Result<BoxStream<'static, Result<FeedbackItem, FeedbackError>>, FeedbackError> {
+    async fn open_core_subscription(&self) -> Result<FeedbackStream, FeedbackError> {
         let sub = self
             .nats
             .client
@@ -128,13 +126,11 @@ fn parse(body: &[u8]) -> FeedbackItem {
 }
 
 impl FeedbackSource for JetStreamFeedback {
-    async fn subscribe(
-        &self,
-    ) -> Result<BoxStream<'static, Result<FeedbackItem, FeedbackError>>, FeedbackError> {
+    async fn subscribe(&self) -> Result<FeedbackStream, FeedbackError> {
         if self.captured {
-            self.from_stream().await
+            self.open_stream().await
         } else {
-            self.from_core_nats().await
+            self.open_core_subscription().await
         }
     }
 }
