@@ -37,8 +37,8 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use serde_json::value::RawValue;
 use sis_importer::catalogue::builtin;
+use sis_importer::entity::Entity;
 use sis_importer::pipeline::chunker::{plan, ChunkLimits, Plan};
 use sis_importer::pipeline::core::{Action, AttemptCore, BatchIn, Verdict, Windows};
 use sis_importer::sinks::wire::{encode_chunk, ENVELOPE_RESERVE};
@@ -52,7 +52,7 @@ fn limits() -> ChunkLimits {
 }
 
 /// `n` entities of `min..max` bytes each, Sisu-like, from a fixed seed.
-fn entities(n: usize, min: usize, max: usize, seed: u64) -> Vec<Box<RawValue>> {
+fn entities(n: usize, min: usize, max: usize, seed: u64) -> Vec<Entity> {
     let mut s = seed;
     let mut next = move || {
         s ^= s << 13;
@@ -71,17 +71,17 @@ fn entities(n: usize, min: usize, max: usize, seed: u64) -> Vec<Box<RawValue>> {
                 json.push((b'a' + (next() % 26) as u8) as char);
             }
             json.push_str("\"}");
-            RawValue::from_string(json).expect("valid JSON")
+            Entity::from_json(json)
         })
         .collect()
 }
 
-fn bytes_of(entities: &[Box<RawValue>]) -> u64 {
-    entities.iter().map(|e| e.get().len() as u64).sum()
+fn bytes_of(entities: &[Entity]) -> u64 {
+    entities.iter().map(|e| e.len() as u64).sum()
 }
 
 /// Moves a plan's entities back into one batch, in order (no copying).
-fn flatten(p: Plan) -> Vec<Box<RawValue>> {
+fn flatten(p: Plan) -> Vec<Entity> {
     let mut out = Vec::with_capacity(BATCH);
     for chunk in p.chunks {
         out.extend(chunk);
@@ -93,9 +93,9 @@ fn flatten(p: Plan) -> Vec<Box<RawValue>> {
 /// Times `f` on the batch, which `plan` consumes: the batch is rebuilt from
 /// the plan outside the timer, so a 20 MB batch is never cloned per iteration.
 fn time_consuming(
-    batch: &[Box<RawValue>],
+    batch: &[Entity],
     iters: u64,
-    mut f: impl FnMut(Vec<Box<RawValue>>) -> Plan,
+    mut f: impl FnMut(Vec<Entity>) -> Plan,
 ) -> Duration {
     let mut input = batch.to_vec();
     let mut total = Duration::ZERO;
@@ -185,7 +185,7 @@ fn core(person: &sis_importer::catalogue::Service) -> AttemptCore {
     )
 }
 
-fn batch(entities: Vec<Box<RawValue>>) -> BatchIn {
+fn batch(entities: Vec<Entity>) -> BatchIn {
     BatchIn {
         greatest_ordinal: 1000,
         entities,

@@ -3,7 +3,6 @@
 //! programs and must not change.
 
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 
 /// How a service's data is fetched from Sisu.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -113,8 +112,8 @@ impl Service {
     /// The identity of one entity of this service as a display string,
     /// e.g. `hy-hlo-1` or `studyRightId=…,studentId=…`. `None` when the
     /// entity is not a JSON object or lacks the identifying fields.
-    pub fn identity_of(&self, entity: &RawValue) -> Option<String> {
-        let probe: IdentityProbe = serde_json::from_str(entity.get()).ok()?;
+    pub fn identity_of(&self, entity: &str) -> Option<String> {
+        let probe: IdentityProbe = serde_json::from_str(entity).ok()?;
         match self.identity {
             IdentityKind::Id => probe.id.map(|v| scalar(&v)),
             IdentityKind::StudyRightStudent => Some(format!(
@@ -133,8 +132,8 @@ impl Service {
 }
 
 /// `metadata.modificationOrdinal` of an entity, where present.
-pub fn modification_ordinal(entity: &RawValue) -> Option<i64> {
-    let probe: IdentityProbe = serde_json::from_str(entity.get()).ok()?;
+pub fn modification_ordinal(entity: &str) -> Option<i64> {
+    let probe: IdentityProbe = serde_json::from_str(entity).ok()?;
     probe.metadata?.modification_ordinal
 }
 
@@ -227,20 +226,20 @@ mod tests {
             .iter()
             .find(|s| s.id == "TERM_REGISTRATION")
             .unwrap();
-        let raw = RawValue::from_string(
+        let raw = serde_json::value::RawValue::from_string(
             r#"{"studyRightId":"sr-1","studentId":"st-2","documentState":"ACTIVE"}"#.into(),
         )
         .unwrap();
         assert_eq!(
-            term.identity_of(&raw).unwrap(),
+            term.identity_of(raw.get()).unwrap(),
             "studyRightId=sr-1,studentId=st-2"
         );
         let person = &services[0];
-        let raw = RawValue::from_string(
+        let raw = serde_json::value::RawValue::from_string(
             r#"{"id":"hy-hlo-1","metadata":{"modificationOrdinal":42}}"#.into(),
         )
         .unwrap();
-        assert_eq!(person.identity_of(&raw).unwrap(), "hy-hlo-1");
-        assert_eq!(modification_ordinal(&raw), Some(42));
+        assert_eq!(person.identity_of(raw.get()).unwrap(), "hy-hlo-1");
+        assert_eq!(modification_ordinal(raw.get()), Some(42));
     }
 }

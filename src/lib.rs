@@ -28,6 +28,7 @@
 pub mod admin;
 pub mod catalogue;
 pub mod config;
+pub mod entity;
 pub mod lease;
 pub mod metrics;
 pub mod pipeline;

@@ -1,7 +1,7 @@
 //! Splits a batch into chunks bounded by entity count and bytes. Entities
 //! stay raw JSON; only their lengths are read.
 
-use serde_json::value::RawValue;
+use crate::entity::Entity;
 
 /// Bounds for one chunk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,8 +33,8 @@ impl ChunkLimits {
     }
 
     /// Whether one entity can ever be sent.
-    pub fn fits(&self, entity: &RawValue) -> bool {
-        entity.get().len() <= self.max_entity_bytes
+    pub fn fits(&self, entity: &Entity) -> bool {
+        entity.len() <= self.max_entity_bytes
     }
 }
 
@@ -42,20 +42,19 @@ impl ChunkLimits {
 #[derive(Debug, Default)]
 pub struct Plan {
     /// Chunks in Sisu's order.
-    pub chunks: Vec<Vec<Box<RawValue>>>,
+    pub chunks: Vec<Vec<Entity>>,
     /// Entities larger than any chunk may be: to be dead-lettered.
-    pub too_large: Vec<Box<RawValue>>,
+    pub too_large: Vec<Entity>,
 }
 
 /// Greedy split keeping Sisu's order: a chunk closes when the next entity
 /// would pass either bound.
-pub fn plan(entities: Vec<Box<RawValue>>, limits: ChunkLimits) -> Plan {
+pub fn plan(entities: Vec<Entity>, limits: ChunkLimits) -> Plan {
     let mut plan = Plan::default();
-    let mut current: Vec<Box<RawValue>> =
-        Vec::with_capacity(limits.max_entities.min(entities.len()));
+    let mut current: Vec<Entity> = Vec::with_capacity(limits.max_entities.min(entities.len()));
     let mut bytes = 0usize;
     for entity in entities {
-        let len = entity.get().len();
+        let len = entity.len();
         if len > limits.max_entity_bytes {
             plan.too_large.push(entity);
             continue;
@@ -78,10 +77,10 @@ pub fn plan(entities: Vec<Box<RawValue>>, limits: ChunkLimits) -> Plan {
 mod tests {
     use super::*;
 
-    fn entity(body_len: usize, fill: char) -> Box<RawValue> {
+    fn entity(body_len: usize, fill: char) -> Entity {
         // {"s":"…"} is 8 bytes of frame around the string.
         let s: String = std::iter::repeat(fill).take(body_len).collect();
-        RawValue::from_string(format!("{{\"s\":\"{s}\"}}")).unwrap()
+        Entity::from_json(format!("{{\"s\":\"{s}\"}}"))
     }
 
     fn limits(max_entities: usize, max_entity_bytes: usize) -> ChunkLimits {
@@ -91,8 +90,8 @@ mod tests {
         }
     }
 
-    fn chunk_bytes(chunk: &[Box<RawValue>]) -> usize {
-        chunk.iter().map(|e| e.get().len()).sum::<usize>() + chunk.len().saturating_sub(1)
+    fn chunk_bytes(chunk: &[Entity]) -> usize {
+        chunk.iter().map(|e| e.len()).sum::<usize>() + chunk.len().saturating_sub(1)
     }
 
     #[test]

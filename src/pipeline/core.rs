@@ -22,7 +22,7 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::value::RawValue;
+use crate::entity::Entity;
 use tokio::time::Instant;
 
 use super::chunker::{self, ChunkLimits};
@@ -44,7 +44,7 @@ struct OpenBatch {
 struct Chunk {
     id: String,
     batch_no: u64,
-    entities: Arc<[Box<RawValue>]>,
+    entities: Arc<[Entity]>,
     keys: Vec<Option<IdentityKey>>,
     distinct: Vec<IdentityKey>,
     half: bool,
@@ -150,7 +150,7 @@ impl AttemptCore {
         for entities in plan.chunks {
             let keys = entities
                 .iter()
-                .map(|e| identity_key(self.identity, e))
+                .map(|e| identity_key(self.identity, e.as_bytes()))
                 .collect();
             let seq = self.make_chunk(no, entities.into(), keys, false);
             let distinct = self.chunks[&seq].distinct.clone();
@@ -299,7 +299,7 @@ impl AttemptCore {
     fn make_chunk(
         &mut self,
         batch_no: u64,
-        entities: Arc<[Box<RawValue>]>,
+        entities: Arc<[Entity]>,
         keys: Vec<Option<IdentityKey>>,
         half: bool,
     ) -> ChunkSeq {
@@ -371,7 +371,7 @@ impl AttemptCore {
 
     fn dead_letter(
         &mut self,
-        entity: Box<RawValue>,
+        entity: Entity,
         reason: &'static str,
         detail: String,
         chunk_id: Option<String>,

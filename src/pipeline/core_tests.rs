@@ -8,14 +8,13 @@ use crate::catalogue::builtin;
 
 const SECOND: Duration = Duration::from_secs(1);
 
-fn entity(id: u32, ordinal: i64) -> Box<RawValue> {
-    RawValue::from_string(format!(
+fn entity(id: u32, ordinal: i64) -> Entity {
+    Entity::from_json(format!(
         r#"{{"id":"e{id}","metadata":{{"modificationOrdinal":{ordinal}}}}}"#
     ))
-    .unwrap()
 }
 
-fn batch(greatest: i64, entities: Vec<Box<RawValue>>) -> BatchIn {
+fn batch(greatest: i64, entities: Vec<Entity>) -> BatchIn {
     BatchIn {
         greatest_ordinal: greatest,
         entities,
@@ -283,8 +282,7 @@ fn too_large_entities_are_dead_lettered_and_the_batch_still_commits() {
     };
     let now = Instant::now();
     let mut c = AttemptCore::new(&builtin()[0], "h", 1, limits, windows(2, 8, 8), SECOND, now);
-    let big =
-        RawValue::from_string(format!(r#"{{"id":"big","pad":"{}"}}"#, "x".repeat(80))).unwrap();
+    let big = Entity::from_json(format!(r#"{{"id":"big","pad":"{}"}}"#, "x".repeat(80)));
     c.on_batch(batch(10, vec![big]), now);
     let acts = actions(&mut c);
     assert!(matches!(&acts[0], Action::DeadLetter(d) if d.reason == "too_large"));
@@ -326,7 +324,7 @@ fn simulate(seed: u64, w: Windows) {
     let mut stored: HashMap<String, i64> = HashMap::new();
     let mut committed = Vec::new();
     let mut publish_acks = 0usize;
-    let id_of = |e: &RawValue| {
+    let id_of = |e: &Entity| {
         let v: serde_json::Value = serde_json::from_str(e.get()).unwrap();
         (
             v["id"].as_str().unwrap().to_owned(),

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::value::RawValue;
+use crate::entity::Entity;
 use tokio::time::Instant;
 
 /// The windows of one attempt.
@@ -28,7 +28,7 @@ pub struct ChunkOut {
     /// The attempt's execution hash.
     pub execution_hash: Arc<str>,
     /// The entities, exactly as Sisu sent them.
-    pub entities: Arc<[Box<RawValue>]>,
+    pub entities: Arc<[Entity]>,
     /// A half of a failed chunk (its entities went out before).
     pub half: bool,
 }
@@ -57,7 +57,7 @@ pub struct WindowDelta {
 #[derive(Debug)]
 pub struct DeadLetterOrder {
     /// The entity, raw.
-    pub entity: Box<RawValue>,
+    pub entity: Entity,
     /// `poison` or `too_large`.
     pub reason: &'static str,
     /// What the consumer said, or the sizes.
@@ -148,7 +148,7 @@ pub struct BatchIn {
     /// The ordinal to commit when the batch is done.
     pub greatest_ordinal: i64,
     /// The entities, raw, in Sisu's order.
-    pub entities: Vec<Box<RawValue>>,
+    pub entities: Vec<Entity>,
     /// How long fetching it took.
     pub fetched_in: Duration,
 }

@@ -243,8 +243,10 @@ impl<C: CursorStore + Clone + 'static> Driver<'_, C> {
             let action = match action {
                 Action::DeadLetter(order) => StoreOp::DeadLetter(DeadLetter {
                     service: self.service.id.clone(),
-                    identity: self.service.identity_of(&order.entity),
-                    modification_ordinal: crate::catalogue::modification_ordinal(&order.entity),
+                    identity: self.service.identity_of(order.entity.get()),
+                    modification_ordinal: crate::catalogue::modification_ordinal(
+                        order.entity.get(),
+                    ),
                     reason: order.reason.into(),
                     detail: order.detail,
                     time: chrono::Utc::now().to_rfc3339(),

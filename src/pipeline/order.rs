@@ -18,8 +18,6 @@
 use std::collections::{HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
 
-use serde_json::value::RawValue;
-
 use crate::catalogue::IdentityKind;
 
 /// A chunk's place in creation order; unique within an attempt.
@@ -147,7 +145,7 @@ impl OrderBarrier {
 /// `None` when it has no identity (not an object, or a field missing):
 /// such an entity is ordered with nothing, since nothing can tell which
 /// entity it is a version of (consumers cannot upsert it either).
-pub fn identity_key(kind: IdentityKind, entity: &RawValue) -> Option<IdentityKey> {
+pub fn identity_key(kind: IdentityKind, entity: &[u8]) -> Option<IdentityKey> {
     const ID: &[&str] = &["id"];
     const STUDY_RIGHT_STUDENT: &[&str] = &["studyRightId", "studentId"];
     const WITH_START: &[&str] = &["studyRightId", "studentId", "startDate"];
@@ -158,11 +156,11 @@ pub fn identity_key(kind: IdentityKind, entity: &RawValue) -> Option<IdentityKey
         IdentityKind::StudyRightStudentStart => (WITH_START, 2),
     };
     let mut found = [None; 3];
-    top_level_fields(entity.get(), names, &mut found[..names.len()])?;
+    top_level_fields(entity, names, &mut found[..names.len()])?;
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     for (i, value) in found[..names.len()].iter().enumerate() {
         match value {
-            Some(v) if *v != "null" => v.hash(&mut hasher),
+            Some(v) if *v != b"null" => v.hash(&mut hasher),
             _ if i < required => return None,
             _ => 0u8.hash(&mut hasher),
         }
@@ -176,8 +174,11 @@ pub fn identity_key(kind: IdentityKind, entity: &RawValue) -> Option<IdentityKey
 /// counting brackets. Identity fields come first in Sisu's entities, so
 /// this usually reads a few dozen bytes. `None` when `json` is not an
 /// object (it is valid JSON: Sisu's answer was parsed already).
-fn top_level_fields<'a>(json: &'a str, names: &[&str], out: &mut [Option<&'a str>]) -> Option<()> {
-    let bytes = json.as_bytes();
+fn top_level_fields<'a>(
+    bytes: &'a [u8],
+    names: &[&str],
+    out: &mut [Option<&'a [u8]>],
+) -> Option<()> {
     let mut i = skip_ws(bytes, 0);
     if bytes.get(i) != Some(&b'{') {
         return None;
@@ -196,16 +197,16 @@ fn top_level_fields<'a>(json: &'a str, names: &[&str], out: &mut [Option<&'a str
             _ => return None,
         }
         let key_end = string_end(bytes, i)?;
-        let key = &json[i + 1..key_end - 1];
+        let key = &bytes[i + 1..key_end - 1];
         i = skip_ws(bytes, key_end);
         if bytes.get(i) != Some(&b':') {
             return None;
         }
         let start = skip_ws(bytes, i + 1);
         let end = value_end(bytes, start)?;
-        if let Some(slot) = names.iter().position(|n| *n == key) {
+        if let Some(slot) = names.iter().position(|n| n.as_bytes() == key) {
             if out[slot].is_none() {
-                out[slot] = Some(&json[start..end]);
+                out[slot] = Some(&bytes[start..end]);
                 missing -= 1;
                 if missing == 0 {
                     return Some(());
@@ -329,19 +330,19 @@ mod tests {
         assert_eq!(b.release(4, &[2]), [2]);
     }
 
-    fn raw(s: &str) -> Box<RawValue> {
-        RawValue::from_string(s.to_owned()).unwrap()
+    fn raw(s: &str) -> &[u8] {
+        s.as_bytes()
     }
 
     #[test]
     fn keys_follow_the_identity_rules() {
-        let id = |s| identity_key(IdentityKind::Id, &raw(s));
+        let id = |s| identity_key(IdentityKind::Id, raw(s));
         assert_eq!(id(r#"{"id":"a","x":1}"#), id(r#"{"x":2,"id":"a"}"#));
         assert_ne!(id(r#"{"id":"a"}"#), id(r#"{"id":"b"}"#));
         assert_eq!(id(r#"{"x":1}"#), None);
         assert_eq!(id(r#"{"id":null}"#), None);
         assert_eq!(id("[1]"), None);
-        let tr = |s| identity_key(IdentityKind::StudyRightStudent, &raw(s));
+        let tr = |s| identity_key(IdentityKind::StudyRightStudent, raw(s));
         assert_eq!(
             tr(r#"{"studyRightId":"r","studentId":"s","t":1}"#),
             tr(r#"{"studentId":"s","studyRightId":"r"}"#)
@@ -351,7 +352,7 @@ mod tests {
             tr(r#"{"studyRightId":"r","studentId":"t"}"#)
         );
         assert_eq!(tr(r#"{"studyRightId":"r"}"#), None);
-        let pr = |s| identity_key(IdentityKind::StudyRightStudentStart, &raw(s));
+        let pr = |s| identity_key(IdentityKind::StudyRightStudentStart, raw(s));
         assert_ne!(
             pr(r#"{"studyRightId":"r","studentId":"s","startDate":"2020-01-01"}"#),
             pr(r#"{"studyRightId":"r","studentId":"s","startDate":"2021-01-01"}"#)
@@ -375,10 +376,10 @@ mod tests {
             let value: serde_json::Value = serde_json::from_str(text).unwrap();
             let names = ["id", "studyRightId", "studentId", "startDate"];
             let mut found = [None; 4];
-            let scanned = top_level_fields(text, &names, &mut found);
+            let scanned = top_level_fields(text.as_bytes(), &names, &mut found);
             assert_eq!(scanned.is_some(), value.is_object(), "{text}");
             for (name, raw) in names.iter().zip(found) {
-                let parsed = raw.map(|r| serde_json::from_str::<serde_json::Value>(r).unwrap());
+                let parsed = raw.map(|r| serde_json::from_slice::<serde_json::Value>(r).unwrap());
                 assert_eq!(parsed.as_ref(), value.get(name), "{text}: {name}");
             }
         }

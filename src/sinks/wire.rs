@@ -2,7 +2,8 @@
 
 use bytes::Bytes;
 use serde::Deserialize;
-use serde_json::value::RawValue;
+
+use crate::entity::Entity;
 
 /// Bytes a chunk message may need beyond its entities: the envelope with
 /// the longest hash and chunk id we make, plus the `Nats-Msg-Id` header.
@@ -10,35 +11,26 @@ pub const ENVELOPE_RESERVE: usize = 512;
 
 /// Encodes `{"executionHash": …, "chunkId": …, "entities": [ … ]}` with
 /// the entities' JSON copied byte for byte.
-pub fn encode_chunk(execution_hash: &str, chunk_id: &str, entities: &[Box<RawValue>]) -> Bytes {
-    let size: usize = entities.iter().map(|e| e.get().len() + 1).sum();
-    let mut out = String::with_capacity(size + 64 + execution_hash.len() + chunk_id.len());
-    out.push_str("{\"executionHash\":");
+pub fn encode_chunk(execution_hash: &str, chunk_id: &str, entities: &[Entity]) -> Bytes {
+    let size: usize = entities.iter().map(|e| e.len() + 1).sum();
+    let mut out = Vec::with_capacity(size + 64 + execution_hash.len() + chunk_id.len());
+    out.extend_from_slice(b"{\"executionHash\":");
     push_json_string(&mut out, execution_hash);
-    out.push_str(",\"chunkId\":");
+    out.extend_from_slice(b",\"chunkId\":");
     push_json_string(&mut out, chunk_id);
-    out.push_str(",\"entities\":[");
+    out.extend_from_slice(b",\"entities\":[");
     for (i, entity) in entities.iter().enumerate() {
         if i > 0 {
-            out.push(',');
+            out.push(b',');
         }
-        out.push_str(entity.get());
+        out.extend_from_slice(entity.as_bytes());
     }
-    out.push_str("]}");
+    out.extend_from_slice(b"]}");
     Bytes::from(out)
 }
 
-fn push_json_string(out: &mut String, s: &str) {
-    out.push_str(&serde_json::to_string(s).expect("strings serialize"));
-}
-
-/// The entities of an encoded chunk, for splitting a failed chunk.
-pub fn decode_chunk_entities(payload: &[u8]) -> Result<Vec<Box<RawValue>>, serde_json::Error> {
-    #[derive(Deserialize)]
-    struct Envelope {
-        entities: Vec<Box<RawValue>>,
-    }
-    serde_json::from_slice::<Envelope>(payload).map(|e| e.entities)
+fn push_json_string(out: &mut Vec<u8>, s: &str) {
+    serde_json::to_writer(out, s).expect("strings serialize");
 }
 
 /// What a consumer said about a chunk.
@@ -97,9 +89,9 @@ mod tests {
 
     #[test]
     fn envelope_round_trip_keeps_bytes() {
-        let e: Vec<Box<RawValue>> = vec![
-            RawValue::from_string(r#"{"id":"ä", "n" :1}"#.into()).unwrap(),
-            RawValue::from_string("{}".into()).unwrap(),
+        let e = vec![
+            Entity::from_json(r#"{"id":"ä", "n" :1}"#.into()),
+            Entity::from_json("{}".into()),
         ];
         let p = encode_chunk("h\"1", "PERSON-1-0001", &e);
         let text = std::str::from_utf8(&p).unwrap();
@@ -107,8 +99,13 @@ mod tests {
             text,
             r#"{"executionHash":"h\"1","chunkId":"PERSON-1-0001","entities":[{"id":"ä", "n" :1},{}]}"#
         );
-        let back = decode_chunk_entities(&p).unwrap();
-        assert_eq!(back[0].get(), e[0].get());
+        #[derive(Deserialize)]
+        struct Envelope<'a> {
+            #[serde(borrow)]
+            entities: Vec<&'a serde_json::value::RawValue>,
+        }
+        let back: Envelope = serde_json::from_slice(&p).unwrap();
+        assert_eq!(back.entities[0].get(), e[0].get());
     }
 
     #[test]

@@ -5,16 +5,21 @@ use futures::Stream;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use bytes::Bytes;
+
 use super::client::{redact, Auth};
 use super::{Batch, SisuClient, SourceError};
 use crate::catalogue::Service;
+use crate::entity::Entity;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Page {
+struct Page<'a> {
     has_more: bool,
     greatest_ordinal: Option<i64>,
-    entities: Option<Vec<Box<RawValue>>>,
+    /// Borrowed: each entity becomes a slice of the body, not a copy.
+    #[serde(borrow)]
+    entities: Option<Vec<&'a RawValue>>,
 }
 
 /// The export's pages after `since`, one request per item taken.
@@ -55,7 +60,12 @@ fn export_url(client: &SisuClient, service: &Service, since: i64, limit: u32) ->
 }
 
 /// Parses and checks one page; the loop guards of SPEC §2 live here.
-pub fn parse_page(service: &str, url: &str, since: i64, body: &[u8]) -> Result<Batch, SourceError> {
+pub fn parse_page(
+    service: &str,
+    url: &str,
+    since: i64,
+    body: &Bytes,
+) -> Result<Batch, SourceError> {
     let malformed = |reason: String| SourceError::Malformed {
         service: service.into(),
         url: redact(url),
@@ -87,6 +97,10 @@ pub fn parse_page(service: &str, url: &str, since: i64, body: &[u8]) -> Result<B
             entities: entities.len(),
         });
     }
+    let entities = entities
+        .into_iter()
+        .map(|raw| Entity::in_body(body, raw.get()))
+        .collect();
     Ok(Batch {
         since,
         greatest_ordinal: greatest,
@@ -101,7 +115,12 @@ mod tests {
     use super::*;
 
     fn parse(body: &str) -> Result<Batch, SourceError> {
-        parse_page("PERSON", "http://sisu/x", 10, body.as_bytes())
+        parse_page(
+            "PERSON",
+            "http://sisu/x",
+            10,
+            &Bytes::copy_from_slice(body.as_bytes()),
+        )
     }
 
     #[test]

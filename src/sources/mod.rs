@@ -9,9 +9,9 @@
 //!   curriculum periods: the whole set as one batch.
 
 use futures::stream::{self, BoxStream, StreamExt};
-use serde_json::value::RawValue;
 
 use crate::catalogue::Service;
+use crate::entity::Entity;
 use crate::store::{OrdinalStore, StoreError};
 
 pub mod client;
@@ -31,7 +31,7 @@ pub struct Batch {
     /// Whether Sisu has more after this batch.
     pub has_more: bool,
     /// The entities, raw JSON, in Sisu's order.
-    pub entities: Vec<Box<RawValue>>,
+    pub entities: Vec<Entity>,
     /// Time spent fetching and parsing it (retries and waits included).
     pub fetched_in: std::time::Duration,
 }

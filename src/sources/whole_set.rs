@@ -5,6 +5,8 @@
 use std::time::Duration;
 
 use serde_json::value::RawValue;
+
+use crate::entity::Entity;
 use serde_json::{Map, Value};
 
 use super::client::{redact, Auth};
@@ -72,7 +74,11 @@ pub async fn fetch(
         since: 0,
         greatest_ordinal: ONE_TIME_ORDINAL,
         has_more: false,
-        entities,
+        // Small sets: copied out of the answer (URN items are rebuilt anyway).
+        entities: entities
+            .into_iter()
+            .map(|e| Entity::from_json(e.get().to_owned()))
+            .collect(),
         fetched_in: started.elapsed(),
     })
 }

@@ -803,7 +803,7 @@ fn identity(service: &Service, entity: &RawValue) -> String {
         id: Option<serde_json::Value>,
     }
     service
-        .identity_of(entity)
+        .identity_of(entity.get())
         .or_else(|| {
             if !is_object(entity) {
                 return None;
@@ -850,9 +850,17 @@ impl Shared {
         let record = self.config.record;
         // Parsed outside the lock: other loops keep recording meanwhile.
         let (seen, versions): (Vec<(String, Option<i64>)>, Vec<(String, i64)>) = if record {
-            let pair = |e: &&RawValue| (identity(service, e), catalogue::modification_ordinal(e));
+            let pair = |e: &&RawValue| {
+                (
+                    identity(service, e),
+                    catalogue::modification_ordinal(e.get()),
+                )
+            };
             let version = |e: &&RawValue| {
-                Some((service.identity_of(e)?, catalogue::modification_ordinal(e)?))
+                Some((
+                    service.identity_of(e.get())?,
+                    catalogue::modification_ordinal(e.get())?,
+                ))
             };
             (
                 chunk.entities.iter().map(pair).collect(),

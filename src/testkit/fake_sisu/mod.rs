@@ -39,7 +39,6 @@ pub use faults::Faults;
 pub use tls::TlsServerConfig;
 
 use changelog::Extra;
-use serde_json::value::RawValue;
 use server::{Shared, Source};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -176,10 +175,7 @@ impl FakeSisu {
         else {
             return Vec::new();
         };
-        let identity = |text: &str| {
-            let raw = RawValue::from_string(text.to_owned()).expect("the fake serves valid JSON");
-            served.service.identity_of(&raw).unwrap_or_default()
-        };
+        let identity = |text: &str| served.service.identity_of(text).unwrap_or_default();
         let Source::Export(log) = &served.source else {
             return self.expected_whole_set(served, identity);
         };

@@ -65,7 +65,9 @@ async fn drain(fake: &FakeSisu, id: &str, mut since: i64, limit: u32) -> Vec<Val
 fn as_expected(service: &Service, entity: &Value) -> ExpectedEntity {
     let raw = serde_json::value::RawValue::from_string(entity.to_string()).unwrap();
     ExpectedEntity {
-        identity: service.identity_of(&raw).expect("entity has an identity"),
+        identity: service
+            .identity_of(raw.get())
+            .expect("entity has an identity"),
         ordinal: entity["metadata"]["modificationOrdinal"].as_i64(),
         document_state: entity["documentState"].as_str().unwrap().to_owned(),
     }
