@@ -35,6 +35,7 @@ pub async fn serve_fake_sisu(
     port: u16,
     entities: u64,
     seed: u64,
+    latency: Duration,
     tls: Option<TlsServerConfig>,
 ) -> anyhow::Result<()> {
     let fake = FakeSisu::start(FakeSisuConfig {
@@ -45,6 +46,7 @@ pub async fn serve_fake_sisu(
     })
     .await
     .with_context(|| format!("cannot listen on 127.0.0.1:{port}"))?;
+    fake.faults().latency(None, latency);
     println!("fake Sisu on {}", fake.base_url());
     println!("  SIS_API_URL={}", fake.base_url());
     println!("  KORI_PUBLIC_API_URL={}", fake.kori_public_url());

@@ -85,6 +85,9 @@ enum Command {
         /// Seed of the generated data.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Delay before every answer, in milliseconds (a slow Sisu).
+        #[arg(long, default_value_t = 0)]
+        latency_ms: u64,
         /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
         #[arg(long, value_name = "FILE", requires = "tls_key")]
         tls_cert: Option<PathBuf>,
@@ -223,6 +226,7 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             port,
             entities,
             seed,
+            latency_ms,
             tls_cert,
             tls_key,
             client_ca,
@@ -241,7 +245,8 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 }),
                 _ => None,
             };
-            demo::serve_fake_sisu(port, entities, seed, tls).await?;
+            demo::serve_fake_sisu(port, entities, seed, Duration::from_millis(latency_ms), tls)
+                .await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo(args) => demo::run(config, args).await,

@@ -133,3 +133,45 @@ fn demo_runs_on_its_own_servers_and_prints_a_summary() {
     );
     assert!(stdout.contains("success: true"), "{stdout}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fake_sisu_command_serves_pages_with_the_latency_asked() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = std::process::Command::new(BIN)
+        .args([
+            "fake-sisu",
+            "--port",
+            &port.to_string(),
+            "--entities",
+            "20",
+            "--latency-ms",
+            "400",
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}/ori/api/persons/v1/export?since=0&limit=5");
+    let http = reqwest::Client::new();
+    let mut answer = None;
+    for _ in 0..100 {
+        let started = std::time::Instant::now();
+        if let Ok(r) = http.get(&url).send().await {
+            answer = Some((started.elapsed(), r.text().await.unwrap()));
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let (took, body) = answer.expect("the fake Sisu answers");
+    assert!(
+        took >= std::time::Duration::from_millis(400),
+        "answered in {took:?}"
+    );
+    let page: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(page["entities"].as_array().unwrap().len(), 5);
+}
