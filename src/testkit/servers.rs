@@ -134,6 +134,11 @@ impl NatsServer {
         Err(last_error.expect("at least one attempt was made"))
     }
 
+    /// The server's process id while it runs (for CPU accounting).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// `nats://127.0.0.1:PORT` (without the token).
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
