@@ -352,15 +352,7 @@ async fn nats_and_redis_restarts_mid_run_are_survived() {
     let mut config = env.config();
     config.panic_timeout_secs = 3.0;
     let importer = env.importer(config).await;
-    let run = {
-        let importer = importer.clone();
-        tokio::spawn(async move {
-            importer
-                .run(&services(&["PERSON", "ATTAINMENT"]), Shutdown::never())
-                .await
-                .unwrap()
-        })
-    };
+    let run = spawn_run(&importer, &["PERSON", "ATTAINMENT"]);
     assert!(
         env.consumer
             .wait_until(Duration::from_secs(30), |r| entities_of(r, "PERSON") >= 300)
@@ -402,15 +394,7 @@ async fn a_broker_restart_loses_no_feedback_and_costs_no_panic_timeout() {
     // Far longer than the outage: only lost feedback could make it fire.
     config.panic_timeout_secs = 12.0;
     let importer = env.importer(config).await;
-    let run = {
-        let importer = importer.clone();
-        tokio::spawn(async move {
-            importer
-                .run(&services(&["PERSON"]), Shutdown::never())
-                .await
-                .unwrap()
-        })
-    };
+    let run = spawn_run(&importer, &["PERSON"]);
     // Three outages: feedback lost in a reconnect (as with a core NATS
     // subscription) shows up in about one of three.
     for round in 1..=3 {
@@ -453,15 +437,7 @@ async fn feedback_sent_while_the_importer_is_cut_off_from_nats_is_not_lost() {
     // Whatever window the suite runs under: chunks must be out at the cut.
     config.pipeline_depth = 2;
     let importer = env.importer(config).await;
-    let run = {
-        let importer = importer.clone();
-        tokio::spawn(async move {
-            importer
-                .run(&services(&["PERSON"]), Shutdown::never())
-                .await
-                .unwrap()
-        })
-    };
+    let run = spawn_run(&importer, &["PERSON"]);
     assert!(
         env.consumer
             .wait_until(Duration::from_secs(30), |r| entities_of(r, "PERSON") >= 200)

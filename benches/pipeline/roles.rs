@@ -111,15 +111,20 @@ pub(crate) async fn import() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-pub(crate) async fn fetch() -> ExitCode {
+/// The configuration, its services and the importer's own Sisu source.
+async fn sisu() -> (Config, Vec<Service>, SisuSource) {
     let config = config();
     let services = config.selected_services().expect("services");
     let client = SisuClient::new(&config).expect("client");
     let store = sis_importer::store::OrdinalStore::connect(&config.redis_url)
         .await
         .expect("redis");
-    let source = SisuSource { client, store };
+    (config, services, SisuSource { client, store })
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+pub(crate) async fn fetch() -> ExitCode {
+    let (config, services, source) = sisu().await;
     let (started, cpu) = start_clock();
     let (mut entities, mut bytes) = (0, 0);
     for service in &services {
@@ -136,13 +141,7 @@ pub(crate) async fn fetch() -> ExitCode {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 pub(crate) async fn publish() -> ExitCode {
-    let config = config();
-    let services = config.selected_services().expect("services");
-    let client = SisuClient::new(&config).expect("client");
-    let store = sis_importer::store::OrdinalStore::connect(&config.redis_url)
-        .await
-        .expect("redis");
-    let source = SisuSource { client, store };
+    let (config, services, source) = sisu().await;
     let nats = async_nats::connect(&config.nats_url).await.expect("nats");
     let limits = ChunkLimits::new(
         config.max_chunk_size,

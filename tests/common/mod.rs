@@ -183,6 +183,20 @@ pub fn test_setting<T: std::str::FromStr>(name: &str) -> Option<T> {
     )
 }
 
+/// Runs `ids` in the background (for tests that break things meanwhile).
+pub fn spawn_run(
+    importer: &Arc<Importer>,
+    ids: &[&str],
+) -> tokio::task::JoinHandle<sis_importer::pipeline::RunSummary> {
+    let (importer, services) = (importer.clone(), services(ids));
+    tokio::spawn(async move {
+        importer
+            .run(&services, sis_importer::shutdown::Shutdown::never())
+            .await
+            .expect("no other run in progress")
+    })
+}
+
 /// A built-in service by id.
 pub fn service(id: &str) -> Service {
     sis_importer::catalogue::builtin()
