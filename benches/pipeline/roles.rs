@@ -97,7 +97,7 @@ pub(crate) async fn import() -> ExitCode {
         .await
         .expect("the stream exists");
     stream.purge().await.expect("purge");
-    wait_for_consumers(&importer, &services).await;
+    wait_for_consumers(&stream, &services).await;
     let (started, cpu) = start_clock();
     let summary = importer
         .run(&services, Shutdown::never())
@@ -194,14 +194,8 @@ pub(crate) async fn publish() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-async fn wait_for_consumers(importer: &Importer, services: &[Service]) {
+async fn wait_for_consumers(stream: &async_nats::jetstream::stream::Stream, services: &[Service]) {
     let deadline = Instant::now() + Duration::from_secs(30);
-    let stream = importer
-        .nats
-        .jetstream
-        .get_stream(&importer.nats.stream)
-        .await
-        .expect("the stream exists");
     for service in services {
         let name = format!("reference_{}", service.id);
         while stream.consumer_info(&name).await.is_err() {

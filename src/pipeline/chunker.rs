@@ -31,11 +31,6 @@ impl ChunkLimits {
                 .max(1),
         }
     }
-
-    /// Whether one entity can ever be sent.
-    pub fn fits(&self, entity: &Entity) -> bool {
-        entity.len() <= self.max_entity_bytes
-    }
 }
 
 /// A batch cut into chunks, plus the entities no chunk can carry.

@@ -71,11 +71,6 @@ impl ChunkPublisher {
         }
     }
 
-    /// Publishes awaiting their JetStream ack.
-    pub fn in_flight(&self) -> usize {
-        self.in_flight.len()
-    }
-
     /// Starts publishing `chunk`: the rate limit is waited for inside the
     /// publish, so the caller never waits here.
     pub fn publish(&mut self, chunk: ChunkOut) {
