@@ -11,10 +11,10 @@ use bytes::Bytes;
 pub struct Entity(Bytes);
 
 impl Entity {
-    /// The entity `raw`, which must lie inside `body` (it was parsed from
-    /// it): a slice of `body`, no bytes copied.
-    pub fn in_body(body: &Bytes, raw: &str) -> Entity {
-        Entity(body.slice_ref(raw.as_bytes()))
+    /// The entity at `range` of `body` (a range found by scanning it as
+    /// JSON): a slice of `body`, no bytes copied.
+    pub fn at(body: &Bytes, range: std::ops::Range<usize>) -> Entity {
+        Entity(body.slice(range))
     }
 
     /// An entity made by the importer itself (URN code-book items) or a
@@ -58,8 +58,7 @@ mod tests {
     #[test]
     fn an_entity_is_a_view_of_its_page() {
         let body = Bytes::from_static(br#"{"entities":[{"id":"a"},{"id":"b"}]}"#);
-        let text = std::str::from_utf8(&body).unwrap();
-        let e = Entity::in_body(&body, &text[24..34]);
+        let e = Entity::at(&body, 24..34);
         assert_eq!(e.get(), r#"{"id":"b"}"#);
         assert_eq!(e.as_bytes().as_ptr(), body[24..].as_ptr(), "no copy");
     }

@@ -1,26 +1,14 @@
 //! The paged export kinds (ORI, KORI, ILMO, OSUVA):
 //! `GET <endpoint>?since=<ordinal>&limit=<n>` until `hasMore` is false.
 
-use futures::Stream;
-use serde::Deserialize;
-use serde_json::value::RawValue;
-
 use bytes::Bytes;
+use futures::Stream;
 
 use super::client::{redact, Auth};
+use super::page_scan::scan_page;
 use super::{Batch, SisuClient, SourceError};
 use crate::catalogue::Service;
 use crate::entity::Entity;
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Page<'a> {
-    has_more: bool,
-    greatest_ordinal: Option<i64>,
-    /// Borrowed: each entity becomes a slice of the body, not a copy.
-    #[serde(borrow)]
-    entities: Option<Vec<&'a RawValue>>,
-}
 
 /// The export's pages after `since`, one request per item taken.
 pub fn pages(
@@ -71,12 +59,15 @@ pub fn parse_page(
         url: redact(url),
         reason,
     };
-    let page: Page =
-        serde_json::from_slice(body).map_err(|e| malformed(format!("not an export page: {e}")))?;
+    let page = scan_page(body).map_err(|e| malformed(format!("not an export page: {e}")))?;
+    let has_more = page
+        .has_more
+        .ok_or_else(|| malformed("body has no `hasMore`".into()))?;
     let entities = page
         .entities
+        .flatten()
         .ok_or_else(|| malformed("body has no `entities`".into()))?;
-    let greatest = match (page.greatest_ordinal, entities.is_empty()) {
+    let greatest = match (page.greatest_ordinal.flatten(), entities.is_empty()) {
         (Some(g), _) => g,
         (None, true) => since,
         (None, false) => {
@@ -85,26 +76,25 @@ pub fn parse_page(
             ))
         }
     };
-    let stuck =
-        (page.has_more && entities.is_empty()) || (!entities.is_empty() && greatest <= since);
+    let stuck = (has_more && entities.is_empty()) || (!entities.is_empty() && greatest <= since);
     if stuck {
         return Err(SourceError::NoProgress {
             service: service.into(),
             url: redact(url),
             since,
             greatest,
-            has_more: page.has_more,
+            has_more,
             entities: entities.len(),
         });
     }
     let entities = entities
         .into_iter()
-        .map(|raw| Entity::in_body(body, raw.get()))
+        .map(|range| Entity::at(body, range))
         .collect();
     Ok(Batch {
         since,
         greatest_ordinal: greatest,
-        has_more: page.has_more,
+        has_more,
         entities,
         fetched_in: std::time::Duration::ZERO,
     })

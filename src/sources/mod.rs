@@ -16,6 +16,7 @@ use crate::store::{OrdinalStore, StoreError};
 
 pub mod client;
 pub mod export;
+pub mod page_scan;
 pub mod whole_set;
 
 pub use client::SisuClient;
