@@ -137,6 +137,11 @@ pub struct Config {
     /// `SERVICE_CONCURRENCY`: services imported side by side, default 1
     /// (catalogue order, one at a time).
     pub service_concurrency: usize,
+    /// `WORKER_THREADS`: threads of the importer's async runtime, default 1
+    /// (one thread does it all, which costs the least CPU per GB; see the
+    /// README's "Performance"); more help only when several services are
+    /// imported side by side and one core is the bound.
+    pub worker_threads: usize,
     /// Timeout of one JetStream publish ack, default 10 s.
     pub publish_timeout_secs: f64,
     /// Rate limit on chunk publishes, default unlimited.
@@ -196,6 +201,7 @@ impl Default for Config {
             max_publishes_in_flight: 32,
             pipeline_depth: 3,
             service_concurrency: 1,
+            worker_threads: 1,
             publish_timeout_secs: 10.0,
             publish_chunks_per_second: None,
             shutdown_grace_secs: 30.0,
@@ -273,6 +279,7 @@ pub const ENV_NAMES: &[&str] = &[
     "SIS_RETRY_LIMIT",
     "SIS_REQUESTS_PER_SECOND",
     "SERVICE_CONCURRENCY",
+    "WORKER_THREADS",
     "PIPELINE_DEPTH",
     "MAX_CHUNKS_IN_FLIGHT",
     "MAX_PUBLISHES_IN_FLIGHT",
@@ -407,6 +414,9 @@ impl Config {
         if let Some(v) = var("SERVICE_CONCURRENCY") {
             self.service_concurrency = parse_env("SERVICE_CONCURRENCY", &v)?;
         }
+        if let Some(v) = var("WORKER_THREADS") {
+            self.worker_threads = parse_env("WORKER_THREADS", &v)?;
+        }
         if let Some(v) = var("PIPELINE_DEPTH") {
             self.pipeline_depth = parse_env("PIPELINE_DEPTH", &v)?;
         }
@@ -535,6 +545,7 @@ impl Config {
         for (name, v) in [
             ("PIPELINE_DEPTH", self.pipeline_depth),
             ("SERVICE_CONCURRENCY", self.service_concurrency),
+            ("WORKER_THREADS", self.worker_threads),
         ] {
             if v == 0 {
                 return Err(invalid(name, "must be at least 1"));

@@ -39,3 +39,18 @@ pub mod sources;
 pub mod status;
 pub mod store;
 pub mod testkit;
+
+/// The async runtime the importer runs on: `threads` 1 is a current-thread
+/// runtime (the default, `WORKER_THREADS`: the cheapest in CPU per GB),
+/// 0 a multi-thread one with a thread per core, n a multi-thread one with
+/// n threads.
+pub fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = match threads {
+        1 => tokio::runtime::Builder::new_current_thread(),
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    };
+    if threads > 1 {
+        builder.worker_threads(threads);
+    }
+    builder.enable_all().build()
+}

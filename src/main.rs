@@ -105,8 +105,10 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime starts");
-    match runtime.block_on(execute(cli)) {
+    let outcome = Config::read(cli.config.as_deref())
+        .map_err(anyhow::Error::from)
+        .and_then(|config| runtime(&cli.command, &config)?.block_on(execute(cli, config)));
+    match outcome {
         Ok(code) => code,
         Err(e) => {
             eprintln!("sis-importer: {e:#}");
@@ -115,8 +117,18 @@ fn main() -> ExitCode {
     }
 }
 
-async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
-    let config = Config::read(cli.config.as_deref())?;
+/// The importer's commands run on `WORKER_THREADS` threads (default one:
+/// the cheapest in CPU per GB, README "Performance"); the demo and the
+/// fake Sisu host a whole rig in one process and get one thread per core.
+fn runtime(command: &Command, config: &Config) -> anyhow::Result<tokio::runtime::Runtime> {
+    let threads = match command {
+        Command::Demo(_) | Command::FakeSisu { .. } => 0,
+        _ => config.worker_threads,
+    };
+    Ok(sis_importer::runtime(threads)?)
+}
+
+async fn execute(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
     init_logging(config.log_format);
     match cli.command {
         Command::Run => {

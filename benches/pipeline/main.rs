@@ -22,8 +22,10 @@
 //! entities. Each target prints a met/MISSED line.
 //!
 //! Run: `cargo bench --bench pipeline`. Knobs: `BENCH_ENTITIES` (200000),
-//! `BENCH_ROUNDS` (3), `BENCH_SWEEP=0` skips the sweep, `BENCH_BIG_ENTITIES`
-//! (1000000, 0 skips the memory runs), `BENCH_CONSUMERS` (2).
+//! `BENCH_ROUNDS` (3), `BENCH_SWEEP=0` skips the sweep, `BENCH_LATENCY_ENTITIES`
+//! (20000, 0 skips the latency runs), `BENCH_BIG_ENTITIES`
+//! (1000000, 0 skips the memory runs), `BENCH_CONSUMERS` (2), `BENCH_VARIANTS`
+//! (settings to compare with the defaults, interleaved: `A=1,B=2;C=3`).
 
 mod measure;
 mod roles;
@@ -35,6 +37,28 @@ use measure::{cores, median, verdict, Rig, Run};
 pub(crate) const ROLE: &str = "BENCH_PIPELINE_ROLE";
 const OUT_DIR: &str = "target/bench-pipeline";
 
+/// `BENCH_VARIANTS`: settings to compare with the defaults, end to end in
+/// every round right after them (interleaved, so a noisy machine hits both
+/// alike): `A=1,B=2;C=3` is two variants.
+fn variants() -> Vec<(String, Vec<(&'static str, String)>)> {
+    let spec = std::env::var("BENCH_VARIANTS").unwrap_or_default();
+    spec.split(';')
+        .filter(|v| !v.trim().is_empty())
+        .map(|variant| {
+            let settings = variant
+                .split(',')
+                .map(|kv| {
+                    let (k, v) = kv
+                        .split_once('=')
+                        .expect("BENCH_VARIANTS items are NAME=value");
+                    (&*String::from(k.trim()).leak(), v.trim().to_owned())
+                })
+                .collect();
+            (variant.trim().to_owned(), settings)
+        })
+        .collect()
+}
+
 pub(crate) fn knob(name: &str, default: u64) -> u64 {
     std::env::var(name).map_or(default, |v| v.parse().expect("a number"))
 }
@@ -43,9 +67,9 @@ fn main() -> ExitCode {
     match std::env::var(ROLE).as_deref() {
         Ok("fake") => roles::fake(),
         Ok("consumer") => roles::consumer(),
-        Ok("import") => roles::import(),
-        Ok("fetch") => roles::fetch(),
-        Ok("publish") => roles::publish(),
+        Ok("import") => roles::on_importer_runtime(roles::import()),
+        Ok("fetch") => roles::on_importer_runtime(roles::fetch()),
+        Ok("publish") => roles::on_importer_runtime(roles::publish()),
         Ok(other) => panic!("unknown role {other}"),
         Err(_) => parent(),
     }
@@ -66,7 +90,9 @@ fn parent() -> ExitCode {
     // Zero latency: the stages and the end to end, interleaved.
     let mut rig = Rig::start(n, 0);
     rig.start_consumers(consumers, 0);
+    let variants = variants();
     let (mut fetch, mut publish, mut e2e) = (Vec::new(), Vec::new(), Vec::new());
+    let mut tried: Vec<Vec<Run>> = vec![Vec::new(); variants.len()];
     for round in 1..=rounds {
         fetch.push(rig.measure("fetch", &[person()]));
         publish.push(rig.measure("publish", &[person()]));
@@ -77,11 +103,22 @@ fn parent() -> ExitCode {
             "round {round}: {}",
             e2e.last().unwrap().line("end to end (defaults)")
         );
+        for ((name, settings), runs) in variants.iter().zip(&mut tried) {
+            let mut settings = settings.clone();
+            settings.push(person());
+            let mut run = rig.measure("import", &settings);
+            run.bytes = fetch.last().map_or(0, |f: &Run| f.bytes);
+            println!("round {round}: {}", run.line(name));
+            runs.push(run);
+        }
     }
     let (fetch, publish, e2e) = (median(fetch), median(publish), median(e2e));
     println!("{}", fetch.line("fetch-only"));
     println!("{}", publish.line("publish-only"));
     println!("{}", e2e.line("end to end (defaults)"));
+    for ((name, _), runs) in variants.iter().zip(tried) {
+        println!("{}", median(runs).line(name));
+    }
     let stage = fetch.mb_per_s().min(publish.mb_per_s());
     let ratio = e2e.mb_per_s() / stage;
     targets.push(format!(
@@ -231,6 +268,9 @@ fn plot(
 
 fn latency_scenarios(targets: &mut Vec<String>) {
     let n = knob("BENCH_LATENCY_ENTITIES", 20_000);
+    if n == 0 {
+        return;
+    }
     println!("\n== latency: Sisu 200 ms per page, consumers 30 ms per chunk x 3, {n} entities per service ==");
     let mut rig = Rig::start(n, 200);
     rig.start_consumers(3, 30);

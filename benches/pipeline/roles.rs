@@ -51,6 +51,13 @@ pub(crate) async fn consumer() -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// Runs a measured role on the runtime the importer itself would use
+/// (`WORKER_THREADS`), so the stage limits are measured as the importer runs.
+pub(crate) fn on_importer_runtime(role: impl std::future::Future<Output = ExitCode>) -> ExitCode {
+    let runtime = sis_importer::runtime(config().worker_threads).expect("runtime");
+    runtime.block_on(role)
+}
+
 fn config() -> Config {
     let mut config = Config {
         sis_retry_base_ms: 10,
@@ -81,7 +88,6 @@ fn report(started: Instant, cpu_before: f64, entities: u64, bytes: u64) {
     );
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 pub(crate) async fn import() -> ExitCode {
     let config = config();
     let services = config.selected_services().expect("services");
@@ -122,7 +128,6 @@ async fn sisu() -> (Config, Vec<Service>, SisuSource) {
     (config, services, SisuSource { client, store })
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 pub(crate) async fn fetch() -> ExitCode {
     let (config, services, source) = sisu().await;
     let (started, cpu) = start_clock();
@@ -139,7 +144,6 @@ pub(crate) async fn fetch() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 pub(crate) async fn publish() -> ExitCode {
     let (config, services, source) = sisu().await;
     let nats = async_nats::connect(&config.nats_url).await.expect("nats");
