@@ -15,6 +15,7 @@
 //! Keys are 64-bit hashes of the identity's JSON text: a collision can only
 //! make a chunk wait for an unrelated one, never reorder versions.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, Hash, Hasher};
 
@@ -28,6 +29,40 @@ use crate::catalogue::IdentityKind;
 /// A chunk's place in creation order; unique within an attempt.
 pub type ChunkSeq = u64;
 
+/// The unfinished chunks carrying one key, oldest first; never empty. The
+/// first is kept apart because most identities have one chunk unfinished
+/// at a time, and then the line allocates nothing.
+#[derive(Debug)]
+struct Line {
+    first: ChunkSeq,
+    rest: VecDeque<ChunkSeq>,
+}
+
+impl Line {
+    fn new(chunk: ChunkSeq) -> Line {
+        Line {
+            first: chunk,
+            rest: VecDeque::new(),
+        }
+    }
+
+    /// Drops the first; false when nothing is left.
+    fn pop_front(&mut self) -> bool {
+        match self.rest.pop_front() {
+            Some(next) => {
+                self.first = next;
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn push_front(&mut self, chunk: ChunkSeq) {
+        self.rest.push_front(self.first);
+        self.first = chunk;
+    }
+}
+
 /// The order key of one entity identity.
 pub type IdentityKey = u64;
 
@@ -35,7 +70,7 @@ pub type IdentityKey = u64;
 #[derive(Debug, Default)]
 pub struct OrderBarrier {
     /// Unfinished chunks carrying each key, oldest first.
-    queues: Map<IdentityKey, VecDeque<ChunkSeq>>,
+    queues: Map<IdentityKey, Line>,
     /// For each waiting chunk: how many of its queues it is not first in.
     waiting: Map<ChunkSeq, usize>,
 }
@@ -46,11 +81,15 @@ impl OrderBarrier {
     pub fn admit(&mut self, chunk: ChunkSeq, keys: &[IdentityKey]) -> bool {
         let mut behind = 0;
         for key in keys {
-            let queue = self.queues.entry(*key).or_default();
-            if !queue.is_empty() {
-                behind += 1;
+            match self.queues.entry(*key) {
+                Entry::Occupied(mut line) => {
+                    line.get_mut().rest.push_back(chunk);
+                    behind += 1;
+                }
+                Entry::Vacant(place) => {
+                    place.insert(Line::new(chunk));
+                }
             }
-            queue.push_back(chunk);
         }
         self.wait(chunk, behind)
     }
@@ -60,26 +99,18 @@ impl OrderBarrier {
     pub fn release(&mut self, chunk: ChunkSeq, keys: &[IdentityKey]) -> Vec<ChunkSeq> {
         let mut freed = Vec::new();
         for key in keys {
-            let Some(queue) = self.queues.get_mut(key) else {
+            let Some(line) = self.queues.get_mut(key) else {
                 debug_assert!(false, "a released chunk was admitted");
                 continue;
             };
-            debug_assert_eq!(
-                queue.front(),
-                Some(&chunk),
-                "only a chunk first in line is out"
-            );
-            queue.pop_front();
-            match queue.front() {
-                Some(next) => {
-                    let next = *next;
-                    if self.one_less(next) {
-                        freed.push(next);
-                    }
+            debug_assert_eq!(line.first, chunk, "only a chunk first in line is out");
+            if line.pop_front() {
+                let next = line.first;
+                if self.one_less(next) {
+                    freed.push(next);
                 }
-                None => {
-                    self.queues.remove(key);
-                }
+            } else {
+                self.queues.remove(key);
             }
         }
         freed
@@ -96,20 +127,24 @@ impl OrderBarrier {
     ) -> Vec<ChunkSeq> {
         let mut behind = [0usize; 2];
         for key in parent_keys {
-            let queue = self
+            let line = self
                 .queues
                 .get_mut(key)
                 .expect("a split chunk was admitted");
-            debug_assert_eq!(queue.front(), Some(&parent));
-            queue.pop_front();
+            debug_assert_eq!(line.first, parent);
+            // The halves carrying the key take the parent's place, in order.
             let carriers: Vec<usize> = (0..2).filter(|i| halves[*i].1.contains(key)).collect();
+            debug_assert!(!carriers.is_empty(), "every key goes to a half");
             for (place, i) in carriers.iter().enumerate().rev() {
-                queue.push_front(halves[*i].0);
+                if place == carriers.len() - 1 {
+                    line.first = halves[*i].0;
+                } else {
+                    line.push_front(halves[*i].0);
+                }
                 if place > 0 {
                     behind[*i] += 1;
                 }
             }
-            debug_assert!(!carriers.is_empty(), "every key goes to a half");
         }
         (0..2)
             .filter(|i| self.wait(halves[*i].0, behind[*i]))
