@@ -16,13 +16,16 @@
 //!   a JetStream stream nobody consumes, acks awaited (32 in flight).
 //!
 //! Then a sweep over `FETCH_AMOUNT` × `MAX_CHUNK_SIZE` × `PIPELINE_DEPTH`
-//! (Markdown table and SVG plot under `target/bench-pipeline/`), the
-//! latency scenario (Sisu 200 ms per page, consumers 30 ms per chunk × 3),
+//! (Markdown table and SVG plot under `target/bench-pipeline/`) and one over
+//! `MAX_CHUNKS_IN_FLIGHT` × `MAX_PUBLISHES_IN_FLIGHT` at zero latency and with
+//! latency (`windows.md`), cells interleaved and medians of
+//! `BENCH_SWEEP_ROUNDS`; the latency scenario (Sisu 200 ms per page, consumers 30 ms per chunk × 3),
 //! `SERVICE_CONCURRENCY` 4 over four services, and memory at 100k and 1M
 //! entities. Each target prints a met/MISSED line.
 //!
 //! Run: `cargo bench --bench pipeline`. Knobs: `BENCH_ENTITIES` (200000),
-//! `BENCH_ROUNDS` (3), `BENCH_SWEEP=0` skips the sweep, `BENCH_LATENCY_ENTITIES`
+//! `BENCH_ROUNDS` (3), `BENCH_SWEEP=0` skips the sweeps, `BENCH_SWEEP_ROUNDS`
+//! (3), `BENCH_LATENCY_ENTITIES`
 //! (20000, 0 skips the latency runs), `BENCH_BIG_ENTITIES`
 //! (1000000, 0 skips the memory runs), `BENCH_CONSUMERS` (2), `BENCH_VARIANTS`
 //! (settings to compare with the defaults, interleaved: `A=1,B=2;C=3`).
@@ -139,12 +142,15 @@ fn parent() -> ExitCode {
         verdict(per_gb <= 2.0)
     ));
 
+    let sweep_rounds = knob("BENCH_SWEEP_ROUNDS", 3);
+    let mut windows = Vec::new();
     if knob("BENCH_SWEEP", 1) != 0 {
-        sweep(&rig, &fetch, &publish);
+        sweep(&rig, &fetch, &publish, sweep_rounds);
+        windows = window_sweep(&rig, &fetch, sweep_rounds);
     }
     drop(rig);
 
-    latency_scenarios(&mut targets);
+    latency_scenarios(&mut targets, &windows);
     memory_scenario(&mut targets);
 
     println!("\n== targets ==");
@@ -154,43 +160,56 @@ fn parent() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn sweep(rig: &Rig, fetch: &Run, publish: &Run) {
-    println!("\n== sweep: FETCH_AMOUNT x MAX_CHUNK_SIZE x PIPELINE_DEPTH ==");
-    let mut rows = Vec::new();
+/// Runs every cell of a grid `rounds` times, cells interleaved within each
+/// round (so the machine's noise spreads over all of them), and returns the
+/// median run of each cell.
+fn grid(rig: &Rig, cells: &[Vec<(&'static str, String)>], rounds: u64, bytes: u64) -> Vec<Run> {
+    let mut runs: Vec<Vec<Run>> = vec![Vec::new(); cells.len()];
+    for round in 1..=rounds {
+        for (cell, runs) in cells.iter().zip(&mut runs) {
+            let mut settings = cell.clone();
+            settings.push(("SERVICES", "PERSON".to_owned()));
+            let mut run = rig.measure("import", &settings);
+            run.bytes = bytes;
+            let name: Vec<String> = cell.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            println!("round {round}: {}", run.line(&name.join(" ")));
+            runs.push(run);
+        }
+    }
+    runs.into_iter().map(median).collect()
+}
+
+fn sweep(rig: &Rig, fetch: &Run, publish: &Run, rounds: u64) {
+    println!("\n== sweep: FETCH_AMOUNT x MAX_CHUNK_SIZE x PIPELINE_DEPTH, medians of {rounds} interleaved rounds ==");
+    let mut keys = Vec::new();
     for fetch_amount in [500u64, 1000, 2000] {
-        for chunk in [50u64, 100, 250] {
+        for chunk in [100u64, 250, 500] {
             for depth in [1u64, 3, 6] {
-                let mut run = rig.measure(
-                    "import",
-                    &[
-                        ("SERVICES", "PERSON".to_owned()),
-                        ("FETCH_AMOUNT", fetch_amount.to_string()),
-                        ("MAX_CHUNK_SIZE", chunk.to_string()),
-                        ("PIPELINE_DEPTH", depth.to_string()),
-                    ],
-                );
-                run.bytes = fetch.bytes;
-                println!(
-                    "{}",
-                    run.line(&format!("fetch {fetch_amount} chunk {chunk} depth {depth}"))
-                );
-                rows.push((fetch_amount, chunk, depth, run));
+                keys.push((fetch_amount, chunk, depth));
             }
         }
     }
-    let mut md = String::from(
-        "| FETCH_AMOUNT | MAX_CHUNK_SIZE | PIPELINE_DEPTH | MB/s | entities/s | wall s | CPU floor s | importer s/GB | peak RSS MiB |\n|---|---|---|---|---|---|---|---|---|\n",
+    let cells: Vec<Vec<(&'static str, String)>> = keys
+        .iter()
+        .map(|(f, c, d)| {
+            vec![
+                ("FETCH_AMOUNT", f.to_string()),
+                ("MAX_CHUNK_SIZE", c.to_string()),
+                ("PIPELINE_DEPTH", d.to_string()),
+            ]
+        })
+        .collect();
+    let runs = grid(rig, &cells, rounds, fetch.bytes);
+    let rows: Vec<(u64, u64, u64, Run)> = keys
+        .into_iter()
+        .zip(runs)
+        .map(|((f, c, d), r)| (f, c, d, r))
+        .collect();
+    let mut md = format!(
+        "Medians of {rounds} interleaved rounds, 200k PERSON entities, zero-latency consumers.\n\n| FETCH_AMOUNT | MAX_CHUNK_SIZE | PIPELINE_DEPTH | MB/s | entities/s | wall s | CPU floor s | importer s/GB | peak RSS MiB |\n|---|---|---|---|---|---|---|---|---|\n",
     );
     for (f, c, d, r) in &rows {
-        md.push_str(&format!(
-            "| {f} | {c} | {d} | {:.1} | {:.0} | {:.2} | {:.2} | {:.2} | {:.1} |\n",
-            r.mb_per_s(),
-            r.entities as f64 / r.wall,
-            r.wall,
-            r.floor(),
-            r.own_cpu_per_gb(),
-            r.peak_rss_kib as f64 / 1024.0
-        ));
+        md.push_str(&format!("| {f} | {c} | {d} | {} |\n", cells_of(r)));
     }
     md.push_str(&format!(
         "\nStage limits in the same run: fetch-only {:.1} MB/s, publish-only {:.1} MB/s.\n",
@@ -200,6 +219,70 @@ fn sweep(rig: &Rig, fetch: &Run, publish: &Run) {
     std::fs::write(format!("{OUT_DIR}/sweep.md"), &md).expect("write sweep.md");
     plot(&rows, fetch.mb_per_s(), publish.mb_per_s()).expect("plot");
     println!("wrote {OUT_DIR}/sweep.md and {OUT_DIR}/sweep.svg");
+}
+
+/// The table cells of one run after its settings.
+fn cells_of(r: &Run) -> String {
+    format!(
+        "{:.1} | {:.0} | {:.2} | {:.2} | {:.2} | {:.1}",
+        r.mb_per_s(),
+        r.entities as f64 / r.wall,
+        r.wall,
+        r.floor(),
+        r.own_cpu_per_gb(),
+        r.peak_rss_kib as f64 / 1024.0
+    )
+}
+
+const WINDOWS: [(u64, u64); 8] = [
+    (8, 4),
+    (8, 32),
+    (16, 8),
+    (16, 32),
+    (64, 8),
+    (64, 32),
+    (64, 128),
+    (256, 128),
+];
+
+fn window_cells() -> Vec<Vec<(&'static str, String)>> {
+    WINDOWS
+        .iter()
+        .map(|(c, p)| {
+            vec![
+                ("MAX_CHUNKS_IN_FLIGHT", c.to_string()),
+                ("MAX_PUBLISHES_IN_FLIGHT", p.to_string()),
+            ]
+        })
+        .collect()
+}
+
+/// The two in-flight windows at zero latency (medians of `rounds`); the
+/// latency half is added by [`window_sweep_latency`].
+fn window_sweep(rig: &Rig, fetch: &Run, rounds: u64) -> Vec<Run> {
+    println!("\n== windows: MAX_CHUNKS_IN_FLIGHT x MAX_PUBLISHES_IN_FLIGHT, zero latency, medians of {rounds} ==");
+    grid(rig, &window_cells(), rounds, fetch.bytes)
+}
+
+/// The same windows with Sisu at 200 ms per page and consumers at 30 ms
+/// per chunk x 3, where what is in flight decides whether the consumers
+/// are kept busy; writes windows.md with both halves.
+fn window_sweep_latency(rig: &Rig, zero: &[Run], bound: f64) {
+    println!("\n== windows with latency (one round: sleeps dominate) ==");
+    let slow = grid(rig, &window_cells(), 1, 0);
+    let mut md = String::from(
+        "| MAX_CHUNKS_IN_FLIGHT | MAX_PUBLISHES_IN_FLIGHT | zero latency: MB/s | entities/s | wall s | CPU floor s | importer s/GB | peak RSS MiB | latency: wall s | x Sisu bound |\n|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for (((c, p), z), s) in WINDOWS.iter().zip(zero).zip(&slow) {
+        md.push_str(&format!(
+            "| {c} | {p} | {} | {:.2} | {:.2} |\n",
+            cells_of(z),
+            s.wall,
+            s.wall / bound
+        ));
+    }
+    std::fs::write(format!("{OUT_DIR}/windows.md"), &md).expect("write windows.md");
+    println!("wrote {OUT_DIR}/windows.md");
 }
 
 fn plot(
@@ -224,7 +307,7 @@ fn plot(
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(50)
-        .build_cartesian_2d(0f64..300f64, 0f64..top)?;
+        .build_cartesian_2d(0f64..550f64, 0f64..top)?;
     chart
         .configure_mesh()
         .x_desc("MAX_CHUNK_SIZE")
@@ -249,7 +332,7 @@ fn plot(
     for (name, value, color) in [("fetch-only", fetch, BLACK), ("publish-only", publish, RED)] {
         chart
             .draw_series(LineSeries::new(
-                vec![(0.0, value), (300.0, value)],
+                vec![(0.0, value), (550.0, value)],
                 color.stroke_width(1),
             ))?
             .label(name)
@@ -266,7 +349,7 @@ fn plot(
     Ok(())
 }
 
-fn latency_scenarios(targets: &mut Vec<String>) {
+fn latency_scenarios(targets: &mut Vec<String>, windows: &[Run]) {
     let n = knob("BENCH_LATENCY_ENTITIES", 20_000);
     if n == 0 {
         return;
@@ -277,6 +360,9 @@ fn latency_scenarios(targets: &mut Vec<String>) {
     let pages = n.div_ceil(1000) as f64;
     let bound = pages * 0.2;
     let one = ("SERVICES", "PERSON".to_owned());
+    if !windows.is_empty() {
+        window_sweep_latency(&rig, windows, bound);
+    }
     let deep = rig.measure("import", &[one.clone()]);
     let shallow = rig.measure("import", &[one, ("PIPELINE_DEPTH", "1".to_owned())]);
     println!("{}", deep.line("defaults"));

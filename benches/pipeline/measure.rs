@@ -66,17 +66,25 @@ impl Run {
             .iter()
             .map(|(k, v)| format!("{k} {v:.2}"))
             .collect();
+        // Runs whose bytes nobody counted (the latency and memory rigs do
+        // not fetch-only) show no MB figures.
+        let (mb, mb_s, per_gb) = if self.bytes == 0 {
+            ("-".to_owned(), "-".to_owned(), "-".to_owned())
+        } else {
+            (
+                format!("{:.1}", self.bytes as f64 / 1e6),
+                format!("{:.1}", self.mb_per_s()),
+                format!("{:.2}", self.own_cpu_per_gb()),
+            )
+        };
         format!(
-            "{label:<34} {:>8} entities {:>7.1} MB in {:>6.2} s: {:>7.0} entities/s {:>6.1} MB/s | CPU s: {} | floor {:.2} s ({:.0}% of wall) | own {:.2} s/GB | peak RSS {:.1} MiB",
+            "{label:<34} {:>8} entities {mb:>7} MB in {:>6.2} s: {:>7.0} entities/s {mb_s:>6} MB/s | CPU s: {} | floor {:.2} s ({:.0}% of wall) | own {per_gb} s/GB | peak RSS {:.1} MiB",
             self.entities,
-            self.bytes as f64 / 1e6,
             self.wall,
             self.entities as f64 / self.wall,
-            self.mb_per_s(),
             cpu.join(", "),
             self.floor(),
             100.0 * self.floor() / self.wall,
-            self.own_cpu_per_gb(),
             self.peak_rss_kib as f64 / 1024.0
         )
     }
