@@ -117,6 +117,10 @@ pub struct Config {
     pub port: u16,
     /// `ADMIN_TOKEN`: token for the admin routes.
     pub admin_token: Option<Secret>,
+    /// `INSTANCE_ID`: who this instance is to the replicas' lease, default
+    /// the host name. A restart with the same id takes its own unexpired
+    /// lease back at once; live instances need ids of their own.
+    pub instance_id: Option<String>,
     /// `LOG_FORMAT`: `text` or `json`; default text on a terminal, else json.
     pub log_format: Option<LogFormat>,
     /// Per-request timeout towards Sisu, default 60 s.
@@ -194,6 +198,7 @@ impl Default for Config {
             services: None,
             port: 3002,
             admin_token: None,
+            instance_id: None,
             log_format: None,
             sis_request_timeout_secs: 60.0,
             sis_retry_base_ms: 500,
@@ -289,10 +294,31 @@ pub const ENV_NAMES: &[&str] = &[
     "SERVICES",
     "PORT",
     "ADMIN_TOKEN",
+    "INSTANCE_ID",
     "LOG_FORMAT",
 ];
 
 impl Config {
+    /// This instance's id for the lease: `INSTANCE_ID`, else the host name
+    /// (its spaces and `(` replaced), else `localhost`.
+    pub fn instance_id(&self) -> String {
+        if let Some(id) = &self.instance_id {
+            return id.clone();
+        }
+        let mut name = [0u8; 256];
+        // SAFETY: the buffer is valid for its length; gethostname writes at
+        // most that many bytes and the result is cut at the first NUL.
+        let ok = unsafe { libc::gethostname(name.as_mut_ptr().cast(), name.len()) } == 0;
+        let end = name.iter().position(|b| *b == 0).unwrap_or(name.len());
+        let host = String::from_utf8_lossy(&name[..end])
+            .replace(|c: char| c.is_whitespace() || c == '(', "-");
+        if ok && !host.is_empty() {
+            host
+        } else {
+            "localhost".into()
+        }
+    }
+
     /// Reads the TOML file (if given), applies the environment, validates.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
         let config = Self::read(path)?;
@@ -447,6 +473,9 @@ impl Config {
         if let Some(v) = var("ADMIN_TOKEN") {
             self.admin_token = Some(Secret(v));
         }
+        if let Some(v) = var("INSTANCE_ID") {
+            self.instance_id = Some(v);
+        }
         if let Some(v) = var("LOG_FORMAT") {
             self.log_format = Some(match v.trim().to_ascii_lowercase().as_str() {
                 "text" => LogFormat::Text,
@@ -538,6 +567,14 @@ impl Config {
         ] {
             if v == 0 {
                 return Err(invalid(name, "must be at least 1"));
+            }
+        }
+        if let Some(id) = &self.instance_id {
+            if id.is_empty() || id.contains(|c: char| c.is_whitespace() || c == '(') {
+                return Err(invalid(
+                    "INSTANCE_ID",
+                    "must be non-empty, without spaces or `(`; leave it unset for the host name",
+                ));
             }
         }
         if self.lease_ttl_secs < 3 {

@@ -3,12 +3,13 @@
 //! while a run is in progress; every ordinal commit checks it in the same
 //! Lua script that writes the ordinal, so an instance that lost its lease
 //! stops committing at once. A holder that dies stops renewing, and the
-//! lease expires after its time to live for another replica to take.
+//! lease expires after its time to live for another replica to take; a
+//! restart of the same instance (`INSTANCE_ID`) takes it back at once.
 
 use std::time::Duration;
 
 use crate::shutdown::Shutdown;
-use crate::store::{OrdinalStore, StoreError, PREFIX};
+use crate::store::{LeaseGrant, OrdinalStore, StoreError, PREFIX};
 
 /// Key of the lease.
 pub fn lease_key() -> String {
@@ -25,19 +26,27 @@ pub async fn holder(store: &OrdinalStore) -> Result<Option<String>, StoreError> 
 pub struct Lease {
     store: OrdinalStore,
     owner: String,
+    /// The start of the owner string of every process of this instance.
+    instance: String,
     ttl: Duration,
 }
 
 impl Lease {
-    /// A lease for this process (owner = host, pid and a random suffix).
-    pub fn new(store: OrdinalStore, ttl: Duration) -> Lease {
-        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into());
+    /// A lease for this process of instance `instance_id` (`INSTANCE_ID`,
+    /// see `Config::instance_id`): owner `<id> (pid <pid>, <random>)`.
+    pub fn new(store: OrdinalStore, ttl: Duration, instance_id: &str) -> Lease {
+        let instance = format!("{instance_id} (");
         let owner = format!(
-            "{host}:{}:{}",
+            "{instance}pid {}, {})",
             std::process::id(),
             &crate::pipeline::new_execution_hash()[..8]
         );
-        Lease { store, owner, ttl }
+        Lease {
+            store,
+            owner,
+            instance,
+            ttl,
+        }
     }
 
     /// This instance's owner string.
@@ -45,11 +54,14 @@ impl Lease {
         &self.owner
     }
 
-    /// Takes the lease if free, or extends it if already ours.
+    /// Takes the lease if free, or extends it if already ours (never from
+    /// an earlier process of this instance: that is [`Lease::acquire`]'s).
     pub async fn try_acquire(&self) -> Result<bool, StoreError> {
-        self.store
-            .lease_acquire(&lease_key(), &self.owner, self.ttl)
-            .await
+        let grant = self
+            .store
+            .lease_acquire(&lease_key(), &self.owner, self.ttl, None)
+            .await?;
+        Ok(grant == LeaseGrant::Held)
     }
 
     /// Waits until the lease is ours, polling a third of its time to live;
@@ -57,18 +69,29 @@ impl Lease {
     pub async fn acquire(&self, shutdown: &mut Shutdown) -> bool {
         let mut told = false;
         loop {
-            match self.try_acquire().await {
-                Ok(true) => return true,
-                Ok(false) if !told => {
-                    let holder = holder(&self.store).await.ok().flatten();
+            let grant = self
+                .store
+                .lease_acquire(&lease_key(), &self.owner, self.ttl, Some(&self.instance))
+                .await;
+            match grant {
+                Ok(LeaseGrant::Held) => return true,
+                Ok(LeaseGrant::Reclaimed { from }) => {
+                    tracing::warn!(
+                        this_instance = %self.owner,
+                        earlier = %from,
+                        "took this instance's own unexpired import lease back from an earlier process (restarted?); if that process still runs, give each instance its own INSTANCE_ID"
+                    );
+                    return true;
+                }
+                Ok(LeaseGrant::Denied { holder }) if !told => {
                     tracing::info!(
                         this_instance = %self.owner,
-                        holder = holder.as_deref().unwrap_or("<expired just now>"),
+                        holder = %holder,
                         "another instance holds the import lease; waiting"
                     );
                     told = true;
                 }
-                Ok(false) => {}
+                Ok(LeaseGrant::Denied { .. }) => {}
                 Err(e) => tracing::warn!(error = %e, "cannot check the import lease"),
             }
             tokio::select! {

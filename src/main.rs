@@ -142,6 +142,7 @@ async fn execute(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
             let lease = Lease::new(
                 importer.store.clone(),
                 Duration::from_secs(importer.config.lease_ttl_secs),
+                &importer.config.instance_id(),
             );
             let daemon = Daemon::new(importer, services, shutdown.clone(), Some(lease));
             let addr = std::net::SocketAddr::from(([0, 0, 0, 0], port));
@@ -167,6 +168,7 @@ async fn execute(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
             let lease = Lease::new(
                 importer.store.clone(),
                 Duration::from_secs(importer.config.lease_ttl_secs),
+                &importer.config.instance_id(),
             );
             if !lease.acquire(&mut shutdown.clone()).await {
                 return Ok(ExitCode::SUCCESS);

@@ -531,28 +531,37 @@ impl OrdinalStore {
     }
 
     /// Takes the lease `key` for `owner` if it is free, or extends it if
-    /// `owner` holds it; true when `owner` holds it afterwards.
+    /// `owner` holds it, or, with `reclaim`, takes it from a holder whose
+    /// owner string starts with `reclaim` (an earlier process of the same
+    /// instance).
     pub async fn lease_acquire(
         &self,
         key: &str,
         owner: &str,
         ttl: Duration,
-    ) -> Result<bool, StoreError> {
+        reclaim: Option<&str>,
+    ) -> Result<LeaseGrant, StoreError> {
         let (key, owner) = (key.to_owned(), owner.to_owned());
-        let held: i64 = self
+        let reclaim = reclaim.unwrap_or("").to_owned();
+        let (code, holder): (i64, String) = self
             .run("acquire lease", |c| {
-                let (key, owner) = (key.clone(), owner.clone());
+                let (key, owner, reclaim) = (key.clone(), owner.clone(), reclaim.clone());
                 Box::pin(async move {
                     LEASE_SCRIPT
                         .key(key)
                         .arg(owner)
                         .arg(ttl.as_millis() as u64)
+                        .arg(reclaim)
                         .invoke_async(&mut **c)
                         .await
                 })
             })
             .await?;
-        Ok(held == 1)
+        Ok(match code {
+            1 => LeaseGrant::Held,
+            2 => LeaseGrant::Reclaimed { from: holder },
+            _ => LeaseGrant::Denied { holder },
+        })
     }
 
     /// Who holds the lease `key` now, if anyone.
@@ -674,16 +683,33 @@ return 0
     )
 });
 
-/// Takes a free lease or extends one's own: 1 when held afterwards.
+/// What [`OrdinalStore::lease_acquire`] got.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeaseGrant {
+    /// The lease is the caller's (it was free, expired or already its).
+    Held,
+    /// Taken from an earlier process of the same instance, `from`.
+    Reclaimed { from: String },
+    /// Another instance holds it.
+    Denied { holder: String },
+}
+
+/// Takes a free lease or extends one's own ({1, ''}); with a prefix in
+/// ARGV[3], takes it from a holder whose owner starts with it ({2, holder});
+/// else {0, holder}.
 static LEASE_SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
     redis::Script::new(
         r#"
 local holder = redis.call('GET', KEYS[1])
 if holder == false or holder == ARGV[1] then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return 1
+  return {1, ''}
 end
-return 0
+if ARGV[3] ~= '' and string.sub(holder, 1, #ARGV[3]) == ARGV[3] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return {2, holder}
+end
+return {0, holder}
 "#,
     )
 });

@@ -49,7 +49,8 @@ async fn admin_routes_answer_and_guard_with_the_token() {
     let mut config = env.config();
     config.admin_token = Some(Secret::new("admin-tok-4242"));
     let importer = env.importer(config).await;
-    let lease = sis_importer::lease::Lease::new(importer.store.clone(), Duration::from_secs(10));
+    let lease =
+        sis_importer::lease::Lease::new(importer.store.clone(), Duration::from_secs(10), "test");
     let owner = lease.owner().to_owned();
     let (addr, trigger, server) =
         serve(importer.clone(), &["PERSON", "COUNTRY"], Some(lease)).await;

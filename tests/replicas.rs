@@ -13,7 +13,10 @@ use sis_importer::store::OrdinalStore;
 
 const BIN: &str = env!("CARGO_BIN_EXE_sis-importer");
 
-fn daemon(env: &Env, config: &std::path::Path) -> Child {
+/// A `run` daemon of instance `instance` (`INSTANCE_ID`: the test's
+/// daemons share one host, so the default, the host name, would make them
+/// one instance).
+fn daemon(env: &Env, config: &std::path::Path, instance: &str) -> Child {
     let mut cmd = Command::new(BIN);
     cmd.args(["run", "--config"])
         .arg(config)
@@ -23,6 +26,7 @@ fn daemon(env: &Env, config: &std::path::Path) -> Child {
         cmd.env(k, v);
     }
     cmd.env("SERVICES", "PERSON")
+        .env("INSTANCE_ID", instance)
         .env("CRON", "0 0 0 1 1 *")
         .env("PORT", "0")
         .stdin(Stdio::null())
@@ -33,9 +37,25 @@ fn daemon(env: &Env, config: &std::path::Path) -> Child {
 }
 
 fn lease_file() -> tempfile::NamedTempFile {
+    lease_file_with_ttl(3)
+}
+
+fn lease_file_with_ttl(secs: u64) -> tempfile::NamedTempFile {
     let file = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(file.path(), "lease_ttl_secs = 3\n").unwrap();
+    std::fs::write(file.path(), format!("lease_ttl_secs = {secs}\n")).unwrap();
     file
+}
+
+/// Polls `check` every 100 ms for up to `limit`; whether it held.
+async fn eventually(limit: Duration, mut check: impl AsyncFnMut() -> bool) -> bool {
+    let started = std::time::Instant::now();
+    while started.elapsed() < limit {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
 }
 
 fn terminate(child: &mut Child) {
@@ -50,8 +70,8 @@ fn terminate(child: &mut Child) {
 async fn two_daemons_import_each_change_once() {
     let env = Env::start(600).await;
     let config = lease_file();
-    let mut a = daemon(&env, config.path());
-    let mut b = daemon(&env, config.path());
+    let mut a = daemon(&env, config.path(), "a");
+    let mut b = daemon(&env, config.path(), "b");
     let store = OrdinalStore::connect(&Secret::new(env.redis.url()))
         .await
         .unwrap();
@@ -82,13 +102,13 @@ async fn survivor_takes_over_from_a_killed_lease_holder() {
     let env = Env::start(3000).await;
     env.consumer.set_latency(Duration::from_millis(10));
     let config = lease_file();
-    let mut a = daemon(&env, config.path());
+    let mut a = daemon(&env, config.path(), "a");
     assert!(
         env.consumer
             .wait_until(Duration::from_secs(60), |r| entities_of(r, "PERSON") >= 300)
             .await
     );
-    let mut b = daemon(&env, config.path());
+    let mut b = daemon(&env, config.path(), "b");
     let store = OrdinalStore::connect(&Secret::new(env.redis.url()))
         .await
         .unwrap();
@@ -143,7 +163,7 @@ async fn a_run_that_lost_its_lease_commits_nothing_and_stops() {
     let config = env.config();
     let side_by_side = config.service_concurrency > 1;
     let importer = env.importer(config).await;
-    let lease = Lease::new(importer.store.clone(), Duration::from_secs(30));
+    let lease = Lease::new(importer.store.clone(), Duration::from_secs(30), "test");
     assert!(lease.try_acquire().await.unwrap());
     // Another replica takes the lease (as after a long pause of this one).
     let redis = redis::Client::open(env.redis.url()).unwrap();
@@ -199,4 +219,61 @@ async fn a_run_that_lost_its_lease_commits_nothing_and_stops() {
         Some("thief"),
         "not released by the loser"
     );
+}
+
+/// A restarted instance (same `INSTANCE_ID`) takes its own unexpired lease
+/// back at once and finishes the import; another instance, waiting beside
+/// it, still waits for the 30 s expiry and never gets it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_instance_takes_its_own_lease_back_at_once() {
+    let env = Env::start(3000).await;
+    env.consumer.set_latency(Duration::from_millis(10));
+    let config = lease_file_with_ttl(30);
+    let mut first = daemon(&env, config.path(), "a");
+    assert!(
+        env.consumer
+            .wait_until(Duration::from_secs(60), |r| entities_of(r, "PERSON") >= 300)
+            .await
+    );
+    let mut other = daemon(&env, config.path(), "b");
+    let store = OrdinalStore::connect(&Secret::new(env.redis.url()))
+        .await
+        .unwrap();
+    let key = sis_importer::lease::lease_key();
+    let before = store.lease_holder(&key).await.unwrap().expect("a holds it");
+    assert!(before.starts_with("a ("), "{before}");
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let restarted_at = std::time::Instant::now();
+    let mut again = daemon(&env, config.path(), "a");
+    env.consumer.set_latency(Duration::ZERO);
+    let taken = eventually(Duration::from_secs(10), async || {
+        let holder = store.lease_holder(&key).await.unwrap();
+        holder.is_some_and(|h| h.starts_with("a (") && h != before)
+    })
+    .await;
+    assert!(taken, "the restarted instance took its lease back");
+    assert!(
+        restarted_at.elapsed() < Duration::from_secs(20),
+        "well before the 30 s lease expired"
+    );
+    let greatest = env.fake.greatest_ordinal("PERSON");
+    let mut b_held = false;
+    let done = eventually(Duration::from_secs(60), async || {
+        // The holder first: once the import is done, b may take the lease
+        // legitimately (its own run then finds nothing new).
+        let holder = store.lease_holder(&key).await.unwrap();
+        let finished = store.ordinal(&service("PERSON")).await.unwrap() == greatest;
+        b_held |= !finished && holder.is_some_and(|h| h.starts_with("b ("));
+        finished
+    })
+    .await;
+    assert!(done, "the restarted instance finished the import");
+    assert!(
+        !b_held,
+        "the other instance waited: the lease had not expired"
+    );
+    terminate(&mut again);
+    terminate(&mut other);
+    env.assert_delivered("PERSON", &[]);
 }
