@@ -500,3 +500,85 @@ async fn progress_on_a_terminal_and_batch_events_in_json_logs() {
     assert!(person.contains("/s"), "{person}");
     summary("COUNTRY");
 }
+
+/// A storm of garbage feedback during a run is told in summary lines (at
+/// most one per 10 s per service, counts by reason) and on the service's
+/// `service finished` line, not in a line per message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_feedback_storm_is_summarised_not_logged_per_message() {
+    let env = Env::start(2000).await;
+    env.consumer.set_latency(Duration::from_millis(10));
+    let nats = async_nats::connect(env.nats.url()).await.unwrap();
+    let noise = tokio::spawn(async move {
+        let mut sent = 0u64;
+        loop {
+            for _ in 0..20 {
+                let _ = nats
+                    .publish("SCHEDULER_STATUS_CHANNEL", "not json".into())
+                    .await;
+                sent += 1;
+            }
+            let _ = nats.flush().await;
+            if sent >= 100_000 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    });
+    let started = std::time::Instant::now();
+    let out = importer_cmd(&env, &["once", "--service", "PERSON"])
+        .env("LOG_FORMAT", "json")
+        .output()
+        .unwrap();
+    let wall = started.elapsed();
+    noise.abort();
+    let logs = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{logs}");
+    let events: Vec<serde_json::Value> = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let malformed_in = |text: &str| -> u64 {
+        text.split(' ')
+            .filter_map(|kv| kv.strip_prefix("malformed="))
+            .map(|n| n.parse::<u64>().unwrap())
+            .sum()
+    };
+    let summaries: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|v| {
+            v["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("feedback ignored"))
+        })
+        .collect();
+    let finished = events
+        .iter()
+        .find(|v| v["message"] == "service finished")
+        .expect("a service finished line");
+    let told: u64 = summaries
+        .iter()
+        .map(|v| malformed_in(v["ignored"].as_str().unwrap_or("")))
+        .sum::<u64>()
+        + malformed_in(finished["feedback_ignored"].as_str().unwrap_or(""));
+    assert!(
+        told >= 100,
+        "the storm was counted: {told} in {summaries:?} and {finished}"
+    );
+    let allowed = 1 + (wall.as_secs() / 10) as usize;
+    assert!(
+        !summaries.is_empty() && summaries.len() <= allowed,
+        "{} summary lines in {wall:?}",
+        summaries.len()
+    );
+    assert_eq!(
+        summaries[0]["level"], "WARN",
+        "malformed feedback is a warning"
+    );
+    assert!(
+        events.len() < 200,
+        "no line per message: {} log lines for {told} messages",
+        events.len()
+    );
+    env.assert_delivered("PERSON", &[]);
+}

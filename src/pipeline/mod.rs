@@ -140,6 +140,8 @@ pub struct Importer {
     lease: Mutex<Option<(String, String)>>,
     /// Set when the lease was found lost: the run imports nothing more.
     lease_lost: std::sync::atomic::AtomicBool,
+    /// Ignored feedback not yet told, per service.
+    ignored_notes: Mutex<std::collections::HashMap<String, telemetry::IgnoredNote>>,
 }
 
 impl Importer {
@@ -186,7 +188,41 @@ impl Importer {
             live: Mutex::new(BTreeMap::new()),
             lease: Mutex::new(None),
             lease_lost: std::sync::atomic::AtomicBool::new(false),
+            ignored_notes: Mutex::new(std::collections::HashMap::new()),
         }))
+    }
+
+    /// Adds ignored feedback of `service` (counts by reason) and tells the
+    /// operator in one summary line when one is due (see
+    /// [`telemetry::IgnoredNote`]).
+    fn note_ignored(&self, service: &str, counts: [u64; 4], example: Option<String>) {
+        let now = std::time::Instant::now();
+        let mut notes = self.ignored_notes.lock().unwrap_or_else(|e| e.into_inner());
+        let note = notes.entry(service.to_owned()).or_default();
+        note.add(counts, example);
+        if !note.due(now) {
+            return;
+        }
+        let malformed = note.has_malformed();
+        if let Some((ignored, example)) = note.take(now) {
+            let example = example.unwrap_or_default();
+            if malformed {
+                tracing::warn!(service, ignored = %ignored, last_malformed = %example, "feedback ignored (summary: at most one line per 10 s)");
+            } else {
+                tracing::info!(service, ignored = %ignored, "feedback ignored (summary: at most one line per 10 s)");
+            }
+        }
+    }
+
+    /// What ignored feedback of `service` was not told yet, for its
+    /// `service finished` line (`""` when nothing).
+    fn untold_ignored(&self, service: &str) -> String {
+        let mut notes = self.ignored_notes.lock().unwrap_or_else(|e| e.into_inner());
+        notes
+            .get_mut(service)
+            .and_then(|n| n.take(std::time::Instant::now()))
+            .map(|(text, _)| text)
+            .unwrap_or_default()
     }
 
     /// Whether a run is in progress.

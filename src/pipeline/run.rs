@@ -189,12 +189,13 @@ impl Importer {
         report.duration_ms = started.elapsed().as_millis() as u64;
         self.live_finished(&service.id, outcome.as_str(), report.ordinal);
         crate::metrics::run_finished(&service.id, started.elapsed(), outcome.finished());
+        let ignored = self.untold_ignored(&service.id);
         match outcome {
             ServiceOutcome::Ok | ServiceOutcome::Skipped => {
-                tracing::info!(service = %service.id, result = outcome.as_str(), entities = report.entities, chunks = report.chunks, dead_letters = report.dead_letters, ordinal = report.ordinal, took_ms = report.duration_ms, "service finished")
+                tracing::info!(service = %service.id, result = outcome.as_str(), entities = report.entities, chunks = report.chunks, dead_letters = report.dead_letters, ordinal = report.ordinal, took_ms = report.duration_ms, feedback_ignored = %ignored, "service finished")
             }
             _ => {
-                tracing::error!(service = %service.id, result = outcome.as_str(), error = report.error.as_deref().unwrap_or(""), entities = report.entities, ordinal = report.ordinal, "service did not finish")
+                tracing::error!(service = %service.id, result = outcome.as_str(), error = report.error.as_deref().unwrap_or(""), entities = report.entities, ordinal = report.ordinal, feedback_ignored = %ignored, "service did not finish")
             }
         }
         let record = RunRecord {

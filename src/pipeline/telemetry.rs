@@ -4,6 +4,8 @@
 //! reach the shared registries at [`flush`](AttemptObserver::flush), a few
 //! times a second and at every commit, so no lock is taken per message.
 
+use std::time::{Duration, Instant};
+
 use super::core::{ChunkOut, Commit, IgnoreReason, Opened, Verdict};
 use super::import::AttemptStats;
 use super::ports::MalformedFeedback;
@@ -22,6 +24,7 @@ struct Unreported {
     splits: u64,
     poisons: u64,
     ignored: [u64; 4],
+    malformed_example: Option<String>,
 }
 
 const IGNORED: [&str; 4] = [
@@ -30,6 +33,65 @@ const IGNORED: [&str; 4] = [
     "unknown_or_done",
     "malformed",
 ];
+
+/// At most one summary line of ignored feedback per service this often.
+pub const IGNORED_NOTE_EVERY: Duration = Duration::from_secs(10);
+
+/// Ignored feedback of one service not yet told to the operator: a storm
+/// of garbage or stale feedback becomes one line every
+/// [`IGNORED_NOTE_EVERY`] with counts by reason, not a line per message.
+/// Kept per service across attempts (in the [`Importer`]); what is left at
+/// the end of the service goes on its `service finished` line.
+#[derive(Debug, Default)]
+pub struct IgnoredNote {
+    last: Option<Instant>,
+    pending: [u64; 4],
+    example: Option<String>,
+}
+
+impl IgnoredNote {
+    /// Counts by reason (in the order of [`IGNORED`]) and the latest
+    /// malformed message's error, if any.
+    pub fn add(&mut self, counts: [u64; 4], example: Option<String>) {
+        for (p, n) in self.pending.iter_mut().zip(counts) {
+            *p += n;
+        }
+        if example.is_some() {
+            self.example = example;
+        }
+    }
+
+    /// Whether a summary is due at `now`: something is pending and none was
+    /// told in the last [`IGNORED_NOTE_EVERY`] (the first one goes at once).
+    pub fn due(&self, now: Instant) -> bool {
+        self.pending.iter().any(|n| *n > 0)
+            && self
+                .last
+                .is_none_or(|l| now.duration_since(l) >= IGNORED_NOTE_EVERY)
+    }
+
+    /// Takes what is pending as `reason=count` pairs and the example, if
+    /// anything is pending; `now` becomes the time of the last summary.
+    pub fn take(&mut self, now: Instant) -> Option<(String, Option<String>)> {
+        if self.pending.iter().all(|n| *n == 0) {
+            return None;
+        }
+        self.last = Some(now);
+        let counts = std::mem::take(&mut self.pending);
+        let text: Vec<String> = IGNORED
+            .iter()
+            .zip(counts)
+            .filter(|(_, n)| *n > 0)
+            .map(|(r, n)| format!("{r}={n}"))
+            .collect();
+        Some((text.join(" "), self.example.take()))
+    }
+
+    /// Whether malformed messages are among those pending.
+    pub fn has_malformed(&self) -> bool {
+        self.pending[3] > 0
+    }
+}
 
 /// See the module doc.
 pub struct AttemptObserver<'a> {
@@ -106,10 +168,12 @@ impl<'a> AttemptObserver<'a> {
         }
     }
 
-    /// A feedback message could not be read.
+    /// A feedback message could not be read (told in the next summary,
+    /// see [`IgnoredNote`]).
     pub fn malformed(&mut self, m: &MalformedFeedback) {
-        tracing::warn!(service = %self.service.id, error = %m.reason, bytes = m.bytes, "malformed feedback ignored");
+        tracing::debug!(service = %self.service.id, error = %m.reason, bytes = m.bytes, "malformed feedback ignored");
         self.unreported.ignored[3] += 1;
+        self.unreported.malformed_example = Some(format!("{} ({} bytes)", m.reason, m.bytes));
     }
 
     /// A dead letter was written (`new`: not recorded before).
@@ -179,8 +243,36 @@ impl<'a> AttemptObserver<'a> {
                 crate::metrics::feedback_ignored(reason, *n);
             }
         }
+        if u.ignored.iter().any(|n| *n > 0) {
+            self.importer
+                .note_ignored(&self.service.id, u.ignored, u.malformed_example);
+        }
         if std::mem::take(&mut self.dirty) {
             self.importer.progress(id, &self.stats);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ignored_feedback_is_told_at_once_then_at_most_every_ten_seconds() {
+        let t0 = Instant::now();
+        let mut note = IgnoredNote::default();
+        assert!(!note.due(t0), "nothing pending");
+        note.add([0, 0, 0, 3], Some("expected value".into()));
+        assert!(note.due(t0), "the first one goes at once");
+        let (text, example) = note.take(t0).unwrap();
+        assert_eq!(text, "malformed=3");
+        assert_eq!(example.as_deref(), Some("expected value"));
+        note.add([2, 1, 0, 0], None);
+        assert!(!note.due(t0 + Duration::from_secs(9)));
+        assert!(note.due(t0 + IGNORED_NOTE_EVERY));
+        let (text, example) = note.take(t0 + IGNORED_NOTE_EVERY).unwrap();
+        assert_eq!(text, "other_channel=2 old_execution=1");
+        assert_eq!(example, None);
+        assert!(note.take(t0 + IGNORED_NOTE_EVERY).is_none(), "all told");
     }
 }
