@@ -31,6 +31,7 @@ pub mod config;
 pub mod entity;
 pub mod lease;
 pub mod metrics;
+pub mod outage;
 pub mod pipeline;
 pub mod progress;
 pub mod shutdown;

@@ -57,6 +57,8 @@ pub const BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2
 struct Registry {
     services: BTreeMap<String, ServiceCounters>,
     feedback_ignored: BTreeMap<&'static str, u64>,
+    /// Per system (`redis`, `nats`): outages begun, seconds of ended ones.
+    outages: BTreeMap<&'static str, (u64, f64)>,
 }
 
 static REGISTRY: LazyLock<Mutex<Registry>> = LazyLock::new(Default::default);
@@ -144,6 +146,18 @@ pub fn run_finished(service: &str, took: Duration, success: bool) {
 pub fn feedback_ignored(reason: &'static str, n: u64) {
     let mut reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
     *reg.feedback_ignored.entry(reason).or_default() += n;
+}
+
+/// An outage of `system` began.
+pub fn outage_began(system: &'static str) {
+    let mut reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+    reg.outages.entry(system).or_default().0 += 1;
+}
+
+/// An outage of `system` ended after `lasted`.
+pub fn outage_ended(system: &'static str, lasted: Duration) {
+    let mut reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+    reg.outages.entry(system).or_default().1 += lasted.as_secs_f64();
 }
 
 /// A copy of one service's counters.
@@ -277,6 +291,24 @@ pub fn render() -> String {
     );
     for (reason, n) in &reg.feedback_ignored {
         let _ = writeln!(out, "{name}{{reason=\"{reason}\"}} {n}");
+    }
+    let (count, secs) = (
+        "sis_importer_outages_total",
+        "sis_importer_outage_seconds_total",
+    );
+    let _ = writeln!(
+        out,
+        "# HELP {count} Outages of Redis or NATS seen by the importer (disconnects or failed operations until the next success).\n# TYPE {count} counter"
+    );
+    for (system, (n, _)) in &reg.outages {
+        let _ = writeln!(out, "{count}{{system=\"{system}\"}} {n}");
+    }
+    let _ = writeln!(
+        out,
+        "# HELP {secs} Seconds of ended outages of Redis or NATS.\n# TYPE {secs} counter"
+    );
+    for (system, (_, s)) in &reg.outages {
+        let _ = writeln!(out, "{secs}{{system=\"{system}\"}} {s}");
     }
     out
 }

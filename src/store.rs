@@ -110,10 +110,27 @@ pub struct RunRecord {
     pub entities: u64,
 }
 
+/// Tells the Redis [`Outage`](crate::outage::Outage) of the pool's own
+/// connection failures.
+#[derive(Debug, Clone)]
+struct OutageSink(std::sync::Arc<crate::outage::Outage>);
+
+impl bb8::ErrorSink<redis::RedisError> for OutageSink {
+    fn sink(&self, error: redis::RedisError) {
+        self.0.failed(&error.to_string());
+    }
+
+    fn boxed_clone(&self) -> Box<dyn bb8::ErrorSink<redis::RedisError>> {
+        Box::new(self.clone())
+    }
+}
+
 /// Handle to Redis; cheap to clone.
 #[derive(Clone)]
 pub struct OrdinalStore {
     pool: bb8::Pool<RedisConnectionManager>,
+    /// Redis going away and coming back, told once each.
+    outage: std::sync::Arc<crate::outage::Outage>,
 }
 
 /// The redacted form of a Redis URL (password removed), for messages.
@@ -139,13 +156,17 @@ impl OrdinalStore {
             source,
         };
         let manager = RedisConnectionManager::new(url.expose()).map_err(connect_err)?;
+        let outage = std::sync::Arc::new(crate::outage::Outage::new("redis"));
         let pool = bb8::Pool::builder()
             .max_size(8)
             .connection_timeout(Duration::from_secs(5))
+            // The pool retries connecting inside `get` until its timeout, so
+            // a short outage surfaces only here.
+            .error_sink(Box::new(OutageSink(outage.clone())))
             .build(manager)
             .await
             .map_err(connect_err)?;
-        let store = OrdinalStore { pool };
+        let store = OrdinalStore { pool, outage };
         let mut conn = store.pool.get().await.map_err(|e| match e {
             bb8::RunError::User(source) => connect_err(source),
             bb8::RunError::TimedOut => {
@@ -171,7 +192,10 @@ impl OrdinalStore {
         loop {
             let err = match self.pool.get().await {
                 Ok(mut conn) => match op(&mut conn).await {
-                    Ok(v) => return Ok(v),
+                    Ok(v) => {
+                        self.outage.succeeded();
+                        return Ok(v);
+                    }
                     Err(e) if is_transient(&e) => StoreError::Operation {
                         operation,
                         source: e,
@@ -188,10 +212,11 @@ impl OrdinalStore {
                     message: e.to_string(),
                 },
             };
+            self.outage.failed(&err.to_string());
             if tokio::time::Instant::now() + delay > deadline {
                 return Err(err);
             }
-            tracing::warn!(operation, error = %err, "Redis unavailable, retrying");
+            tracing::debug!(operation, error = %err, "Redis unavailable, retrying");
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_secs(3));
         }

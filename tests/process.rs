@@ -582,3 +582,86 @@ async fn a_feedback_storm_is_summarised_not_logged_per_message() {
     );
     env.assert_delivered("PERSON", &[]);
 }
+
+/// A NATS restart and a Redis restart during a run are each told in two
+/// WARN lines, when the outage begins and when it ends (with how long it
+/// lasted), however many operations failed in between.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_outage_is_logged_once_when_it_begins_and_once_when_it_ends() {
+    let mut env = Env::start(1500).await;
+    env.consumer.set_latency(Duration::from_millis(5));
+    let child = importer_cmd(
+        &env,
+        &["once", "--service", "PERSON", "--service", "ATTAINMENT"],
+    )
+    .env("LOG_FORMAT", "json")
+    .env("PANIC_TIMEOUT", "3")
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output());
+    assert!(
+        env.consumer
+            .wait_until(Duration::from_secs(30), |r| entities_of(r, "PERSON") >= 300)
+            .await
+    );
+    env.nats.kill();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    env.nats.restart().await.unwrap();
+    // Slower now, so the second service is still committing when Redis goes.
+    env.consumer.set_latency(Duration::from_millis(30));
+    assert!(
+        env.consumer
+            .wait_until(Duration::from_secs(60), |r| entities_of(r, "ATTAINMENT")
+                >= 300)
+            .await
+    );
+    env.redis.kill();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    env.redis.restart().await.unwrap();
+    env.consumer.set_latency(Duration::ZERO);
+    let out = tokio::time::timeout(Duration::from_secs(120), output)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let logs = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{logs}");
+    let events: Vec<serde_json::Value> = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    for system in ["NATS", "Redis"] {
+        let with = |prefix: &str| -> Vec<&serde_json::Value> {
+            events
+                .iter()
+                .filter(|v| {
+                    v["message"]
+                        .as_str()
+                        .is_some_and(|m| m.starts_with(&format!("{system} {prefix}")))
+                })
+                .collect()
+        };
+        let (began, ended) = (with("unreachable"), with("reachable again"));
+        assert_eq!(
+            began.len(),
+            1,
+            "{system}: one line when it went away: {logs}"
+        );
+        assert_eq!(
+            ended.len(),
+            1,
+            "{system}: one line when it came back: {logs}"
+        );
+        assert_eq!(began[0]["level"], "WARN");
+        let lasted = ended[0]["outage_ms"].as_u64().expect("outage_ms");
+        assert!(
+            lasted >= 250,
+            "{system} was away at least the 300 ms sleep: {lasted}"
+        );
+    }
+    for id in ["PERSON", "ATTAINMENT"] {
+        env.assert_delivered(id, &[]);
+    }
+}

@@ -134,8 +134,21 @@ pub struct Nats {
 impl Nats {
     /// Connects; an unreachable server fails here, at start, within ~10 s.
     pub async fn connect(config: &Config) -> Result<Nats, SinkError> {
+        let outage = std::sync::Arc::new(crate::outage::Outage::new("nats"));
         let options = async_nats::ConnectOptions::new()
             .name("sis-importer")
+            .event_callback(move |event| {
+                let outage = outage.clone();
+                async move {
+                    match event {
+                        async_nats::Event::Disconnected => outage.failed("disconnected"),
+                        async_nats::Event::Connected => {
+                            outage.succeeded();
+                        }
+                        _ => {}
+                    }
+                }
+            })
             .connection_timeout(Duration::from_secs(5))
             .request_timeout(Some(Duration::from_secs(10)))
             // Feedback for a whole window must fit while a batch commits.

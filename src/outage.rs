@@ -1,0 +1,104 @@
+//! [`Outage`]: what the importer tells about Redis or NATS going away and
+//! coming back. The first failure of an outage is logged once at WARN, the
+//! recovery once at WARN with how long it lasted; both are counted in
+//! metrics (`sis_importer_outages_total`, `sis_importer_outage_seconds_total`).
+//! Retries in between stay at debug, so an outage is two lines, however
+//! many operations it fails.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// One system's availability as the importer sees it.
+#[derive(Debug)]
+pub struct Outage {
+    system: &'static str,
+    /// Fast path: false while all is well.
+    down: AtomicBool,
+    since: Mutex<Option<Instant>>,
+}
+
+impl Outage {
+    /// `system`: `redis` or `nats` (the metrics label and the log text).
+    pub fn new(system: &'static str) -> Outage {
+        Outage {
+            system,
+            down: AtomicBool::new(false),
+            since: Mutex::new(None),
+        }
+    }
+
+    /// An operation failed, or the connection dropped: the first time of
+    /// an outage logs and counts it.
+    pub fn failed(&self, error: &str) {
+        let mut since = self.since.lock().unwrap_or_else(|e| e.into_inner());
+        if since.is_none() {
+            *since = Some(Instant::now());
+            self.down.store(true, Ordering::Release);
+            tracing::warn!(
+                system = self.system,
+                error,
+                "{} unreachable; retrying (logged once per outage)",
+                self.label()
+            );
+            crate::metrics::outage_began(self.system);
+        }
+    }
+
+    /// An operation succeeded or the connection is back: ends an outage,
+    /// if one was going on, and returns how long it lasted.
+    pub fn succeeded(&self) -> Option<Duration> {
+        if !self.down.load(Ordering::Acquire) {
+            return None;
+        }
+        let began = self
+            .since
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()?;
+        self.down.store(false, Ordering::Release);
+        let lasted = began.elapsed();
+        tracing::warn!(
+            system = self.system,
+            outage_ms = lasted.as_millis() as u64,
+            "{} reachable again after {:.1} s",
+            self.label(),
+            lasted.as_secs_f64()
+        );
+        crate::metrics::outage_ended(self.system, lasted);
+        Some(lasted)
+    }
+
+    fn label(&self) -> &'static str {
+        match self.system {
+            "redis" => "Redis",
+            "nats" => "NATS",
+            other => other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_outage_is_told_once_when_it_begins_and_once_when_it_ends() {
+        let o = Outage::new("redis");
+        assert_eq!(o.succeeded(), None, "nothing to end");
+        o.failed("connection refused");
+        o.failed("connection refused");
+        let before = crate::metrics::render();
+        assert!(o.succeeded().is_some());
+        assert_eq!(o.succeeded(), None, "ended once");
+        let after = crate::metrics::render();
+        assert!(
+            before.contains("sis_importer_outages_total{system=\"redis\"}"),
+            "{before}"
+        );
+        assert!(
+            after.contains("sis_importer_outage_seconds_total{system=\"redis\"}"),
+            "{after}"
+        );
+    }
+}
