@@ -90,6 +90,9 @@ pub struct Config {
     pub nats_key_path: Option<PathBuf>,
     /// `NATS_STREAM`, default `SIS_IMPORTER`.
     pub nats_stream: String,
+    /// `NATS_STREAM_REPLICAS`: replicas of a stream the importer creates,
+    /// default 1 (3 on a three-node JetStream cluster).
+    pub nats_stream_replicas: usize,
     /// `REDIS_URL`, default `redis://127.0.0.1:6379/` (may hold a password).
     pub redis_url: Secret,
     /// `FETCH_AMOUNT`: entities per Sisu request, default 1000.
@@ -185,6 +188,7 @@ impl Default for Config {
             nats_cert_path: None,
             nats_key_path: None,
             nats_stream: "SIS_IMPORTER".into(),
+            nats_stream_replicas: 1,
             redis_url: Secret::new("redis://127.0.0.1:6379/"),
             fetch_amount: 1000,
             max_chunk_size: 250,
@@ -276,6 +280,7 @@ pub const ENV_NAMES: &[&str] = &[
     "NATS_CERT_PATH",
     "NATS_KEY_PATH",
     "NATS_STREAM",
+    "NATS_STREAM_REPLICAS",
     "REDIS_URL",
     "FETCH_AMOUNT",
     "MAX_CHUNK_SIZE",
@@ -413,6 +418,9 @@ impl Config {
         }
         if let Some(v) = var("NATS_STREAM") {
             self.nats_stream = v;
+        }
+        if let Some(v) = var("NATS_STREAM_REPLICAS") {
+            self.nats_stream_replicas = parse_env("NATS_STREAM_REPLICAS", &v)?;
         }
         if let Some(v) = var("REDIS_URL") {
             self.redis_url = Secret(v);
@@ -569,6 +577,9 @@ impl Config {
                 return Err(invalid(name, "must be at least 1"));
             }
         }
+        if let Err(e) = crate::sinks::connection::server_addrs(&self.nats_url) {
+            return Err(invalid("NATS_URL", e));
+        }
         if let Some(id) = &self.instance_id {
             if id.is_empty() || id.contains(|c: char| c.is_whitespace() || c == '(') {
                 return Err(invalid(
@@ -584,6 +595,7 @@ impl Config {
             ("PIPELINE_DEPTH", self.pipeline_depth),
             ("SERVICE_CONCURRENCY", self.service_concurrency),
             ("WORKER_THREADS", self.worker_threads),
+            ("NATS_STREAM_REPLICAS", self.nats_stream_replicas),
         ] {
             if v == 0 {
                 return Err(invalid(name, "must be at least 1"));
@@ -829,6 +841,8 @@ mod tests {
             ("FETCH_AMOUNT", "lots"),
             ("LOG_FORMAT", "xml"),
             ("WORKER_THREADS", "0"),
+            ("NATS_URL", "nats://127.0.0.1:4222,::nonsense"),
+            ("NATS_STREAM_REPLICAS", "0"),
             ("WORKER_THREADS", "two"),
         ] {
             let mut c = Config::default();

@@ -152,7 +152,11 @@ impl Importer {
         let nats = Nats::connect(&config).await?;
         let catalogue = config.catalogue()?;
         let missing = nats
-            .ensure_stream(&catalogue, Duration::from_secs(config.stream_max_age_secs))
+            .ensure_stream(
+                &catalogue,
+                Duration::from_secs(config.stream_max_age_secs),
+                config.nats_stream_replicas,
+            )
             .await?;
         let feedback_captured = !missing.iter().any(|s| s == FEEDBACK_SUBJECT);
         if !feedback_captured {

@@ -265,6 +265,14 @@ impl Importer {
                     }
                     return (ServiceOutcome::Forbidden, Some(ImportError::Source(e)));
                 }
+                // The broker not answering (a clustered stream electing a
+                // leader, a node catching up) is cured by waiting: retry
+                // from the committed ordinal, as after a panic timeout.
+                AttemptEnd::Failed(ImportError::Feedback(e))
+                    if attempt < limit && !shutdown.is_shutdown() =>
+                {
+                    tracing::warn!(service = %service.id, attempt, limit, error = %e, "feedback unavailable; retrying from the committed ordinal with a new execution hash");
+                }
                 AttemptEnd::Failed(e) => return (ServiceOutcome::Failed, Some(e)),
             }
         }

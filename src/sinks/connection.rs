@@ -120,6 +120,28 @@ impl NatsAuth {
     }
 }
 
+/// The servers of `NATS_URL`: one URL or several, comma-separated (the
+/// nodes of a cluster; the client fails over between them).
+pub fn server_addrs(urls: &str) -> Result<Vec<async_nats::ServerAddr>, String> {
+    let addrs: Result<Vec<_>, String> = urls
+        .split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(|u| {
+            u.parse::<async_nats::ServerAddr>().map_err(|e| {
+                format!(
+                    "`{}` is not a NATS server URL: {e}",
+                    crate::store::redact_url(u)
+                )
+            })
+        })
+        .collect();
+    match addrs? {
+        a if a.is_empty() => Err("no server given (one URL, or several comma-separated)".into()),
+        a => Ok(a),
+    }
+}
+
 /// A NATS connection with its JetStream context and the server's limits.
 #[derive(Clone)]
 pub struct Nats {
@@ -155,7 +177,12 @@ impl Nats {
             .subscription_capacity(65_536);
         let client = NatsAuth::from_config(config)
             .apply(options)
-            .connect(&config.nats_url)
+            .connect(
+                server_addrs(&config.nats_url).map_err(|message| SinkError::Connect {
+                    url: crate::store::redact_url(&config.nats_url),
+                    message,
+                })?,
+            )
             .await
             .map_err(|e| SinkError::Connect {
                 url: crate::store::redact_url(&config.nats_url),
@@ -220,6 +247,7 @@ impl Nats {
         &self,
         services: &[Service],
         max_age: Duration,
+        replicas: usize,
     ) -> Result<Vec<String>, SinkError> {
         let required = Self::required_subjects(services);
         let err = |operation, e: &dyn std::fmt::Display| SinkError::Stream {
@@ -238,6 +266,9 @@ impl Nats {
                 for subject in &missing {
                     tracing::warn!(stream = %self.stream, subject = %subject, "existing stream does not capture a subject the importer needs; messages on it are not stored");
                 }
+                if info.config.num_replicas < replicas {
+                    tracing::warn!(stream = %self.stream, replicas = info.config.num_replicas, asked = replicas, "existing stream has fewer replicas than NATS_STREAM_REPLICAS asks; the importer does not change it (nats stream edit --replicas does)");
+                }
                 Ok(missing)
             }
             Err(e) if is_not_found(&e) => {
@@ -247,11 +278,12 @@ impl Nats {
                         subjects: required,
                         storage: stream::StorageType::File,
                         max_age,
+                        num_replicas: replicas,
                         ..Default::default()
                     })
                     .await
                     .map_err(|e| err("create", &e))?;
-                tracing::info!(stream = %self.stream, "created JetStream stream");
+                tracing::info!(stream = %self.stream, replicas, "created JetStream stream");
                 Ok(Vec::new())
             }
             Err(e) => Err(err("look up", &e)),

@@ -125,12 +125,32 @@ fn parse(body: &[u8]) -> FeedbackItem {
     })
 }
 
+/// How long opening the feedback consumer is retried: JetStream answers
+/// nothing while a clustered stream elects a leader or a restarted node
+/// catches up, which takes seconds.
+const OPEN_RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(30);
+
 impl FeedbackSource for JetStreamFeedback {
     async fn subscribe(&self) -> Result<FeedbackStream, FeedbackError> {
-        if self.captured {
-            self.open_stream().await
-        } else {
-            self.open_core_subscription().await
+        if !self.captured {
+            return self.open_core_subscription().await;
+        }
+        let deadline = tokio::time::Instant::now() + OPEN_RETRY_FOR;
+        let mut delay = std::time::Duration::from_millis(200);
+        let mut told = false;
+        loop {
+            match self.open_stream().await {
+                Ok(stream) => return Ok(stream),
+                Err(e) if tokio::time::Instant::now() + delay < deadline => {
+                    if !told {
+                        tracing::warn!(error = %e, "cannot open the feedback consumer yet (a JetStream leader election or a node catching up?); retrying for up to 30 s");
+                        told = true;
+                    }
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(std::time::Duration::from_secs(3));
+                }
+                Err(e) => return Err(e),
+            }
         }
     }
 }

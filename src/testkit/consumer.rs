@@ -426,7 +426,9 @@ impl Instance {
                     Duration::from_millis(100 * attempt.min(10) as u64)
                 });
             options = config.nats_auth.apply(options);
-            match options.connect(config.nats_url.as_str()).await {
+            let servers =
+                crate::sinks::connection::server_addrs(&config.nats_url).unwrap_or_default();
+            match options.connect(servers).await {
                 Ok(client) => return Some(client),
                 Err(err) if !warned => {
                     warn!(instance = self.index, url = %config.nats_url, error = %err, "reference consumer cannot connect yet; retrying");

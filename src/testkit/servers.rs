@@ -47,6 +47,19 @@ pub struct NatsOptions {
     pub user_password: Option<(String, String)>,
     /// Serve TLS only.
     pub tls: Option<NatsServerTls>,
+    /// Be one node of a cluster (see [`NatsCluster`]).
+    pub cluster: Option<ClusterNode>,
+}
+
+/// One node's place in a test cluster.
+#[derive(Clone, Debug)]
+pub struct ClusterNode {
+    /// `server_name` (JetStream clustering needs one per node).
+    pub name: String,
+    /// The port routes from the other nodes connect to.
+    pub route_port: u16,
+    /// The other nodes' route ports.
+    pub peers: Vec<u16>,
 }
 
 /// TLS of a test NATS server (PEM files, e.g. made with `rcgen`).
@@ -207,6 +220,19 @@ impl NatsServer {
         if let Some(max_payload) = self.options.max_payload {
             text.push_str(&format!("max_payload: {max_payload}\n"));
         }
+        if let Some(node) = &self.options.cluster {
+            let routes: Vec<String> = node
+                .peers
+                .iter()
+                .map(|p| format!("\"nats-route://127.0.0.1:{p}\""))
+                .collect();
+            text.push_str(&format!(
+                "server_name: \"{}\"\ncluster {{\n  name: \"sis-test\"\n  listen: \"127.0.0.1:{}\"\n  routes: [{}]\n}}\n",
+                node.name,
+                node.route_port,
+                routes.join(", ")
+            ));
+        }
         if let Some(token) = &self.options.token {
             text.push_str(&format!("authorization {{\n  token: \"{token}\"\n}}\n"));
         }
@@ -231,6 +257,60 @@ impl NatsServer {
 impl Drop for NatsServer {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// A JetStream cluster of `nats-server` nodes on free ports (routes between
+/// them, each its own store), for tests that kill and restart nodes.
+#[derive(Debug)]
+pub struct NatsCluster {
+    /// The nodes; kill and restart them one by one.
+    pub nodes: Vec<NatsServer>,
+}
+
+impl NatsCluster {
+    /// Starts `n` nodes at once (JetStream answers only once a quorum is
+    /// up) and waits until every one answers.
+    pub async fn start(n: usize) -> io::Result<NatsCluster> {
+        let binary = find_binary("nats-server")?;
+        let route_ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        let mut nodes = Vec::new();
+        for i in 0..n {
+            let options = NatsOptions {
+                cluster: Some(ClusterNode {
+                    name: format!("n{}", i + 1),
+                    route_port: route_ports[i],
+                    peers: route_ports
+                        .iter()
+                        .enumerate()
+                        .filter(|(j, _)| *j != i)
+                        .map(|(_, p)| *p)
+                        .collect(),
+                }),
+                ..NatsOptions::default()
+            };
+            nodes.push(NatsServer {
+                child: None,
+                port: free_port(),
+                options,
+                binary: binary.clone(),
+                dir: tempfile::Builder::new().prefix("sis-nats-").tempdir()?,
+            });
+        }
+        let started = futures::future::join_all(nodes.iter_mut().map(|n| n.spawn_and_wait())).await;
+        for result in started {
+            match result {
+                Ok(()) => {}
+                Err(Start::PortTaken(e) | Start::Failed(e)) => return Err(e),
+            }
+        }
+        Ok(NatsCluster { nodes })
+    }
+
+    /// Every node's client URL, comma-separated (a `NATS_URL`).
+    pub fn urls(&self) -> String {
+        let urls: Vec<String> = self.nodes.iter().map(NatsServer::url).collect();
+        urls.join(",")
     }
 }
 
