@@ -29,6 +29,13 @@ fn env_cmd(env: &Env, program: &str, args: &[&str]) -> Command {
     cmd
 }
 
+/// The JSON log lines of a run (other lines, such as panics, skipped).
+fn json_events(logs: &str) -> Vec<serde_json::Value> {
+    logs.lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
 async fn store(env: &Env) -> OrdinalStore {
     OrdinalStore::connect(&Secret::new(env.redis.url()))
         .await
@@ -534,10 +541,7 @@ async fn a_feedback_storm_is_summarised_not_logged_per_message() {
     noise.abort();
     let logs = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{logs}");
-    let events: Vec<serde_json::Value> = logs
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
+    let events = json_events(&logs);
     let malformed_in = |text: &str| -> u64 {
         text.split(' ')
             .filter_map(|kv| kv.strip_prefix("malformed="))
@@ -628,10 +632,7 @@ async fn each_outage_is_logged_once_when_it_begins_and_once_when_it_ends() {
         .unwrap();
     let logs = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{logs}");
-    let events: Vec<serde_json::Value> = logs
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
+    let events = json_events(&logs);
     for system in ["NATS", "Redis"] {
         let with = |prefix: &str| -> Vec<&serde_json::Value> {
             events

@@ -66,12 +66,8 @@ pub fn scan_page(body: &[u8]) -> Result<Scanned, ScanError> {
     let mut out = Scanned::default();
     s.ws();
     s.expect(b'{', "expected `{` (an export page is a JSON object)")?;
-    s.ws();
-    if s.peek() == Some(b'}') {
-        s.i += 1;
-    } else {
-        loop {
-            s.ws();
+    s.members(
+        |s| {
             let key = s.string()?;
             s.ws();
             s.expect(b':', "expected `:`")?;
@@ -97,17 +93,10 @@ pub fn scan_page(body: &[u8]) -> Result<Scanned, ScanError> {
                 }
                 _ => s.value(0)?,
             }
-            s.ws();
-            match s.next() {
-                Some(b',') => continue,
-                Some(b'}') => break,
-                _ => {
-                    s.i -= 1;
-                    return s.fail("expected `,` or `}`");
-                }
-            }
-        }
-    }
+            Ok(())
+        },
+        b'}',
+    )?;
     s.ws();
     if s.i != body.len() {
         return s.fail("trailing characters");
@@ -266,23 +255,46 @@ impl Scanner<'_> {
         }
         self.expect(b'[', "`entities` must be an array")?;
         let mut out = Vec::new();
+        self.members(
+            |s| {
+                let start = s.i;
+                s.value(1)?;
+                out.push(start..s.i);
+                Ok(())
+            },
+            b']',
+        )?;
+        Ok(Some(out))
+    }
+
+    /// The members of an object or array whose opening bracket was just
+    /// read, up to and including `close`: `member` reads one (from its
+    /// first byte), this the whitespace and commas around them.
+    #[inline(always)]
+    fn members(
+        &mut self,
+        mut member: impl FnMut(&mut Self) -> Result<(), ScanError>,
+        close: u8,
+    ) -> Result<(), ScanError> {
         self.ws();
-        if self.peek() == Some(b']') {
+        if self.peek() == Some(close) {
             self.i += 1;
-            return Ok(Some(out));
+            return Ok(());
         }
         loop {
             self.ws();
-            let start = self.i;
-            self.value(1)?;
-            out.push(start..self.i);
+            member(self)?;
             self.ws();
             match self.next() {
                 Some(b',') => continue,
-                Some(b']') => return Ok(Some(out)),
+                Some(c) if c == close => return Ok(()),
                 _ => {
                     self.i -= 1;
-                    return self.fail("expected `,` or `]`");
+                    return self.fail(if close == b'}' {
+                        "expected `,` or `}`"
+                    } else {
+                        "expected `,` or `]`"
+                    });
                 }
             }
         }
@@ -291,56 +303,24 @@ impl Scanner<'_> {
     fn value(&mut self, depth: usize) -> Result<(), ScanError> {
         match self.peek() {
             Some(b'"') => self.string().map(drop),
-            Some(b'{') => {
+            Some(open @ (b'{' | b'[')) => {
                 if depth >= MAX_DEPTH {
                     return self.fail("nested too deeply");
                 }
                 self.i += 1;
-                self.ws();
-                if self.peek() == Some(b'}') {
-                    self.i += 1;
-                    return Ok(());
-                }
-                loop {
-                    self.ws();
-                    self.string()?;
-                    self.ws();
-                    self.expect(b':', "expected `:`")?;
-                    self.ws();
-                    self.value(depth + 1)?;
-                    self.ws();
-                    match self.next() {
-                        Some(b',') => continue,
-                        Some(b'}') => return Ok(()),
-                        _ => {
-                            self.i -= 1;
-                            return self.fail("expected `,` or `}`");
-                        }
-                    }
-                }
-            }
-            Some(b'[') => {
-                if depth >= MAX_DEPTH {
-                    return self.fail("nested too deeply");
-                }
-                self.i += 1;
-                self.ws();
-                if self.peek() == Some(b']') {
-                    self.i += 1;
-                    return Ok(());
-                }
-                loop {
-                    self.ws();
-                    self.value(depth + 1)?;
-                    self.ws();
-                    match self.next() {
-                        Some(b',') => continue,
-                        Some(b']') => return Ok(()),
-                        _ => {
-                            self.i -= 1;
-                            return self.fail("expected `,` or `]`");
-                        }
-                    }
+                if open == b'{' {
+                    self.members(
+                        |s| {
+                            s.string()?;
+                            s.ws();
+                            s.expect(b':', "expected `:`")?;
+                            s.ws();
+                            s.value(depth + 1)
+                        },
+                        b'}',
+                    )
+                } else {
+                    self.members(|s| s.value(depth + 1), b']')
                 }
             }
             Some(b't') => self.literal(b"true"),
