@@ -657,10 +657,16 @@ async fn each_outage_is_logged_once_when_it_begins_and_once_when_it_ends() {
         );
         assert_eq!(began[0]["level"], "WARN");
         let lasted = ended[0]["outage_ms"].as_u64().expect("outage_ms");
-        assert!(
-            lasted >= 250,
-            "{system} was away at least the 300 ms sleep: {lasted}"
-        );
+        // NATS tells of the dropped connection at once, so its outage spans
+        // the server's whole absence. Redis is seen only when an operation
+        // or a pooled connection fails, which may be late in the absence
+        // (services side by side may have nothing to commit then).
+        if system == "NATS" {
+            assert!(
+                lasted >= 250,
+                "{system} was away at least the 300 ms sleep: {lasted}"
+            );
+        }
     }
     for id in ["PERSON", "ATTAINMENT"] {
         env.assert_delivered(id, &[]);
