@@ -672,3 +672,39 @@ async fn each_outage_is_logged_once_when_it_begins_and_once_when_it_ends() {
         env.assert_delivered(id, &[]);
     }
 }
+
+/// NATS_STREAM_REPLICAS asks for more replicas than the existing stream
+/// has: the importer uses the stream as it is and says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_existing_stream_with_fewer_replicas_is_used_with_a_warning() {
+    let env = Env::start(50).await;
+    let first = importer_cmd(&env, &["once", "--service", "PERSON"])
+        .output()
+        .unwrap();
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let store = store(&env).await;
+    store.reset(&service("PERSON")).await.unwrap();
+    let out = importer_cmd(&env, &["once", "--service", "PERSON"])
+        .env("NATS_STREAM_REPLICAS", "3")
+        .output()
+        .unwrap();
+    let logs = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{logs}");
+    let warned: Vec<serde_json::Value> = json_events(&logs)
+        .into_iter()
+        .filter(|v| {
+            v["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("existing stream has fewer replicas"))
+        })
+        .collect();
+    assert_eq!(warned.len(), 1, "{logs}");
+    assert_eq!(warned[0]["level"], "WARN");
+    assert_eq!(warned[0]["replicas"], 1);
+    assert_eq!(warned[0]["asked"], 3);
+    env.assert_delivered("PERSON", &[]);
+}
