@@ -128,18 +128,31 @@ async fn sisu() -> (Config, Vec<Service>, SisuSource) {
     (config, services, SisuSource { client, store })
 }
 
-pub(crate) async fn fetch() -> ExitCode {
-    let (config, services, source) = sisu().await;
-    let (started, cpu) = start_clock();
+/// Reads every page of `services` from the start, handing each batch to
+/// `each`; returns the entities and their bytes.
+async fn read_pages(
+    config: &Config,
+    services: &[Service],
+    source: &SisuSource,
+    mut each: impl FnMut(sis_importer::sources::Batch),
+) -> (u64, u64) {
     let (mut entities, mut bytes) = (0, 0);
-    for service in &services {
+    for service in services {
         let mut pages = source.batches(service, 0, config.fetch_amount);
         while let Some(batch) = pages.next().await {
             let batch = batch.expect("page");
             entities += batch.entities.len() as u64;
             bytes += batch.entities.iter().map(|e| e.len() as u64).sum::<u64>();
+            each(batch);
         }
     }
+    (entities, bytes)
+}
+
+pub(crate) async fn fetch() -> ExitCode {
+    let (config, services, source) = sisu().await;
+    let (started, cpu) = start_clock();
+    let (entities, bytes) = read_pages(&config, &services, &source, |_| {}).await;
     report(started, cpu, entities, bytes);
     ExitCode::SUCCESS
 }
@@ -154,22 +167,17 @@ pub(crate) async fn publish() -> ExitCode {
         ENVELOPE_RESERVE,
     );
     // The same chunks the importer would send, prepared before the clock.
-    let (mut chunks, mut entities, mut bytes) = (Vec::new(), 0, 0);
-    for service in &services {
-        let mut pages = source.batches(service, 0, config.fetch_amount);
-        while let Some(batch) = pages.next().await {
-            let batch = batch.expect("page");
-            entities += batch.entities.len() as u64;
-            bytes += batch.entities.iter().map(|e| e.len() as u64).sum::<u64>();
-            for (i, chunk) in plan(batch.entities, limits).chunks.into_iter().enumerate() {
-                chunks.push(encode_chunk(
-                    "0123456789abcdef0123456789abcdef",
-                    &format!("BENCH-{i}"),
-                    &chunk,
-                ));
-            }
+    let mut chunks = Vec::new();
+    let (entities, bytes) = read_pages(&config, &services, &source, |batch| {
+        for (i, chunk) in plan(batch.entities, limits).chunks.into_iter().enumerate() {
+            chunks.push(encode_chunk(
+                "0123456789abcdef0123456789abcdef",
+                &format!("BENCH-{i}"),
+                &chunk,
+            ));
         }
-    }
+    })
+    .await;
     let js = async_nats::jetstream::new(nats);
     let _ = js.delete_stream("BENCH_PUBLISH").await;
     js.create_stream(async_nats::jetstream::stream::Config {
