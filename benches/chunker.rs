@@ -40,7 +40,7 @@ use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion
 use sis_importer::catalogue::builtin;
 use sis_importer::entity::Entity;
 use sis_importer::pipeline::chunker::{plan, ChunkLimits, Plan};
-use sis_importer::pipeline::core::{Action, AttemptCore, BatchIn, Verdict, Windows};
+use sis_importer::pipeline::core::{Action, AttemptCore, BatchIn, Lineage, Verdict, Windows};
 use sis_importer::sinks::wire::{encode_chunk, ENVELOPE_RESERVE};
 use sis_importer::sinks::{Feedback, FeedbackStatus};
 
@@ -176,7 +176,11 @@ fn core(person: &sis_importer::catalogue::Service) -> AttemptCore {
     };
     AttemptCore::new(
         person,
-        HASH,
+        &Lineage {
+            execution_hash: HASH.to_owned(),
+            epoch: 1,
+            resuming: false,
+        },
         1,
         limits(),
         windows,
@@ -187,6 +191,7 @@ fn core(person: &sis_importer::catalogue::Service) -> AttemptCore {
 
 fn batch(entities: Vec<Entity>) -> BatchIn {
     BatchIn {
+        since: 0,
         greatest_ordinal: 1000,
         entities,
         fetched_in: Duration::ZERO,

@@ -33,6 +33,11 @@ pub fn dead_letter_key(service: &str) -> String {
     format!("{PREFIX}DEAD_LETTERS:{service}")
 }
 
+/// Key of a service's attempt record (crash recovery).
+pub fn attempt_key(service: &str) -> String {
+    format!("{PREFIX}ATTEMPT:{service}")
+}
+
 /// Key of a service's run record.
 pub fn status_key(service: &str) -> String {
     format!("{PREFIX}STATUS:{service}")
@@ -93,6 +98,26 @@ pub struct DeadLetter {
     pub execution_hash: String,
     /// The chunk it was in (poison) or would have been in.
     pub chunk_id: Option<String>,
+}
+
+/// The latest attempt at a service, written before its first publish, so
+/// that the attempt a crash or shutdown interrupts can be resumed under the
+/// same execution hash and epoch (the same chunk ids).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptRecord {
+    /// Goes up by one with every new execution hash of the service.
+    pub epoch: u64,
+    /// The attempt's execution hash.
+    pub execution_hash: String,
+    /// The committed ordinal it started from.
+    pub since: i64,
+    /// Stream sequence of the last feedback message stored when it started
+    /// (its feedback comes after); `None` when the stream does not capture
+    /// feedback (nothing to recover from).
+    pub feedback_after: Option<u64>,
+    /// False once it completed or was abandoned after a panic timeout:
+    /// nothing to resume.
+    pub open: bool,
 }
 
 /// The last run of one service, as `status` shows it.
@@ -236,16 +261,33 @@ impl OrdinalStore {
         Ok(raw.map(|v| v.trim().parse().unwrap_or(0)))
     }
 
-    /// Starts an attempt: the window counters go to 0 and the execution
-    /// hash is stored and published.
-    pub async fn begin_attempt(&self, service: &Service, hash: &str) -> Result<(), StoreError> {
-        let (s, u, h) = (
+    /// Starts an attempt: the window counters go to 0, the execution hash
+    /// is stored and published, and the attempt record written.
+    pub async fn begin_attempt(
+        &self,
+        service: &Service,
+        record: &AttemptRecord,
+    ) -> Result<(), StoreError> {
+        let (s, u, a) = (
             service.scheduled_key(),
             service.updated_key(),
-            hash.to_owned(),
+            attempt_key(&service.id),
         );
+        let h = record.execution_hash.clone();
+        let fields = [
+            ("epoch", record.epoch.to_string()),
+            ("execution_hash", h.clone()),
+            ("since", record.since.to_string()),
+            (
+                "feedback_after",
+                record
+                    .feedback_after
+                    .map_or(String::new(), |n| n.to_string()),
+            ),
+            ("open", u8::from(record.open).to_string()),
+        ];
         self.run("begin attempt", |c| {
-            let (s, u, h) = (s.clone(), u.clone(), h.clone());
+            let (s, u, a, h, fields) = (s.clone(), u.clone(), a.clone(), h.clone(), fields.clone());
             Box::pin(async move {
                 redis::pipe()
                     .atomic()
@@ -257,9 +299,46 @@ impl OrdinalStore {
                     .ignore()
                     .publish(EXECUTION_HASH_KEY, &h)
                     .ignore()
+                    .hset_multiple(&a, &fields)
+                    .ignore()
                     .query_async::<()>(&mut **c)
                     .await
             })
+        })
+        .await
+    }
+
+    /// The service's latest attempt record, if any (one that cannot be
+    /// read counts as none: the next attempt then starts afresh).
+    pub async fn attempt_record(
+        &self,
+        service: &Service,
+    ) -> Result<Option<AttemptRecord>, StoreError> {
+        let key = attempt_key(&service.id);
+        let fields: BTreeMap<String, String> = self
+            .run("read attempt record", |c| {
+                let key = key.clone();
+                Box::pin(async move { c.hgetall(key).await })
+            })
+            .await?;
+        let get = |name: &str| fields.get(name).map(String::as_str);
+        Ok((|| {
+            Some(AttemptRecord {
+                epoch: get("epoch")?.parse().ok()?,
+                execution_hash: get("execution_hash")?.to_owned(),
+                since: get("since")?.parse().ok()?,
+                feedback_after: get("feedback_after")?.parse().ok(),
+                open: get("open")? == "1",
+            })
+        })())
+    }
+
+    /// Marks the service's attempt record as nothing to resume.
+    pub async fn close_attempt(&self, service: &Service) -> Result<(), StoreError> {
+        let key = attempt_key(&service.id);
+        self.run("close attempt record", |c| {
+            let key = key.clone();
+            Box::pin(async move { c.hset(key, "open", "0").await })
         })
         .await
     }
@@ -336,13 +415,16 @@ impl OrdinalStore {
     }
 
     /// The keys `reset` deletes. The dead letters' "seen" set goes too, so
-    /// a re-import records a still-poisonous entity again.
-    fn reset_keys(service: &Service) -> [String; 4] {
+    /// a re-import records a still-poisonous entity again; so does the
+    /// attempt record, so the re-import is never a resumption (its
+    /// execution hash is new, and with it every `Nats-Msg-Id`).
+    fn reset_keys(service: &Service) -> [String; 5] {
         [
             service.ordinal_key.clone(),
             service.scheduled_key(),
             service.updated_key(),
             format!("{}:SEEN", dead_letter_key(&service.id)),
+            attempt_key(&service.id),
         ]
     }
 

@@ -16,9 +16,14 @@
 //!   earlier batch, and after its dead letters are recorded (actions come
 //!   out in order and the store performs them in order);
 //! - no feedback progress for `panic_timeout` while chunks are unfinished
-//!   ends the attempt.
+//!   ends the attempt;
+//! - resuming an interrupted attempt (same execution hash and epoch, so the
+//!   same chunk ids), feedback for chunks not sent again yet is remembered
+//!   ([`Recovered`]): such a chunk is finished when its turn comes instead
+//!   of being sent, and a chunk the interrupted attempt split is made as
+//!   its halves.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,10 +48,12 @@ struct OpenBatch {
 
 struct Chunk {
     id: String,
+    key: ChunkKey,
     batch_no: u64,
     entities: Arc<[Entity]>,
     keys: Vec<Option<IdentityKey>>,
     distinct: Vec<IdentityKey>,
+    /// A half of a failed chunk: its entities are counted in `_SCHEDULED`.
     half: bool,
     published: bool,
 }
@@ -56,6 +63,11 @@ pub struct AttemptCore {
     service_id: String,
     subject: String,
     execution_hash: Arc<str>,
+    epoch: u64,
+    /// Resuming: what the interrupted attempt's feedback said, by chunk.
+    recovered: Option<BTreeMap<ChunkKey, Recovered>>,
+    /// Chunks finished from recovered feedback, without being sent.
+    recovered_chunks: u64,
     identity: IdentityKind,
     limits: ChunkLimits,
     windows: Windows,
@@ -81,7 +93,7 @@ impl AttemptCore {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         service: &crate::catalogue::Service,
-        execution_hash: &str,
+        lineage: &Lineage,
         first_batch_no: u64,
         limits: ChunkLimits,
         windows: Windows,
@@ -91,7 +103,10 @@ impl AttemptCore {
         AttemptCore {
             service_id: service.id.clone(),
             subject: service.subject.clone(),
-            execution_hash: execution_hash.into(),
+            execution_hash: lineage.execution_hash.as_str().into(),
+            epoch: lineage.epoch,
+            recovered: lineage.resuming.then(BTreeMap::new),
+            recovered_chunks: 0,
             identity: service.identity,
             limits,
             windows,
@@ -146,18 +161,23 @@ impl AttemptCore {
             fetched_in: batch.fetched_in,
             opened: now,
         });
-        let chunks = plan.chunks.len();
+        let made = self.chunks.len();
+        let mut start = 0;
         for entities in plan.chunks {
+            let key = ChunkKey {
+                since: batch.since,
+                greatest: batch.greatest_ordinal,
+                start,
+                len: entities.len() as u32,
+            };
+            start += key.len;
             let keys = entities
                 .iter()
                 .map(|e| identity_key(self.identity, e.as_bytes()))
                 .collect();
-            let seq = self.make_chunk(no, entities.into(), keys, false);
-            let distinct = self.chunks[&seq].distinct.clone();
-            if self.barrier.admit(seq, &distinct) {
-                self.ready.insert((no, seq));
-            }
+            self.admit(no, key, entities.into(), keys);
         }
+        let chunks = self.chunks.len() - made;
         self.commit_ready();
         Opened {
             batch_no: no,
@@ -166,8 +186,64 @@ impl AttemptCore {
         }
     }
 
+    /// Makes a new chunk and admits it to the order barrier; as its halves
+    /// when the interrupted attempt being resumed split it.
+    fn admit(
+        &mut self,
+        batch_no: u64,
+        key: ChunkKey,
+        entities: Arc<[Entity]>,
+        keys: Vec<Option<IdentityKey>>,
+    ) {
+        if key.len > 1 && self.made_as_halves(&key) {
+            let mid = key.len as usize / 2;
+            let [a, b] = key.halves();
+            self.admit(batch_no, a, entities[..mid].into(), keys[..mid].to_vec());
+            self.admit(batch_no, b, entities[mid..].into(), keys[mid..].to_vec());
+            return;
+        }
+        let seq = self.make_chunk(batch_no, key, entities, keys, false);
+        let distinct = self.chunks[&seq].distinct.clone();
+        if self.barrier.admit(seq, &distinct) {
+            self.ready.insert((batch_no, seq));
+        }
+    }
+
+    /// Whether the interrupted attempt split the chunk at `key`: it said
+    /// FAIL for it, or something about a part of it.
+    fn made_as_halves(&self, key: &ChunkKey) -> bool {
+        let Some(recovered) = &self.recovered else {
+            return false;
+        };
+        match recovered.get(key) {
+            Some(Recovered::Split) => true,
+            Some(_) => false,
+            None => {
+                let at = |start| ChunkKey {
+                    start,
+                    len: 0,
+                    ..*key
+                };
+                let end = key.start + key.len;
+                recovered
+                    .range(at(key.start)..at(end))
+                    .any(|(k, _)| k.start + k.len <= end)
+            }
+        }
+    }
+
     /// The next chunk to publish, if one is free and the windows have room.
+    /// Chunks the interrupted attempt finished are finished on the way,
+    /// in their turn, without being sent.
     pub fn poll_publish(&mut self) -> Option<ChunkOut> {
+        loop {
+            let &(_, seq) = self.ready.first()?;
+            let Some(status) = self.recovered_status(seq) else {
+                break;
+            };
+            self.ready.pop_first();
+            self.finish_recovered(seq, status);
+        }
         if self.awaiting_feedback >= self.windows.max_chunks_in_flight
             || self.awaiting_publish_ack >= self.windows.max_publishes_in_flight
         {
@@ -195,7 +271,8 @@ impl AttemptCore {
     }
 
     /// Applies one feedback message. Duplicates and strangers are ignored,
-    /// so nothing ever counts twice.
+    /// so nothing ever counts twice. Resuming, feedback for a chunk not
+    /// sent (again) yet is remembered.
     pub fn on_feedback(&mut self, fb: &Feedback, now: Instant) -> Verdict {
         if fb.channel != self.subject {
             return Verdict::Ignored(IgnoreReason::OtherChannel);
@@ -203,12 +280,10 @@ impl AttemptCore {
         if *fb.execution_hash != *self.execution_hash {
             return Verdict::Ignored(IgnoreReason::OldExecution);
         }
-        let Some(&seq) = self.by_id.get(&fb.chunk_id) else {
-            return Verdict::Ignored(IgnoreReason::UnknownOrDone);
+        let sent = self.by_id.get(&fb.chunk_id).copied();
+        let Some(seq) = sent.filter(|seq| self.chunks[seq].published) else {
+            return self.remember(fb);
         };
-        if !self.chunks[&seq].published {
-            return Verdict::Ignored(IgnoreReason::UnknownOrDone);
-        }
         self.last_progress = now;
         self.awaiting_feedback -= 1;
         let chunk = self.remove_chunk(seq);
@@ -234,6 +309,64 @@ impl AttemptCore {
         };
         self.commit_ready();
         verdict
+    }
+
+    /// Resuming: keeps the first word of the interrupted attempt's
+    /// feedback about a chunk of this epoch.
+    fn remember(&mut self, fb: &Feedback) -> Verdict {
+        let ignored = Verdict::Ignored(IgnoreReason::UnknownOrDone);
+        let Some(recovered) = self.recovered.as_mut() else {
+            return ignored;
+        };
+        let Some(key) = ChunkKey::parse(&fb.chunk_id, &self.service_id, self.epoch) else {
+            return ignored;
+        };
+        let status = match fb.status {
+            FeedbackStatus::Ok => Recovered::Ok,
+            FeedbackStatus::Fail if key.len <= 1 => Recovered::Poison(fb.stack_text()),
+            FeedbackStatus::Fail => Recovered::Split,
+        };
+        match recovered.entry(key) {
+            std::collections::btree_map::Entry::Vacant(v) => {
+                v.insert(status);
+                Verdict::Remembered
+            }
+            std::collections::btree_map::Entry::Occupied(_) => ignored,
+        }
+    }
+
+    /// What the interrupted attempt's feedback finished a chunk with.
+    fn recovered_status(&self, seq: ChunkSeq) -> Option<Recovered> {
+        let key = self.chunks[&seq].key;
+        match self.recovered.as_ref()?.get(&key)? {
+            Recovered::Split => None,
+            done => Some(done.clone()),
+        }
+    }
+
+    /// Finishes a chunk from recovered feedback, as its feedback would
+    /// have live.
+    fn finish_recovered(&mut self, seq: ChunkSeq, status: Recovered) {
+        let chunk = self.remove_chunk(seq);
+        if !chunk.half {
+            self.window.scheduled += chunk.entities.len() as u64;
+        }
+        match status {
+            Recovered::Poison(stack) => {
+                let entity = chunk.entities[0].clone();
+                self.dead_letter(entity, "poison", stack, Some(chunk.id.clone()));
+            }
+            _ => self.window.updated += chunk.entities.len() as u64,
+        }
+        self.recovered_chunks += 1;
+        self.finish(seq, &chunk);
+        self.commit_ready();
+    }
+
+    /// Chunks finished from the feedback of the interrupted attempt being
+    /// resumed, without being sent again.
+    pub fn recovered_chunks(&self) -> u64 {
+        self.recovered_chunks
     }
 
     /// The panic deadline, while chunks are unfinished.
@@ -299,6 +432,7 @@ impl AttemptCore {
     fn make_chunk(
         &mut self,
         batch_no: u64,
+        key: ChunkKey,
         entities: Arc<[Entity]>,
         keys: Vec<Option<IdentityKey>>,
         half: bool,
@@ -310,15 +444,17 @@ impl AttemptCore {
             .expect("a chunk's batch is open");
         batch.chunks_made += 1;
         batch.unfinished += 1;
-        let id = format!("{}-{}-{:04}", self.service_id, batch_no, batch.chunks_made);
+        let id = key.id(&self.service_id, self.epoch);
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.by_id.insert(id.clone(), seq);
+        let earlier = self.by_id.insert(id.clone(), seq);
+        debug_assert!(earlier.is_none(), "chunk id {id} made twice");
         let distinct = distinct_keys(keys.iter().copied());
         self.chunks.insert(
             seq,
             Chunk {
                 id,
+                key,
                 batch_no,
                 entities,
                 keys,
@@ -346,12 +482,19 @@ impl AttemptCore {
     }
 
     fn split(&mut self, seq: ChunkSeq, chunk: Chunk) -> Verdict {
-        let mid = chunk.entities.len() / 2;
+        let mid = chunk.key.halves()[0].len as usize;
         let (first, second) = chunk.entities.split_at(mid);
         let (first_keys, second_keys) = chunk.keys.split_at(mid);
         self.batch_mut(chunk.batch_no).unfinished -= 1;
-        let a = self.make_chunk(chunk.batch_no, first.into(), first_keys.to_vec(), true);
-        let b = self.make_chunk(chunk.batch_no, second.into(), second_keys.to_vec(), true);
+        let [ka, kb] = chunk.key.halves();
+        let a = self.make_chunk(chunk.batch_no, ka, first.into(), first_keys.to_vec(), true);
+        let b = self.make_chunk(
+            chunk.batch_no,
+            kb,
+            second.into(),
+            second_keys.to_vec(),
+            true,
+        );
         let (a_keys, b_keys) = (
             self.chunks[&a].distinct.clone(),
             self.chunks[&b].distinct.clone(),

@@ -16,6 +16,7 @@ fn entity(id: u32, ordinal: i64) -> Entity {
 
 fn batch(greatest: i64, entities: Vec<Entity>) -> BatchIn {
     BatchIn {
+        since: 0,
         greatest_ordinal: greatest,
         entities,
         fetched_in: Duration::ZERO,
@@ -35,7 +36,29 @@ fn core_with(max_entities: usize, w: Windows, t0: Instant) -> AttemptCore {
         max_entities,
         max_entity_bytes: 1 << 20,
     };
-    AttemptCore::new(&builtin()[0], "hash1", 1, limits, w, 15 * SECOND, t0)
+    AttemptCore::new(
+        &builtin()[0],
+        &lineage(false),
+        1,
+        limits,
+        w,
+        15 * SECOND,
+        t0,
+    )
+}
+
+fn lineage(resuming: bool) -> Lineage {
+    Lineage {
+        execution_hash: "hash1".into(),
+        epoch: 1,
+        resuming,
+    }
+}
+
+/// The id of the chunk of `len` entities from `start` in the batch up to
+/// `greatest` (fetched after 0, epoch 1).
+fn id(greatest: i64, start: u32, len: u32) -> String {
+    format!("PERSON-1-0-{greatest}-{start}+{len}")
 }
 
 fn core(max_entities: usize) -> AttemptCore {
@@ -70,8 +93,8 @@ fn commits(core: &mut AttemptCore) -> Vec<i64> {
         .collect()
 }
 
-fn ids(chunks: &[ChunkOut]) -> Vec<&str> {
-    chunks.iter().map(|c| c.chunk_id.as_str()).collect()
+fn ids(chunks: &[ChunkOut]) -> Vec<String> {
+    chunks.iter().map(|c| c.chunk_id.clone()).collect()
 }
 
 #[test]
@@ -84,19 +107,16 @@ fn commits_in_batch_order_whatever_order_the_acks_come_in() {
     );
     c.on_batch(batch(20, vec![entity(3, 11)]), now);
     let out = publish_all(&mut c);
-    assert_eq!(
-        ids(&out),
-        ["PERSON-1-0001", "PERSON-1-0002", "PERSON-2-0001"]
-    );
+    assert_eq!(ids(&out), [id(10, 0, 2), id(10, 2, 1), id(20, 0, 1)]);
     // The second batch is done first: nothing may be committed yet.
     assert_eq!(
-        c.on_feedback(&fb(&c, "PERSON-2-0001", FeedbackStatus::Ok), now),
+        c.on_feedback(&fb(&c, &id(20, 0, 1), FeedbackStatus::Ok), now),
         Verdict::Done { entities: 1 }
     );
     assert!(commits(&mut c).is_empty());
-    c.on_feedback(&fb(&c, "PERSON-1-0002", FeedbackStatus::Ok), now);
+    c.on_feedback(&fb(&c, &id(10, 2, 1), FeedbackStatus::Ok), now);
     assert!(commits(&mut c).is_empty());
-    c.on_feedback(&fb(&c, "PERSON-1-0001", FeedbackStatus::Ok), now);
+    c.on_feedback(&fb(&c, &id(10, 0, 2), FeedbackStatus::Ok), now);
     assert_eq!(commits(&mut c), [10, 20]);
     assert_eq!(c.unfinished_chunks(), 0);
 }
@@ -107,27 +127,27 @@ fn duplicates_strangers_and_unpublished_chunks_never_count() {
     let now = Instant::now();
     c.on_batch(batch(10, vec![entity(0, 1), entity(1, 2)]), now);
     let out = publish_all(&mut c);
-    assert_eq!(ids(&out), ["PERSON-1-0001"], "window of one chunk");
+    assert_eq!(ids(&out), [id(10, 0, 1)], "window of one chunk");
     // Feedback for a chunk not yet published (forged) is ignored.
     assert_eq!(
-        c.on_feedback(&fb(&c, "PERSON-1-0002", FeedbackStatus::Ok), now),
+        c.on_feedback(&fb(&c, &id(10, 1, 1), FeedbackStatus::Ok), now),
         Verdict::Ignored(IgnoreReason::UnknownOrDone)
     );
-    let mut other = fb(&c, "PERSON-1-0001", FeedbackStatus::Ok);
+    let mut other = fb(&c, &id(10, 0, 1), FeedbackStatus::Ok);
     other.execution_hash = "old".into();
     assert_eq!(
         c.on_feedback(&other, now),
         Verdict::Ignored(IgnoreReason::OldExecution)
     );
-    other = fb(&c, "PERSON-1-0001", FeedbackStatus::Ok);
+    other = fb(&c, &id(10, 0, 1), FeedbackStatus::Ok);
     other.channel = "KORI_MODULE_CHANNEL".into();
     assert_eq!(
         c.on_feedback(&other, now),
         Verdict::Ignored(IgnoreReason::OtherChannel)
     );
-    c.on_feedback(&fb(&c, "PERSON-1-0001", FeedbackStatus::Ok), now);
+    c.on_feedback(&fb(&c, &id(10, 0, 1), FeedbackStatus::Ok), now);
     assert_eq!(
-        c.on_feedback(&fb(&c, "PERSON-1-0001", FeedbackStatus::Ok), now),
+        c.on_feedback(&fb(&c, &id(10, 0, 1), FeedbackStatus::Ok), now),
         Verdict::Ignored(IgnoreReason::UnknownOrDone)
     );
     assert!(commits(&mut c).is_empty(), "chunk 2 is still unfinished");
@@ -154,7 +174,7 @@ fn failures_halve_until_the_poison_entity_is_dead_lettered_before_the_commit() {
         match c.on_feedback(&fb(&c, &chunk.chunk_id, status), now) {
             Verdict::Done { entities } => done += entities,
             Verdict::Split { .. } | Verdict::Poison { .. } => {}
-            Verdict::Ignored(r) => panic!("ignored {r:?}"),
+            v @ (Verdict::Ignored(_) | Verdict::Remembered) => panic!("{v:?}"),
         }
         queue.extend(publish_all(&mut c));
     }
@@ -197,10 +217,10 @@ fn the_same_identity_twice_in_one_batch_goes_out_one_after_the_other() {
         now,
     );
     let out = publish_all(&mut c);
-    assert_eq!(ids(&out), ["PERSON-1-0001"]);
+    assert_eq!(ids(&out), [id(10, 0, 2)]);
     assert_eq!(c.waiting_for_order(), 1);
-    c.on_feedback(&fb(&c, "PERSON-1-0001", FeedbackStatus::Ok), now);
-    assert_eq!(ids(&publish_all(&mut c)), ["PERSON-1-0002"]);
+    c.on_feedback(&fb(&c, &id(10, 0, 2), FeedbackStatus::Ok), now);
+    assert_eq!(ids(&publish_all(&mut c)), [id(10, 2, 2)]);
 }
 
 #[test]
@@ -212,27 +232,21 @@ fn a_newer_version_waits_behind_a_failing_chunks_halves_and_its_dead_letter() {
         now,
     );
     c.on_batch(batch(20, vec![entity(3, 13), entity(9, 14)]), now);
-    assert_eq!(ids(&publish_all(&mut c)), ["PERSON-1-0001"]);
+    assert_eq!(ids(&publish_all(&mut c)), [id(10, 0, 4)]);
     // The first chunk fails: halves e0,e1 and e2,e3. e3's newer version waits.
-    c.on_feedback(&fb(&c, "PERSON-1-0001", FeedbackStatus::Fail), now);
-    assert_eq!(
-        ids(&publish_all(&mut c)),
-        ["PERSON-1-0002", "PERSON-1-0003"]
-    );
-    c.on_feedback(&fb(&c, "PERSON-1-0002", FeedbackStatus::Ok), now);
-    c.on_feedback(&fb(&c, "PERSON-1-0003", FeedbackStatus::Fail), now);
-    assert_eq!(
-        ids(&publish_all(&mut c)),
-        ["PERSON-1-0004", "PERSON-1-0005"]
-    );
-    c.on_feedback(&fb(&c, "PERSON-1-0004", FeedbackStatus::Ok), now);
+    c.on_feedback(&fb(&c, &id(10, 0, 4), FeedbackStatus::Fail), now);
+    assert_eq!(ids(&publish_all(&mut c)), [id(10, 0, 2), id(10, 2, 2)]);
+    c.on_feedback(&fb(&c, &id(10, 0, 2), FeedbackStatus::Ok), now);
+    c.on_feedback(&fb(&c, &id(10, 2, 2), FeedbackStatus::Fail), now);
+    assert_eq!(ids(&publish_all(&mut c)), [id(10, 2, 1), id(10, 3, 1)]);
+    c.on_feedback(&fb(&c, &id(10, 2, 1), FeedbackStatus::Ok), now);
     assert!(publish_all(&mut c).is_empty(), "e3 (old) is still out");
     // e3 alone fails: dead-lettered, and only then its newer version goes.
     assert!(matches!(
-        c.on_feedback(&fb(&c, "PERSON-1-0005", FeedbackStatus::Fail), now),
+        c.on_feedback(&fb(&c, &id(10, 3, 1), FeedbackStatus::Fail), now),
         Verdict::Poison { .. }
     ));
-    assert_eq!(ids(&publish_all(&mut c)), ["PERSON-2-0001"]);
+    assert_eq!(ids(&publish_all(&mut c)), [id(20, 0, 2)]);
     assert_eq!(commits(&mut c), [10]);
 }
 
@@ -281,7 +295,15 @@ fn too_large_entities_are_dead_lettered_and_the_batch_still_commits() {
         max_entity_bytes: 60,
     };
     let now = Instant::now();
-    let mut c = AttemptCore::new(&builtin()[0], "h", 1, limits, windows(2, 8, 8), SECOND, now);
+    let mut c = AttemptCore::new(
+        &builtin()[0],
+        &lineage(false),
+        1,
+        limits,
+        windows(2, 8, 8),
+        SECOND,
+        now,
+    );
     let big = Entity::from_json(format!(r#"{{"id":"big","pad":"{}"}}"#, "x".repeat(80)));
     c.on_batch(batch(10, vec![big]), now);
     let acts = actions(&mut c);
@@ -407,4 +429,232 @@ fn random_schedules_keep_order_windows_and_commit_order() {
         );
         simulate(seed, w);
     }
+}
+
+#[test]
+fn chunk_ids_name_service_epoch_batch_and_entity_range_and_parse_back() {
+    let key = ChunkKey {
+        since: 1700,
+        greatest: 2700,
+        start: 250,
+        len: 250,
+    };
+    let id = key.id("PERSON", 3);
+    assert_eq!(id, "PERSON-3-1700-2700-250+250");
+    assert_eq!(ChunkKey::parse(&id, "PERSON", 3), Some(key));
+    for other in [
+        ChunkKey::parse(&id, "PERSON", 4),
+        ChunkKey::parse(&id, "ATTAINMENT", 3),
+        ChunkKey::parse("PERSON-3-1700-2700-250+0", "PERSON", 3),
+        ChunkKey::parse("PERSON-3-1700-2700-0250+250", "PERSON", 3),
+        ChunkKey::parse("PERSON-3-1700-2700-250", "PERSON", 3),
+        ChunkKey::parse("PERSON-1-0001", "PERSON", 1),
+    ] {
+        assert_eq!(other, None);
+    }
+    let [a, b] = ChunkKey { len: 5, ..key }.halves();
+    assert_eq!((a.start, a.len, b.start, b.len), (250, 2, 252, 3));
+}
+
+#[test]
+fn resuming_sends_only_what_the_interrupted_attempt_did_not_finish() {
+    let now = Instant::now();
+    let limits = ChunkLimits {
+        max_entities: 4,
+        max_entity_bytes: 1 << 20,
+    };
+    let resumed = |w| AttemptCore::new(&builtin()[0], &lineage(true), 1, limits, w, SECOND, now);
+    let mut c = resumed(windows(4, 64, 64));
+    // What the interrupted attempt heard: 0+4 OK; 4+4 FAIL, its half 4+2
+    // OK, then (a contradiction, ignored) FAIL for 0+4; 8+1 FAIL alone.
+    for (chunk, status) in [
+        (id(20, 0, 4), FeedbackStatus::Ok),
+        (id(20, 4, 4), FeedbackStatus::Fail),
+        (id(20, 4, 2), FeedbackStatus::Ok),
+        (id(20, 0, 4), FeedbackStatus::Fail),
+        (id(20, 8, 1), FeedbackStatus::Fail),
+    ] {
+        c.on_feedback(&fb(&c, &chunk, status), now);
+    }
+    let entities = (0..9).map(|i| entity(i, i as i64 + 1)).collect();
+    c.on_batch(batch(20, entities), now);
+    // Only the unfinished half goes out, under the id it had.
+    assert_eq!(ids(&publish_all(&mut c)), [id(20, 6, 2)]);
+    assert_eq!(c.recovered_chunks(), 3);
+    let acts = actions(&mut c);
+    assert!(
+        matches!(&acts[..], [Action::DeadLetter(d)] if d.reason == "poison" && d.entity.get().contains(r#""e8""#)),
+        "the lone failure is dead-lettered again: {acts:?}"
+    );
+    // Feedback arriving live for the half (its message was still in the
+    // stream) finishes the batch; the window counts every entity once.
+    assert_eq!(
+        c.on_feedback(&fb(&c, &id(20, 6, 2), FeedbackStatus::Ok), now),
+        Verdict::Done { entities: 2 }
+    );
+    match &actions(&mut c)[..] {
+        [Action::Commit(commit)] => assert_eq!(
+            commit.window,
+            WindowDelta {
+                scheduled: 9,
+                updated: 9
+            }
+        ),
+        other => panic!("{other:?}"),
+    }
+    // A core that is not resuming remembers nothing.
+    let mut fresh = core(4);
+    assert_eq!(
+        fresh.on_feedback(&fb(&fresh, &id(20, 0, 4), FeedbackStatus::Ok), now),
+        Verdict::Ignored(IgnoreReason::UnknownOrDone)
+    );
+    fresh.on_batch(
+        batch(20, (0..4).map(|i| entity(i, i as i64 + 1)).collect()),
+        now,
+    );
+    assert_eq!(ids(&publish_all(&mut fresh)), [id(20, 0, 4)]);
+}
+
+/// A whole import with the importer killed at random points and resumed
+/// each time, over a model of JetStream (messages stay stored until a
+/// consumer takes them; a repeated id is dropped, as in the duplicate
+/// window) and of a consumer that stores versions and answers at once.
+/// Checks: every batch committed once and in order, no version stored out
+/// of order, and no version stored twice: nothing is re-sent that a
+/// consumer acknowledged.
+fn simulate_crashes(seed: u64) -> u32 {
+    let mut rng = seed ^ 0x9e37_79b9;
+    let mut next = move |n: u64| {
+        rng = rng
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (rng >> 33) % n.max(1)
+    };
+    let now = Instant::now();
+    let limits = ChunkLimits {
+        max_entities: 1 + next(5) as usize,
+        max_entity_bytes: 1 << 20,
+    };
+    let w = windows(1 + next(4) as usize, 1 + next(7) as usize, 64);
+    let new_core =
+        |resuming| AttemptCore::new(&builtin()[0], &lineage(resuming), 1, limits, w, SECOND, now);
+    let mut ordinal = 0i64;
+    let all: Vec<(i64, i64, Vec<Entity>)> = (0..12)
+        .map(|_| {
+            let since = ordinal;
+            let entities = (0..8)
+                .map(|_| {
+                    ordinal += 1;
+                    entity(next(20) as u32, ordinal)
+                })
+                .collect();
+            (since, ordinal, entities)
+        })
+        .collect();
+    let poison = r#""modificationOrdinal":37}"#;
+    let id_of = |e: &Entity| {
+        let v: serde_json::Value = serde_json::from_str(e.get()).unwrap();
+        (
+            v["id"].as_str().unwrap().to_owned(),
+            v["metadata"]["modificationOrdinal"].as_i64().unwrap(),
+        )
+    };
+    let mut core = new_core(false);
+    let (mut fed, mut committed_to, mut committed) = (0, 0i64, Vec::new());
+    let mut stored_messages: Vec<ChunkOut> = Vec::new();
+    let mut msg_ids: HashSet<String> = HashSet::new();
+    let mut feedback_log: Vec<Feedback> = Vec::new();
+    let mut failed_once: HashSet<String> = HashSet::new();
+    let mut latest: HashMap<String, i64> = HashMap::new();
+    let mut stored_versions: HashSet<(String, i64)> = HashSet::new();
+    let mut crashes = 0;
+    for step in 0.. {
+        assert!(step < 100_000, "seed {seed}: no progress");
+        if fed < all.len() && core.wants_batch() && next(3) == 0 {
+            let (since, greatest, entities) = all[fed].clone();
+            core.on_batch(
+                BatchIn {
+                    since,
+                    greatest_ordinal: greatest,
+                    entities,
+                    fetched_in: Duration::ZERO,
+                },
+                now,
+            );
+            fed += 1;
+        }
+        while let Some(chunk) = core.poll_publish() {
+            if msg_ids.insert(chunk.chunk_id.clone()) {
+                stored_messages.push(chunk);
+            }
+            core.on_published();
+        }
+        for a in actions(&mut core) {
+            if let Action::Commit(commit) = a {
+                committed.push(commit.greatest_ordinal);
+                committed_to = commit.greatest_ordinal;
+            }
+        }
+        if crashes < 4 && next(12) == 0 {
+            // SIGKILL: the next process resumes from the committed ordinal
+            // and reads the feedback stored so far.
+            crashes += 1;
+            core = new_core(true);
+            for f in &feedback_log {
+                core.on_feedback(f, now);
+            }
+            fed = all
+                .iter()
+                .position(|b| b.0 == committed_to)
+                .unwrap_or(all.len());
+            continue;
+        }
+        if stored_messages.is_empty() {
+            if fed == all.len() && core.open_batches() == 0 {
+                break;
+            }
+            continue;
+        }
+        let chunk = stored_messages.swap_remove(next(stored_messages.len() as u64) as usize);
+        let has_poison = chunk.entities.iter().any(|e| e.get().contains(poison));
+        let flaky =
+            chunk.entities.len() > 1 && next(6) == 0 && failed_once.insert(chunk.chunk_id.clone());
+        let status = if has_poison || flaky {
+            FeedbackStatus::Fail
+        } else {
+            for e in chunk.entities.iter() {
+                let (id, ord) = id_of(e);
+                let old = latest.insert(id.clone(), ord);
+                assert!(
+                    old.is_none_or(|o| o < ord),
+                    "seed {seed}: {id} stored out of order"
+                );
+                assert!(
+                    stored_versions.insert((id.clone(), ord)),
+                    "seed {seed}: {id}@{ord} stored twice (sent again after its OK)"
+                );
+            }
+            FeedbackStatus::Ok
+        };
+        let f = fb(&core, &chunk.chunk_id, status);
+        feedback_log.push(f.clone());
+        core.on_feedback(&f, now);
+    }
+    let expected: Vec<i64> = (1..=12).map(|b| b * 8).collect();
+    assert_eq!(
+        committed, expected,
+        "seed {seed}: every batch once, in order"
+    );
+    assert_eq!(
+        stored_versions.len(),
+        95,
+        "seed {seed}: all but the poison entity"
+    );
+    crashes
+}
+
+#[test]
+fn random_crashes_and_resumptions_lose_nothing_and_send_nothing_acknowledged_again() {
+    let crashes: u32 = (0..300).map(simulate_crashes).sum();
+    assert!(crashes > 600, "the schedules crash often ({crashes})");
 }

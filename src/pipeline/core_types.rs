@@ -20,10 +20,103 @@ pub struct Windows {
     pub max_publishes_in_flight: usize,
 }
 
+/// Which attempt a core runs, and whether it continues one that a crash
+/// or shutdown interrupted (crash recovery: see [`Recovered`]).
+#[derive(Debug, Clone)]
+pub struct Lineage {
+    /// The execution hash (the interrupted attempt's when resuming).
+    pub execution_hash: String,
+    /// Part of every chunk id; changes with every new execution hash of a
+    /// service (kept in Redis), so ids repeat only for the attempt they
+    /// were made in.
+    pub epoch: u64,
+    /// Whether feedback for chunks not yet made is remembered (resuming).
+    pub resuming: bool,
+}
+
+/// Where a chunk lies: its batch's range and its entity range in the
+/// batch. With the service and the epoch this is its id,
+/// `<service>-<epoch>-<since>-<greatest>-<start>+<len>`, the same for the
+/// same Sisu page chunked with the same limits, so an attempt resumed
+/// after a crash remakes the ids the crashed one published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ChunkKey {
+    /// The batch's `since`.
+    pub since: i64,
+    /// The batch's `greatestOrdinal`.
+    pub greatest: i64,
+    /// Index of the chunk's first entity among the batch's chunked entities.
+    pub start: u32,
+    /// Entities in the chunk.
+    pub len: u32,
+}
+
+impl ChunkKey {
+    /// The chunk id.
+    pub fn id(&self, service: &str, epoch: u64) -> String {
+        let ChunkKey {
+            since,
+            greatest,
+            start,
+            len,
+        } = self;
+        format!("{service}-{epoch}-{since}-{greatest}-{start}+{len}")
+    }
+
+    /// The key in a chunk id made by [`ChunkKey::id`] for `service` and
+    /// `epoch`; `None` for any other id.
+    pub fn parse(id: &str, service: &str, epoch: u64) -> Option<ChunkKey> {
+        let rest = id.strip_prefix(service)?.strip_prefix('-')?;
+        let (e, rest) = rest.split_once('-')?;
+        if e.parse::<u64>().ok()? != epoch {
+            return None;
+        }
+        let mut parts = rest.splitn(3, '-');
+        let since = parts.next()?.parse().ok()?;
+        let greatest = parts.next()?.parse().ok()?;
+        let (start, len) = parts.next()?.split_once('+')?;
+        let key = ChunkKey {
+            since,
+            greatest,
+            start: start.parse().ok()?,
+            len: len.parse().ok()?,
+        };
+        (key.len > 0 && key.id(service, epoch) == id).then_some(key)
+    }
+
+    /// The two halves a failed chunk is split into.
+    pub fn halves(&self) -> [ChunkKey; 2] {
+        let mid = self.len / 2;
+        [
+            ChunkKey { len: mid, ..*self },
+            ChunkKey {
+                start: self.start + mid,
+                len: self.len - mid,
+                ..*self
+            },
+        ]
+    }
+}
+
+/// What the feedback of an interrupted attempt said about its chunks,
+/// first word per chunk (a later contradiction, such as FAIL after OK, is
+/// ignored as it would have been live).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recovered {
+    /// Acknowledged: not sent again.
+    Ok,
+    /// A lone entity failed (with this stack): dead-lettered again (the
+    /// dead-letter list keeps one entry per entity version), not sent again.
+    Poison(String),
+    /// Failed with several entities: made as its two halves, as the
+    /// interrupted attempt did.
+    Split,
+}
+
 /// A chunk to publish: what the sink needs to build the envelope.
 #[derive(Debug, Clone)]
 pub struct ChunkOut {
-    /// `chunkId`, unique within the run.
+    /// `chunkId`: see [`ChunkKey`].
     pub chunk_id: String,
     /// The attempt's execution hash.
     pub execution_hash: Arc<str>,
@@ -129,6 +222,9 @@ pub enum Verdict {
         /// The failed chunk.
         chunk_id: String,
     },
+    /// Resuming: feedback of the interrupted attempt for a chunk not (yet)
+    /// sent again, kept to finish that chunk without sending it.
+    Remembered,
 }
 
 /// What opening a batch did, for telemetry.
@@ -145,6 +241,8 @@ pub struct Opened {
 /// The batch data the core needs.
 #[derive(Debug)]
 pub struct BatchIn {
+    /// The ordinal the batch was fetched after.
+    pub since: i64,
     /// The ordinal to commit when the batch is done.
     pub greatest_ordinal: i64,
     /// The entities, raw, in Sisu's order.

@@ -19,14 +19,16 @@ use futures::future::BoxFuture;
 use futures::StreamExt;
 use tokio::time::{sleep_until, Instant};
 
-use super::core::{Action, AttemptCore, BatchIn, Commit, Windows};
-use super::ports::{BatchSource, ChunkSink, CursorStore, FeedbackError, FeedbackSource};
+use super::core::{Action, AttemptCore, BatchIn, Commit, Lineage, Verdict, Windows};
+use super::ports::{
+    BatchSource, ChunkSink, CursorStore, FeedbackError, FeedbackSource, FeedbackStream,
+};
 use super::telemetry::AttemptObserver;
 use super::{ImportError, Importer};
 use crate::catalogue::Service;
 use crate::shutdown::Shutdown;
 use crate::sinks::ChunkPublisher;
-use crate::store::{DeadLetter, StoreError};
+use crate::store::{AttemptRecord, DeadLetter, StoreError};
 
 /// How an attempt ended.
 #[derive(Debug)]
@@ -54,6 +56,9 @@ pub struct AttemptStats {
     pub chunks: u64,
     /// Entities dead-lettered.
     pub dead_letters: u64,
+    /// Chunks the interrupted attempt this one resumed had finished: not
+    /// sent again.
+    pub recovered: u64,
     /// The committed ordinal at the end.
     pub ordinal: Option<i64>,
 }
@@ -62,31 +67,72 @@ pub struct AttemptStats {
 const FLUSH_EVERY: Duration = Duration::from_millis(250);
 
 impl Importer {
-    /// Runs one attempt of `service` from `since` under `execution_hash`.
-    /// `batch_no` carries batch numbering across the attempts of a run.
+    /// Runs one attempt of `service` from the committed `since`, as `record` says
+    /// (written to Redis once feedback is subscribed, before the first
+    /// publish). `resuming`: `record` is an interrupted attempt's, whose
+    /// stored feedback is read first so its finished chunks are not sent
+    /// again. `batch_no` carries batch numbering across the attempts of a
+    /// run.
     pub async fn attempt(
         &self,
         service: &Service,
-        execution_hash: &str,
+        mut record: AttemptRecord,
+        resuming: bool,
         since: i64,
         batch_no: &mut u64,
         shutdown: &mut Shutdown,
     ) -> (AttemptEnd, AttemptStats) {
         let config = &self.config;
+        let failed = |e| (AttemptEnd::Failed(e), AttemptStats::default());
+        // Opened before the first publish, so no feedback can be missed.
+        let subscription = match self.feedback.subscribe().await {
+            Ok(s) => s,
+            Err(e) => return failed(ImportError::Feedback(e)),
+        };
+        let mut stored = Vec::new();
+        match (resuming, record.feedback_after, subscription.after) {
+            (true, Some(after), Some(through)) => {
+                match self.feedback.stored(after, through).await {
+                    Ok(items) => stored = items,
+                    Err(e) => {
+                        tracing::warn!(service = %service.id, error = %e, "could not read the interrupted attempt's feedback; its unacknowledged and acknowledged chunks alike are sent again")
+                    }
+                }
+            }
+            (false, _, after) => record.feedback_after = after,
+            _ => {}
+        }
+        if let Err(e) = self.store.begin_attempt(service, &record).await {
+            return failed(e.into());
+        }
         let windows = Windows {
             pipeline_depth: config.pipeline_depth,
             max_chunks_in_flight: config.max_chunks_in_flight,
             max_publishes_in_flight: config.max_publishes_in_flight,
         };
-        let core = AttemptCore::new(
+        let lineage = Lineage {
+            execution_hash: record.execution_hash.clone(),
+            epoch: record.epoch,
+            resuming,
+        };
+        let mut core = AttemptCore::new(
             service,
-            execution_hash,
+            &lineage,
             *batch_no,
             self.limits,
             windows,
             config.panic_timeout(),
             Instant::now(),
         );
+        if resuming {
+            let now = Instant::now();
+            let remembered = stored
+                .iter()
+                .filter_map(|item| item.as_ref().ok())
+                .filter(|fb| core.on_feedback(fb, now) == Verdict::Remembered)
+                .count();
+            tracing::info!(service = %service.id, execution_hash = %record.execution_hash, epoch = record.epoch, feedback_read = stored.len(), chunks_remembered = remembered, "resuming an interrupted attempt: chunks its feedback finished are not sent again");
+        }
         let sink = ChunkPublisher::new(
             self.nats.clone(),
             &service.subject,
@@ -102,11 +148,13 @@ impl Importer {
             store: StoreQueue::new(self.store.clone(), service.clone()),
         };
         let end = driver
-            .run(&self.source, sink, &self.feedback, since, shutdown)
+            .run(&self.source, sink, subscription.stream, since, shutdown)
             .await;
         *batch_no = driver.core.next_batch_no();
         driver.observer.flush();
-        (end, driver.observer.into_stats())
+        let mut stats = driver.observer.into_stats();
+        stats.recovered = driver.core.recovered_chunks();
+        (end, stats)
     }
 }
 
@@ -123,15 +171,10 @@ impl<C: CursorStore + Clone + 'static> Driver<'_, C> {
         &mut self,
         source: &impl BatchSource,
         mut sink: impl ChunkSink,
-        feedback: &impl FeedbackSource,
+        mut feedback: FeedbackStream,
         since: i64,
         shutdown: &mut Shutdown,
     ) -> AttemptEnd {
-        // Opened before the first publish, so no feedback can be missed.
-        let mut feedback = match feedback.subscribe().await {
-            Ok(stream) => stream,
-            Err(e) => return AttemptEnd::Failed(ImportError::Feedback(e)),
-        };
         let config = &self.importer.config;
         let mut batches = source.batches(self.service, since, config.fetch_amount);
         let mut flush = tokio::time::interval(FLUSH_EVERY);
@@ -199,6 +242,7 @@ impl<C: CursorStore + Clone + 'static> Driver<'_, C> {
                     Some(Ok(batch)) => {
                         let (since, entities) = (batch.since, batch.entities.len());
                         let opened = self.core.on_batch(BatchIn {
+                            since,
                             greatest_ordinal: batch.greatest_ordinal,
                             entities: batch.entities,
                             fetched_in: batch.fetched_in,

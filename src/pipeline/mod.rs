@@ -298,6 +298,7 @@ impl Importer {
                 batches: 0,
                 chunks: p.chunks,
                 dead_letters: p.dead_letters,
+                recovered: 0,
                 ordinal: p.ordinal,
             };
         });

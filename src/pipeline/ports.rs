@@ -57,10 +57,28 @@ pub struct FeedbackError(pub String);
 /// Feedback messages as they come; an `Err` item means the stream broke.
 pub type FeedbackStream = BoxStream<'static, Result<FeedbackItem, FeedbackError>>;
 
+/// Live feedback, and where it starts in the stream that stores it.
+pub struct Subscription {
+    /// Feedback stored from now on.
+    pub stream: FeedbackStream,
+    /// Stream sequence of the last feedback stored before `stream`'s
+    /// first; `None` when feedback is not read from a stream (then none
+    /// can be recovered after a crash).
+    pub after: Option<u64>,
+}
+
 /// Where feedback comes from.
 pub trait FeedbackSource: Send + Sync {
     /// Feedback sent from now on (so: opened before the first publish).
-    fn subscribe(&self) -> impl Future<Output = Result<FeedbackStream, FeedbackError>> + Send;
+    fn subscribe(&self) -> impl Future<Output = Result<Subscription, FeedbackError>> + Send;
+    /// The feedback stored with stream sequences in `(after, through]`, in
+    /// order (crash recovery). Messages the stream no longer holds are
+    /// simply missing.
+    fn stored(
+        &self,
+        after: u64,
+        through: u64,
+    ) -> impl Future<Output = Result<Vec<FeedbackItem>, FeedbackError>> + Send;
 }
 
 /// The committed cursor and what goes with it (Redis). Every method

@@ -12,7 +12,7 @@ use super::import::{AttemptEnd, AttemptStats};
 use super::{new_execution_hash, ImportError, Importer};
 use crate::catalogue::Service;
 use crate::shutdown::Shutdown;
-use crate::store::RunRecord;
+use crate::store::{AttemptRecord, RunRecord};
 
 /// How one service's part of a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -63,6 +63,10 @@ pub struct ServiceReport {
     pub chunks: u64,
     /// Dead letters recorded.
     pub dead_letters: u64,
+    /// Chunks not sent again because the interrupted attempt this run
+    /// resumed had them acknowledged (logged, not in `POST_UPDATE`).
+    #[serde(skip)]
+    pub recovered_chunks: u64,
     /// Committed ordinal at the end.
     pub ordinal: Option<i64>,
     /// Attempts made.
@@ -192,7 +196,7 @@ impl Importer {
         let ignored = self.untold_ignored(&service.id);
         match outcome {
             ServiceOutcome::Ok | ServiceOutcome::Skipped => {
-                tracing::info!(service = %service.id, result = outcome.as_str(), entities = report.entities, chunks = report.chunks, dead_letters = report.dead_letters, ordinal = report.ordinal, took_ms = report.duration_ms, feedback_ignored = %ignored, "service finished")
+                tracing::info!(service = %service.id, result = outcome.as_str(), entities = report.entities, chunks = report.chunks, dead_letters = report.dead_letters, recovered_chunks = report.recovered_chunks, ordinal = report.ordinal, took_ms = report.duration_ms, feedback_ignored = %ignored, "service finished")
             }
             _ => {
                 tracing::error!(service = %service.id, result = outcome.as_str(), error = report.error.as_deref().unwrap_or(""), entities = report.entities, ordinal = report.ordinal, feedback_ignored = %ignored, "service did not finish")
@@ -231,18 +235,46 @@ impl Importer {
                 report.ordinal = committed;
                 return (ServiceOutcome::Skipped, None);
             }
-            let hash = new_execution_hash();
-            if let Err(e) = self.store.begin_attempt(service, &hash).await {
-                return (ServiceOutcome::Failed, Some(e.into()));
-            }
+            let record = match self.store.attempt_record(service).await {
+                Ok(r) => r,
+                Err(e) => return (ServiceOutcome::Failed, Some(e.into())),
+            };
             let since = committed.unwrap_or(0);
-            tracing::info!(service = %service.id, attempt, since, execution_hash = %hash, "importing");
+            // Only a run's first attempt resumes: later ones follow a panic
+            // timeout or a feedback failure, and SPEC §4 wants their data
+            // sent under a new hash. A committed ordinal below where the
+            // record started means someone moved it back: start afresh.
+            let resumable = record.as_ref().filter(|r| {
+                attempt == 1 && r.open && r.feedback_after.is_some() && since >= r.since
+            });
+            let (record, resuming) = match resumable {
+                Some(r) => (r.clone(), true),
+                None => (
+                    AttemptRecord {
+                        epoch: record.map_or(0, |r| r.epoch) + 1,
+                        execution_hash: new_execution_hash(),
+                        since,
+                        feedback_after: None,
+                        open: true,
+                    },
+                    false,
+                ),
+            };
+            tracing::info!(service = %service.id, attempt, since, execution_hash = %record.execution_hash, epoch = record.epoch, resuming, "importing");
             report.attempts = attempt;
             self.live_attempt(&service.id, attempt);
             let (end, stats) = self
-                .attempt(service, &hash, since, &mut batch_no, shutdown)
+                .attempt(service, record, resuming, since, &mut batch_no, shutdown)
                 .await;
             report.add(&stats);
+            // A completed attempt leaves nothing to resume; one abandoned
+            // after a panic timeout must not be resumed (its data goes out
+            // again under a new hash).
+            if matches!(end, AttemptEnd::Completed | AttemptEnd::PanicTimeout) {
+                if let Err(e) = self.store.close_attempt(service).await {
+                    tracing::warn!(service = %service.id, error = %e, "could not close the attempt record; the next run resumes it");
+                }
+            }
             match end {
                 AttemptEnd::Completed => {
                     // A 403 recorded by an earlier process no longer holds.
@@ -294,6 +326,7 @@ impl ServiceReport {
             entities: 0,
             chunks: 0,
             dead_letters: 0,
+            recovered_chunks: 0,
             ordinal: None,
             attempts: 0,
             duration_ms: 0,
@@ -305,6 +338,7 @@ impl ServiceReport {
         self.entities += stats.entities;
         self.chunks += stats.chunks;
         self.dead_letters += stats.dead_letters;
+        self.recovered_chunks += stats.recovered;
         self.ordinal = stats.ordinal.or(self.ordinal);
     }
 }

@@ -161,6 +161,9 @@ impl<'a> AttemptObserver<'a> {
                 self.unreported.splits += 1;
                 tracing::warn!(service = %self.service.id, chunk_id = %failed, stack = %fb.stack_text(), halves = ?halves, "chunk failed; re-publishing it in two halves");
             }
+            Verdict::Remembered => {
+                tracing::debug!(service = %self.service.id, chunk_id = %fb.chunk_id, "feedback of the interrupted attempt remembered");
+            }
             Verdict::Poison { chunk_id } => {
                 self.unreported.poisons += 1;
                 tracing::debug!(service = %self.service.id, chunk_id = %chunk_id, "lone entity failed: dead-lettering it");

@@ -27,7 +27,7 @@ use super::wire::Feedback;
 use super::Nats;
 use crate::catalogue::FEEDBACK_SUBJECT;
 use crate::pipeline::ports::{
-    FeedbackError, FeedbackItem, FeedbackSource, FeedbackStream, MalformedFeedback,
+    FeedbackError, FeedbackItem, FeedbackSource, MalformedFeedback, Subscription,
 };
 
 /// Feedback from the stream (or core NATS when the stream misses it).
@@ -45,16 +45,42 @@ impl JetStreamFeedback {
         JetStreamFeedback { nats, captured }
     }
 
-    async fn open_stream(&self) -> Result<FeedbackStream, FeedbackError> {
-        let err = |what: &str, e: &dyn std::fmt::Display| {
-            FeedbackError(format!("{what} (stream {}): {e}", self.nats.stream))
-        };
-        let stream = self
-            .nats
+    fn error(&self, what: &str, e: &dyn std::fmt::Display) -> FeedbackError {
+        FeedbackError(format!("{what} (stream {}): {e}", self.nats.stream))
+    }
+
+    async fn stream(&self) -> Result<async_nats::jetstream::stream::Stream, FeedbackError> {
+        self.nats
             .jetstream
             .get_stream(&self.nats.stream)
             .await
-            .map_err(|e| err("looking up the stream", &e))?;
+            .map_err(|e| self.error("looking up the stream", &e))
+    }
+
+    /// An ordered push consumer of the feedback subject from `deliver_policy`.
+    async fn consumer(
+        &self,
+        stream: &async_nats::jetstream::stream::Stream,
+        deliver_policy: DeliverPolicy,
+    ) -> Result<push::Ordered, FeedbackError> {
+        let consumer = stream
+            .create_consumer(push::OrderedConfig {
+                deliver_subject: self.nats.client.new_inbox(),
+                filter_subject: FEEDBACK_SUBJECT.to_owned(),
+                deliver_policy,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| self.error("creating the feedback consumer", &e))?;
+        consumer
+            .messages()
+            .await
+            .map_err(|e| self.error("reading feedback", &e))
+    }
+
+    async fn open_stream(&self) -> Result<Subscription, FeedbackError> {
+        let err = |what: &str, e: &dyn std::fmt::Display| self.error(what, e);
+        let stream = self.stream().await?;
         let (deliver_policy, skip_through) = match stream
             .get_last_raw_message_by_subject(FEEDBACK_SUBJECT)
             .await
@@ -70,21 +96,9 @@ impl JetStreamFeedback {
             }
             Err(e) => return Err(err("reading the last feedback", &e)),
         };
-        let consumer = stream
-            .create_consumer(push::OrderedConfig {
-                deliver_subject: self.nats.client.new_inbox(),
-                filter_subject: FEEDBACK_SUBJECT.to_owned(),
-                deliver_policy,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| err("creating the feedback consumer", &e))?;
-        let messages = consumer
-            .messages()
-            .await
-            .map_err(|e| err("reading feedback", &e))?;
+        let messages = self.consumer(&stream, deliver_policy).await?;
         let stream_name = self.nats.stream.clone();
-        Ok(messages
+        let stream = messages
             .filter_map(move |m| {
                 let item = match m {
                     Ok(m) => {
@@ -104,17 +118,55 @@ impl JetStreamFeedback {
                 };
                 std::future::ready(item)
             })
-            .boxed())
+            .boxed();
+        Ok(Subscription {
+            stream,
+            after: Some(skip_through),
+        })
     }
 
-    async fn open_core_subscription(&self) -> Result<FeedbackStream, FeedbackError> {
+    async fn open_core_subscription(&self) -> Result<Subscription, FeedbackError> {
         let sub = self
             .nats
             .client
             .subscribe(FEEDBACK_SUBJECT)
             .await
             .map_err(|e| FeedbackError(format!("subscribing: {e}")))?;
-        Ok(sub.map(|m| Ok(parse(&m.payload))).boxed())
+        Ok(Subscription {
+            stream: sub.map(|m| Ok(parse(&m.payload))).boxed(),
+            after: None,
+        })
+    }
+
+    async fn read_stored(
+        &self,
+        after: u64,
+        through: u64,
+    ) -> Result<Vec<FeedbackItem>, FeedbackError> {
+        let mut found = Vec::new();
+        if through <= after {
+            return Ok(found);
+        }
+        let stream = self.stream().await?;
+        let start_sequence = after + 1;
+        let mut messages = self
+            .consumer(&stream, DeliverPolicy::ByStartSequence { start_sequence })
+            .await?;
+        while let Some(message) = messages.next().await {
+            let message = message.map_err(|e| self.error("reading stored feedback", &e))?;
+            let info = message
+                .info()
+                .map_err(|e| self.error("reading stored feedback", &e))?;
+            let (sequence, pending) = (info.stream_sequence, info.pending);
+            if sequence > through {
+                break;
+            }
+            found.push(parse(&message.payload));
+            if sequence == through || pending == 0 {
+                break;
+            }
+        }
+        Ok(found)
     }
 }
 
@@ -130,8 +182,18 @@ fn parse(body: &[u8]) -> FeedbackItem {
 /// catches up, which takes seconds.
 const OPEN_RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// How long reading the feedback stored for an interrupted attempt may
+/// take before it is given up (its chunks are then sent again).
+const STORED_READ_FOR: std::time::Duration = std::time::Duration::from_secs(30);
+
 impl FeedbackSource for JetStreamFeedback {
-    async fn subscribe(&self) -> Result<FeedbackStream, FeedbackError> {
+    async fn stored(&self, after: u64, through: u64) -> Result<Vec<FeedbackItem>, FeedbackError> {
+        tokio::time::timeout(STORED_READ_FOR, self.read_stored(after, through))
+            .await
+            .map_err(|_| self.error("reading stored feedback", &"timed out after 30 s"))?
+    }
+
+    async fn subscribe(&self) -> Result<Subscription, FeedbackError> {
         if !self.captured {
             return self.open_core_subscription().await;
         }
