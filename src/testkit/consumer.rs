@@ -194,6 +194,9 @@ pub struct ServiceReceived {
     pub execution_hashes: BTreeSet<String>,
     /// Chunk ids of OK chunks in arrival order, repeats kept (`record` only).
     pub chunk_ids: Vec<String>,
+    /// (execution hash, chunk id) of FAIL chunks in arrival order (`record`
+    /// only).
+    pub failed_chunks: Vec<(String, String)>,
     /// The upserting store: per identity ([`Service::identity_of`]), the
     /// `metadata.modificationOrdinal` of the version currently stored, last
     /// write wins as in a real upserting consumer (`record` only). Written
@@ -225,6 +228,37 @@ pub struct ReferenceConsumer {
     /// The instance tasks. Each owns a `JoinSet` of its pull loops, so
     /// aborting an instance (dropping this set) aborts its loops too.
     instances: JoinSet<()>,
+}
+
+/// See [`ReferenceConsumer::probe`].
+#[derive(Clone)]
+pub struct SeenProbe {
+    shared: Arc<Shared>,
+}
+
+impl SeenProbe {
+    /// Distinct versions of `service` received in OK chunks (`record` only).
+    pub fn seen(&self, service: &str) -> usize {
+        let received = self.shared.received.lock().expect("received lock");
+        received
+            .per_service
+            .get(service)
+            .map_or(0, |s| s.seen.len())
+    }
+
+    /// The first of `versions` ((identity, ordinal) of `service`) not
+    /// received in an OK chunk (`record` only), checked under the lock.
+    pub fn first_unseen<'a>(
+        &self,
+        service: &str,
+        versions: impl IntoIterator<Item = &'a (String, Option<i64>)>,
+    ) -> Option<&'a (String, Option<i64>)> {
+        let received = self.shared.received.lock().expect("received lock");
+        let seen = received.per_service.get(service).map(|s| &s.seen);
+        versions
+            .into_iter()
+            .find(|v| !seen.is_some_and(|seen| seen.contains(*v)))
+    }
 }
 
 /// State shared by the handle and all tasks.
@@ -322,6 +356,14 @@ impl ReferenceConsumer {
                 }
             };
             publish_feedback(&js, body.into()).await
+        }
+    }
+
+    /// A handle that asks what was received without copying it, for a
+    /// watcher running beside the test.
+    pub fn probe(&self) -> SeenProbe {
+        SeenProbe {
+            shared: self.shared.clone(),
         }
     }
 
@@ -579,7 +621,7 @@ impl PullLoop {
             Some(entity) => {
                 let identity = identity(service, entity);
                 self.shared
-                    .record_failure(self.instance, service, message.payload.len());
+                    .record_failure(self.instance, service, &chunk, message.payload.len());
                 Feedback {
                     channel: &service.subject,
                     status: "FAIL",
@@ -911,12 +953,23 @@ impl Shared {
         });
     }
 
-    fn record_failure(&self, instance: usize, service: &Service, bytes: usize) {
+    fn record_failure(
+        &self,
+        instance: usize,
+        service: &Service,
+        chunk: &ChunkMessage<'_>,
+        bytes: usize,
+    ) {
+        let record = self.config.record;
         self.update(|r| {
             r.chunks_failed += 1;
             *r.per_instance.entry(instance).or_default() += 1;
             let s = r.per_service.entry(service.id.clone()).or_default();
             s.chunks_failed += 1;
+            if record {
+                s.failed_chunks
+                    .push((chunk.execution_hash.clone(), chunk.chunk_id.clone()));
+            }
             s.max_chunk_bytes = s.max_chunk_bytes.max(bytes);
         });
     }

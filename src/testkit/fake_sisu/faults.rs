@@ -55,6 +55,30 @@ pub enum OneShot {
     Truncated,
     /// 200 `{"hasMore": false, "greatestOrdinal": 1}`.
     MissingEntities,
+    /// One of the rarer ways an answer goes wrong.
+    Hostile(Hostile),
+}
+
+/// Hostile answers beyond the common ones, for the chaos suite: each is a
+/// way a proxy, a load balancer or a bug in Sisu has been seen to answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hostile {
+    /// 200 with an empty body.
+    Empty,
+    /// The real page with one byte of an entity replaced by 0xFF.
+    InvalidUtf8,
+    /// 200 `{"hasMore":"yes","greatestOrdinal":"many","entities":{}}`.
+    WrongTypes,
+    /// The real page without its `greatestOrdinal`.
+    NoGreatestOrdinal,
+    /// The real page claiming `greatestOrdinal` = the request's `since`.
+    GreatestNotAboveSince,
+    /// `{"hasMore":true,"greatestOrdinal":<since + 1000>,"entities":[]}`.
+    HasMoreWithoutEntities,
+    /// The first half of the real page, then the connection is cut.
+    ResetMidBody,
+    /// The real page sent in 20 pieces spread over this many milliseconds.
+    Trickle(u64),
 }
 
 /// What to answer one request.
@@ -126,6 +150,11 @@ impl Faults {
     /// `entities`) to the next `count` requests.
     pub fn missing_entities_next(&self, service: &str, count: u64) {
         self.push(service, OneShot::MissingEntities, count);
+    }
+
+    /// Answers `hostile` to the next `count` requests for `service`.
+    pub fn hostile_next(&self, service: &str, hostile: Hostile, count: u64) {
+        self.push(service, OneShot::Hostile(hostile), count);
     }
 
     /// While `stuck`, an export service answers

@@ -35,7 +35,7 @@ mod test_util;
 mod tests;
 
 pub use changelog::MAX_LIMIT;
-pub use faults::Faults;
+pub use faults::{Faults, Hostile};
 pub use tls::TlsServerConfig;
 
 use changelog::Extra;

@@ -2,7 +2,7 @@
 //! asks the faults what to do, and renders the answer.
 
 use super::changelog::Log;
-use super::faults::{Faults, OneShot, Verdict};
+use super::faults::{Faults, Hostile, OneShot, Verdict};
 use super::shapes::{Shape, ROOT_ORG};
 use super::wholeset;
 use crate::catalogue::{self, Service, SourceKind};
@@ -207,6 +207,13 @@ async fn handle(
             }
             Err(response) => response,
         },
+        Verdict::OneShot(OneShot::Hostile(hostile)) => {
+            let since = page_params(query).map(|(since, _)| since).unwrap_or(0);
+            match answer(&shared, index, query, &body).await {
+                Ok(full) => hostile_answer(hostile, full, since),
+                Err(response) => response,
+            }
+        }
         Verdict::Stuck if matches!(served.source, Source::Export(_)) => match page_params(query) {
             Ok((since, _)) => json(
                 format!(r#"{{"hasMore":true,"greatestOrdinal":{since},"entities":[]}}"#).into(),
@@ -329,6 +336,83 @@ fn percent_decode(s: &str) -> Cow<'_, str> {
         }
     }
     Cow::Owned(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// The real answer `full` (to a request after `since`) spoiled as `hostile` says.
+fn hostile_answer(hostile: Hostile, full: String, since: i64) -> Response {
+    match hostile {
+        Hostile::Empty => json(Bytes::new()),
+        Hostile::InvalidUtf8 => {
+            let mut bytes = full.into_bytes();
+            // Inside the first string after `entities` (or anywhere).
+            let at = find(&bytes, b"\"entities\"")
+                .and_then(|e| find(&bytes[e + 12..], b"\":\"").map(|q| e + 12 + q + 3))
+                .unwrap_or(bytes.len() / 2);
+            if let Some(b) = bytes.get_mut(at) {
+                *b = 0xFF;
+            }
+            json(bytes.into())
+        }
+        Hostile::WrongTypes => {
+            json(r#"{"hasMore":"yes","greatestOrdinal":"many","entities":{}}"#.into())
+        }
+        Hostile::NoGreatestOrdinal => json(
+            full.replacen("\"greatestOrdinal\"", "\"greatest\"", 1)
+                .into(),
+        ),
+        Hostile::GreatestNotAboveSince => {
+            let key = "\"greatestOrdinal\":";
+            let Some(at) = full.find(key).map(|i| i + key.len()) else {
+                return json(full.into());
+            };
+            let end = at
+                + full[at..]
+                    .find(|c: char| !c.is_ascii_digit() && c != '-')
+                    .unwrap_or(0);
+            json(format!("{}{since}{}", &full[..at], &full[end..]).into())
+        }
+        Hostile::HasMoreWithoutEntities => json(
+            format!(
+                r#"{{"hasMore":true,"greatestOrdinal":{},"entities":[]}}"#,
+                since + 1000
+            )
+            .into(),
+        ),
+        Hostile::ResetMidBody => {
+            let mut bytes = Bytes::from(full);
+            let half = bytes.split_to(bytes.len() / 2);
+            let pieces = futures::stream::iter([
+                Ok(half),
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionReset,
+                    "injected reset",
+                )),
+            ]);
+            json_stream(Body::from_stream(pieces))
+        }
+        Hostile::Trickle(total_ms) => {
+            let bytes = Bytes::from(full);
+            let step = bytes.len().div_ceil(20).max(1);
+            let pause = std::time::Duration::from_millis(total_ms / 20);
+            let pieces = async_stream::stream! {
+                let mut rest = bytes;
+                while !rest.is_empty() {
+                    tokio::time::sleep(pause).await;
+                    let piece = rest.split_to(step.min(rest.len()));
+                    yield Ok::<_, std::io::Error>(piece);
+                }
+            };
+            json_stream(Body::from_stream(pieces))
+        }
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+fn json_stream(body: Body) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 fn json(body: Bytes) -> Response {
