@@ -180,6 +180,7 @@ fn core(person: &sis_importer::catalogue::Service) -> AttemptCore {
             execution_hash: HASH.to_owned(),
             epoch: 1,
             resuming: false,
+            since: 0,
         },
         1,
         limits(),

@@ -66,6 +66,8 @@ pub struct AttemptCore {
     epoch: u64,
     /// Resuming: what the interrupted attempt's feedback said, by chunk.
     recovered: Option<BTreeMap<ChunkKey, Recovered>>,
+    /// The committed ordinal the attempt started from.
+    since: i64,
     /// Chunks finished from recovered feedback, without being sent.
     recovered_chunks: u64,
     identity: IdentityKind,
@@ -106,6 +108,7 @@ impl AttemptCore {
             execution_hash: lineage.execution_hash.as_str().into(),
             epoch: lineage.epoch,
             recovered: lineage.resuming.then(BTreeMap::new),
+            since: lineage.since,
             recovered_chunks: 0,
             identity: service.identity,
             limits,
@@ -315,10 +318,10 @@ impl AttemptCore {
     /// feedback about a chunk of this epoch.
     fn remember(&mut self, fb: &Feedback) -> Verdict {
         let ignored = Verdict::Ignored(IgnoreReason::UnknownOrDone);
-        let Some(recovered) = self.recovered.as_mut() else {
+        let Some(key) = self.uncommitted_key(fb) else {
             return ignored;
         };
-        let Some(key) = ChunkKey::parse(&fb.chunk_id, &self.service_id, self.epoch) else {
+        let Some(recovered) = self.recovered.as_mut() else {
             return ignored;
         };
         let status = match fb.status {
@@ -333,6 +336,43 @@ impl AttemptCore {
             }
             std::collections::btree_map::Entry::Occupied(_) => ignored,
         }
+    }
+
+    /// The chunk `fb` is about, when it is one of this lineage's chunks in
+    /// a batch not committed yet (at or after the attempt's `since`).
+    fn uncommitted_key(&self, fb: &Feedback) -> Option<ChunkKey> {
+        if fb.channel != self.subject || *fb.execution_hash != *self.execution_hash {
+            return None;
+        }
+        ChunkKey::parse(&fb.chunk_id, &self.service_id, self.epoch)
+            .filter(|key| key.since >= self.since)
+    }
+
+    /// Whether stored feedback `fb` may still matter to a resumed attempt
+    /// of this lineage: it is about a chunk of a batch not yet committed.
+    /// The first such message in the stream bounds where the next
+    /// resumption must start reading.
+    pub fn concerns_uncommitted(&self, fb: &Feedback) -> bool {
+        self.uncommitted_key(fb).is_some()
+    }
+
+    /// Resuming: where the next resumption of this lineage must start
+    /// reading stored feedback, given the messages just read back (stream
+    /// sequence, message) up to `through`: just before the first one about
+    /// a batch not yet committed (everything before it is about committed
+    /// batches, other services or nothing), or `through` when there is
+    /// none. Moving it forward at every resumption keeps the read-back to
+    /// what the interrupted processes heard since the oldest open batch, not
+    /// everything since the lineage began.
+    pub fn resume_after<'a>(
+        &self,
+        stored: impl IntoIterator<Item = (u64, &'a Feedback)>,
+        through: u64,
+    ) -> u64 {
+        stored
+            .into_iter()
+            .find(|(_, fb)| self.concerns_uncommitted(fb))
+            .map_or(through, |(sequence, _)| sequence - 1)
     }
 
     /// What the interrupted attempt's feedback finished a chunk with.

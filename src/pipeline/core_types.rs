@@ -32,6 +32,9 @@ pub struct Lineage {
     pub epoch: u64,
     /// Whether feedback for chunks not yet made is remembered (resuming).
     pub resuming: bool,
+    /// The committed ordinal the attempt starts from: feedback about
+    /// batches below it (committed already) is not remembered.
+    pub since: i64,
 }
 
 /// Where a chunk lies: its batch's range and its entity range in the

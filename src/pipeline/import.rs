@@ -89,22 +89,6 @@ impl Importer {
             Ok(s) => s,
             Err(e) => return failed(ImportError::Feedback(e)),
         };
-        let mut stored = Vec::new();
-        match (resuming, record.feedback_after, subscription.after) {
-            (true, Some(after), Some(through)) => {
-                match self.feedback.stored(after, through).await {
-                    Ok(items) => stored = items,
-                    Err(e) => {
-                        tracing::warn!(service = %service.id, error = %e, "could not read the interrupted attempt's feedback; its unacknowledged and acknowledged chunks alike are sent again")
-                    }
-                }
-            }
-            (false, _, after) => record.feedback_after = after,
-            _ => {}
-        }
-        if let Err(e) = self.store.begin_attempt(service, &record).await {
-            return failed(e.into());
-        }
         let windows = Windows {
             pipeline_depth: config.pipeline_depth,
             max_chunks_in_flight: config.max_chunks_in_flight,
@@ -114,6 +98,7 @@ impl Importer {
             execution_hash: record.execution_hash.clone(),
             epoch: record.epoch,
             resuming,
+            since,
         };
         let mut core = AttemptCore::new(
             service,
@@ -124,14 +109,32 @@ impl Importer {
             config.panic_timeout(),
             Instant::now(),
         );
-        if resuming {
-            let now = Instant::now();
-            let remembered = stored
-                .iter()
-                .filter_map(|item| item.as_ref().ok())
-                .filter(|fb| core.on_feedback(fb, now) == Verdict::Remembered)
-                .count();
-            tracing::info!(service = %service.id, execution_hash = %record.execution_hash, epoch = record.epoch, feedback_read = stored.len(), chunks_remembered = remembered, "resuming an interrupted attempt: chunks its feedback finished are not sent again");
+        match (resuming, record.feedback_after, subscription.after) {
+            (true, Some(after), Some(through)) => {
+                match self.feedback.stored(after, through).await {
+                    Ok(stored) => {
+                        let read = stored
+                            .iter()
+                            .filter_map(|s| Some((s.sequence, s.item.as_ref().ok()?)));
+                        record.feedback_after = Some(core.resume_after(read, through));
+                        let now = Instant::now();
+                        let remembered = stored
+                            .iter()
+                            .filter_map(|s| s.item.as_ref().ok())
+                            .filter(|fb| core.on_feedback(fb, now) == Verdict::Remembered)
+                            .count();
+                        tracing::info!(service = %service.id, execution_hash = %record.execution_hash, epoch = record.epoch, feedback_read = stored.len(), chunks_remembered = remembered, "resuming an interrupted attempt: chunks its feedback finished are not sent again");
+                    }
+                    Err(e) => {
+                        tracing::warn!(service = %service.id, error = %e, "could not read the interrupted attempt's feedback; its unacknowledged and acknowledged chunks alike are sent again")
+                    }
+                }
+            }
+            (false, _, after) => record.feedback_after = after,
+            _ => {}
+        }
+        if let Err(e) = self.store.begin_attempt(service, &record).await {
+            return failed(e.into());
         }
         let sink = ChunkPublisher::new(
             self.nats.clone(),

@@ -78,7 +78,15 @@ pub trait FeedbackSource: Send + Sync {
         &self,
         after: u64,
         through: u64,
-    ) -> impl Future<Output = Result<Vec<FeedbackItem>, FeedbackError>> + Send;
+    ) -> impl Future<Output = Result<Vec<StoredFeedback>, FeedbackError>> + Send;
+}
+
+/// A feedback message read back from the stream, with its sequence.
+#[derive(Debug)]
+pub struct StoredFeedback {
+    /// Its stream sequence.
+    pub sequence: u64,
+    pub item: FeedbackItem,
 }
 
 /// The committed cursor and what goes with it (Redis). Every method

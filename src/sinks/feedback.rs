@@ -27,7 +27,7 @@ use super::wire::Feedback;
 use super::Nats;
 use crate::catalogue::FEEDBACK_SUBJECT;
 use crate::pipeline::ports::{
-    FeedbackError, FeedbackItem, FeedbackSource, MalformedFeedback, Subscription,
+    FeedbackError, FeedbackItem, FeedbackSource, MalformedFeedback, StoredFeedback, Subscription,
 };
 
 /// Feedback from the stream (or core NATS when the stream misses it).
@@ -142,7 +142,7 @@ impl JetStreamFeedback {
         &self,
         after: u64,
         through: u64,
-    ) -> Result<Vec<FeedbackItem>, FeedbackError> {
+    ) -> Result<Vec<StoredFeedback>, FeedbackError> {
         let mut found = Vec::new();
         if through <= after {
             return Ok(found);
@@ -161,7 +161,10 @@ impl JetStreamFeedback {
             if sequence > through {
                 break;
             }
-            found.push(parse(&message.payload));
+            found.push(StoredFeedback {
+                sequence,
+                item: parse(&message.payload),
+            });
             if sequence == through || pending == 0 {
                 break;
             }
@@ -187,7 +190,7 @@ const OPEN_RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(30);
 const STORED_READ_FOR: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl FeedbackSource for JetStreamFeedback {
-    async fn stored(&self, after: u64, through: u64) -> Result<Vec<FeedbackItem>, FeedbackError> {
+    async fn stored(&self, after: u64, through: u64) -> Result<Vec<StoredFeedback>, FeedbackError> {
         tokio::time::timeout(STORED_READ_FOR, self.read_stored(after, through))
             .await
             .map_err(|_| self.error("reading stored feedback", &"timed out after 30 s"))?
