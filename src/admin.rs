@@ -74,15 +74,14 @@ fn authorized(
     state: &AdminState,
     headers: &HeaderMap,
     query: &HashMap<String, String>,
-) -> Result<(), Response> {
+) -> Result<(), (StatusCode, &'static str)> {
     // An empty token would match an empty header: treat it as unset.
     let configured = state.daemon.importer().config.admin_token.as_ref();
     let Some(expected) = configured.filter(|t| !t.expose().trim().is_empty()) else {
         return Err((
             StatusCode::UNAUTHORIZED,
             "admin routes are disabled: set ADMIN_TOKEN",
-        )
-            .into_response());
+        ));
     };
     let given = headers
         .get("token")
@@ -96,7 +95,7 @@ fn authorized(
         .or_else(|| query.get("token").map(String::as_str));
     match given {
         Some(token) if constant_time_eq(token.as_bytes(), expected.expose().as_bytes()) => Ok(()),
-        _ => Err((StatusCode::UNAUTHORIZED, "missing or wrong admin token").into_response()),
+        _ => Err((StatusCode::UNAUTHORIZED, "missing or wrong admin token")),
     }
 }
 
@@ -158,7 +157,7 @@ async fn status(
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
     if let Err(denied) = authorized(&state, &headers, &query) {
-        return denied;
+        return denied.into_response();
     }
     let importer = state.daemon.importer();
     let services = state.daemon.services();
@@ -180,7 +179,7 @@ async fn force_update(
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
     if let Err(denied) = authorized(&state, &headers, &query) {
-        return denied;
+        return denied.into_response();
     }
     if state.daemon.start_run("admin API") {
         (StatusCode::ACCEPTED, "run started").into_response()
@@ -196,7 +195,7 @@ async fn reset(
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
     if let Err(denied) = authorized(&state, &headers, &query) {
-        return denied;
+        return denied.into_response();
     }
     let catalogue = state
         .daemon

@@ -3,7 +3,6 @@
 //! validated before anything is fetched, so bad configuration ends the
 //! program with one clear message.
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
@@ -11,29 +10,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::catalogue::{self, Service};
-
-/// A secret value: never shown by `Debug`, `Display` or the status API.
-#[derive(Clone, Deserialize, PartialEq, Eq)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret value.
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-
-    /// The secret itself, for the one place that sends it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
+pub use crate::redact::Secret;
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -371,10 +348,10 @@ impl Config {
             self.sis_api_user = Some(v);
         }
         if let Some(v) = var("SIS_API_PASSWORD") {
-            self.sis_api_password = Some(Secret(v));
+            self.sis_api_password = Some(Secret::new(v));
         }
         if let Some(v) = var("PROXY_TOKEN") {
-            self.proxy_token = Some(Secret(v));
+            self.proxy_token = Some(Secret::new(v));
         }
         if let Some(v) = var("KEY_PATH") {
             self.key_path = Some(v.into());
@@ -383,7 +360,7 @@ impl Config {
             self.cert_path = Some(v.into());
         }
         if let Some(v) = var("API_KEY") {
-            self.api_key = Some(Secret(v));
+            self.api_key = Some(Secret::new(v));
         }
         if let Some(v) = var("CA_PATH") {
             self.ca_path = Some(v.into());
@@ -392,13 +369,13 @@ impl Config {
             self.nats_url = v;
         }
         if let Some(v) = var("NATS_TOKEN") {
-            self.nats_token = Some(Secret(v));
+            self.nats_token = Some(Secret::new(v));
         }
         if let Some(v) = var("NATS_USER") {
             self.nats_user = Some(v);
         }
         if let Some(v) = var("NATS_PASSWORD") {
-            self.nats_password = Some(Secret(v));
+            self.nats_password = Some(Secret::new(v));
         }
         if let Some(v) = var("NATS_TLS") {
             self.nats_tls = match v.trim().to_ascii_lowercase().as_str() {
@@ -423,7 +400,7 @@ impl Config {
             self.nats_stream_replicas = parse_env("NATS_STREAM_REPLICAS", &v)?;
         }
         if let Some(v) = var("REDIS_URL") {
-            self.redis_url = Secret(v);
+            self.redis_url = Secret::new(v);
         }
         if let Some(v) = var("FETCH_AMOUNT") {
             self.fetch_amount = parse_env("FETCH_AMOUNT", &v)?;
@@ -479,7 +456,7 @@ impl Config {
             self.port = parse_env("PORT", &v)?;
         }
         if let Some(v) = var("ADMIN_TOKEN") {
-            self.admin_token = Some(Secret(v));
+            self.admin_token = Some(Secret::new(v));
         }
         if let Some(v) = var("INSTANCE_ID") {
             self.instance_id = Some(v);

@@ -152,7 +152,7 @@ async fn nats(config: &Config) -> anyhow::Result<(String, Option<NatsServer>)> {
         if matches!(answers, Ok(Ok(_))) {
             println!(
                 "NATS: using {} (the demo publishes fake data into its stream)",
-                sis_importer::store::redact_url(&config.nats_url)
+                sis_importer::redact::url(&config.nats_url)
             );
             return Ok((config.nats_url.clone(), None));
         }
@@ -178,13 +178,13 @@ async fn redis(config: &Config) -> anyhow::Result<(String, Option<RedisServer>)>
         if matches!(answers, Ok(Ok(_))) {
             println!(
                 "Redis: using {} (the demo resets the ordinals it imports)",
-                sis_importer::store::redact_url(config.redis_url.expose())
+                sis_importer::redact::url(config.redis_url.expose())
             );
             return Ok((config.redis_url.expose().to_owned(), None));
         }
         println!(
             "Redis: {} does not answer; starting redis-server",
-            sis_importer::store::redact_url(config.redis_url.expose())
+            sis_importer::redact::url(config.redis_url.expose())
         );
     }
     let server = RedisServer::start()

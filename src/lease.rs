@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use crate::retry::RetryPolicy;
 use crate::shutdown::Shutdown;
 use crate::store::{LeaseGrant, OrdinalStore, StoreError, PREFIX};
 
@@ -68,6 +69,9 @@ impl Lease {
     /// false on shutdown.
     pub async fn acquire(&self, shutdown: &mut Shutdown) -> bool {
         let mut told = false;
+        // The lease's retry policy: poll at a third of its time to live
+        // until it is ours or shutdown.
+        let mut retry = RetryPolicy::every(self.ttl / 3).start();
         loop {
             let grant = self
                 .store
@@ -94,9 +98,10 @@ impl Lease {
                 Ok(LeaseGrant::Denied { .. }) => {}
                 Err(e) => tracing::warn!(error = %e, "cannot check the import lease"),
             }
+            let wait = retry.failed().unwrap_or(self.ttl / 3);
             tokio::select! {
                 _ = shutdown.recv() => return false,
-                _ = tokio::time::sleep(self.ttl / 3) => {}
+                _ = tokio::time::sleep(wait) => {}
             }
         }
     }

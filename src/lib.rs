@@ -34,6 +34,8 @@ pub mod metrics;
 pub mod outage;
 pub mod pipeline;
 pub mod progress;
+pub mod redact;
+pub(crate) mod retry;
 pub mod shutdown;
 pub mod sinks;
 pub mod sources;

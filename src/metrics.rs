@@ -166,11 +166,15 @@ pub fn snapshot(service: &str) -> ServiceCounters {
     reg.services.get(service).cloned().unwrap_or_default()
 }
 
+/// A metric family: its name, its help text and how to read one service's
+/// value.
+type Family<T> = (&'static str, &'static str, fn(&ServiceCounters) -> T);
+
 /// Everything, in Prometheus text exposition format.
 pub fn render() -> String {
     let reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
     let mut out = String::new();
-    let counters: [(&str, &str, fn(&ServiceCounters) -> u64); 6] = [
+    let counters: [Family<u64>; 6] = [
         (
             "sis_importer_entities_fetched_total",
             "Entities fetched from Sisu.",
@@ -254,7 +258,7 @@ pub fn render() -> String {
             h.sum, h.count
         );
     }
-    let gauges: [(&str, &str, fn(&ServiceCounters) -> Option<f64>); 4] = [
+    let gauges: [Family<Option<f64>>; 4] = [
         (
             "sis_importer_committed_ordinal",
             "Committed ordinal.",

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalogue::Service;
 use crate::config::Secret;
+use crate::retry::{Budget, RetryPolicy};
 
 /// Redis key of the current attempt's execution hash (and its channel).
 pub const EXECUTION_HASH_KEY: &str = "CURRENT_EXECUTION_HASH";
@@ -25,8 +26,15 @@ pub const FORBIDDEN_KEY: &str = "SIS_IMPORTER:FORBIDDEN";
 /// Hash with the last whole run's summary.
 pub const LAST_RUN_KEY: &str = "SIS_IMPORTER:LAST_RUN";
 
-/// How long an operation keeps retrying a lost connection.
-const RETRY_FOR: Duration = Duration::from_secs(30);
+/// Redis's retry policy: a lost connection is retried from 100 ms,
+/// doubling up to 3 s, for 30 s; then the operation fails and the caller
+/// (an attempt, the lease) decides.
+const RETRY: RetryPolicy = RetryPolicy {
+    first: Duration::from_millis(100),
+    max: Duration::from_secs(3),
+    jitter: false,
+    budget: Budget::For(Duration::from_secs(30)),
+};
 
 /// Key of a service's dead-letter list.
 pub fn dead_letter_key(service: &str) -> String {
@@ -158,26 +166,13 @@ pub struct OrdinalStore {
     outage: std::sync::Arc<crate::outage::Outage>,
 }
 
-/// The redacted form of a Redis URL (password removed), for messages.
-pub fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) => {
-            if u.password().is_some() {
-                let _ = u.set_password(Some("***"));
-            }
-            u.to_string()
-        }
-        Err(_) => "<unparsable URL>".into(),
-    }
-}
-
 type Conn<'a> = bb8::PooledConnection<'a, RedisConnectionManager>;
 
 impl OrdinalStore {
     /// Connects and pings; an unreachable Redis fails here, at start.
     pub async fn connect(url: &Secret) -> Result<OrdinalStore, StoreError> {
         let connect_err = |source| StoreError::Connect {
-            url: redact_url(url.expose()),
+            url: crate::redact::url(url.expose()),
             source,
         };
         let manager = RedisConnectionManager::new(url.expose()).map_err(connect_err)?;
@@ -212,8 +207,7 @@ impl OrdinalStore {
     where
         F: for<'c> Fn(&'c mut Conn<'_>) -> futures::future::BoxFuture<'c, redis::RedisResult<T>>,
     {
-        let deadline = tokio::time::Instant::now() + RETRY_FOR;
-        let mut delay = Duration::from_millis(100);
+        let mut retry = RETRY.start();
         loop {
             let err = match self.pool.get().await {
                 Ok(mut conn) => match op(&mut conn).await {
@@ -238,12 +232,11 @@ impl OrdinalStore {
                 },
             };
             self.outage.failed(&err.to_string());
-            if tokio::time::Instant::now() + delay > deadline {
+            let Some(wait) = retry.failed() else {
                 return Err(err);
-            }
+            };
             tracing::debug!(operation, error = %err, "Redis unavailable, retrying");
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(3));
+            tokio::time::sleep(wait).await;
         }
     }
 

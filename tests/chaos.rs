@@ -32,6 +32,9 @@ use sis_importer::testkit::consumer::SeenProbe;
 use sis_importer::testkit::fake_sisu::{FakeSisuConfig, Hostile};
 use sis_importer::testkit::servers::{NatsOptions, RedisOptions};
 
+/// An entity as seen: its identity and its modification ordinal.
+type Sighting = (String, Option<i64>);
+
 const BIN: &str = env!("CARGO_BIN_EXE_sis-importer");
 const SERVICES: [&str; 4] = ["PERSON", "STUDY_RIGHT", "TERM_REGISTRATION", "ATTAINMENT"];
 const FETCH_AMOUNT: u64 = 200;
@@ -189,8 +192,8 @@ struct Watch {
 fn spawn_watcher(
     probe: SeenProbe,
     redis_url: String,
-    expected: Arc<BTreeMap<&'static str, Vec<(String, Option<i64>)>>>,
-    exempt: Arc<Vec<(String, Option<i64>)>>,
+    expected: Arc<BTreeMap<&'static str, Vec<Sighting>>>,
+    exempt: Arc<Vec<Sighting>>,
     stop: Arc<AtomicBool>,
     watch: Arc<Watch>,
 ) -> tokio::task::JoinHandle<()> {

@@ -363,7 +363,7 @@ fn latency_scenarios(targets: &mut Vec<String>, windows: &[Run]) {
     if !windows.is_empty() {
         window_sweep_latency(&rig, windows, bound);
     }
-    let deep = rig.measure("import", &[one.clone()]);
+    let deep = rig.measure("import", std::slice::from_ref(&one));
     let shallow = rig.measure("import", &[one, ("PIPELINE_DEPTH", "1".to_owned())]);
     println!("{}", deep.line("defaults"));
     println!("{}", shallow.line("PIPELINE_DEPTH=1"));
@@ -382,7 +382,7 @@ fn latency_scenarios(targets: &mut Vec<String>, windows: &[Run]) {
         "SERVICES",
         "PERSON,STUDY_RIGHT,ATTAINMENT,ENROLMENT".to_owned(),
     );
-    let serial = rig.measure("import", &[four.clone()]);
+    let serial = rig.measure("import", std::slice::from_ref(&four));
     let side = rig.measure("import", &[four, ("SERVICE_CONCURRENCY", "4".to_owned())]);
     println!("{}", serial.line("four services, one at a time"));
     println!("{}", side.line("four services, SERVICE_CONCURRENCY=4"));

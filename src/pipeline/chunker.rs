@@ -74,7 +74,7 @@ mod tests {
 
     fn entity(body_len: usize, fill: char) -> Entity {
         // {"s":"…"} is 8 bytes of frame around the string.
-        let s: String = std::iter::repeat(fill).take(body_len).collect();
+        let s: String = std::iter::repeat_n(fill, body_len).collect();
         Entity::from_json(format!("{{\"s\":\"{s}\"}}"))
     }
 

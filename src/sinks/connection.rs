@@ -131,7 +131,7 @@ pub fn server_addrs(urls: &str) -> Result<Vec<async_nats::ServerAddr>, String> {
             u.parse::<async_nats::ServerAddr>().map_err(|e| {
                 format!(
                     "`{}` is not a NATS server URL: {e}",
-                    crate::store::redact_url(u)
+                    crate::redact::url(u)
                 )
             })
         })
@@ -179,13 +179,13 @@ impl Nats {
             .apply(options)
             .connect(
                 server_addrs(&config.nats_url).map_err(|message| SinkError::Connect {
-                    url: crate::store::redact_url(&config.nats_url),
+                    url: crate::redact::url(&config.nats_url),
                     message,
                 })?,
             )
             .await
             .map_err(|e| SinkError::Connect {
-                url: crate::store::redact_url(&config.nats_url),
+                url: crate::redact::url(&config.nats_url),
                 message: e.to_string(),
             })?;
         let jetstream = jetstream::ContextBuilder::new()

@@ -7,6 +7,7 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::message::PublishMessage as Publish;
 use bytes::Bytes;
 use futures::future::BoxFuture;
@@ -17,9 +18,16 @@ use super::wire::encode_chunk;
 use super::Nats;
 use crate::pipeline::core::ChunkOut;
 use crate::pipeline::ports::ChunkSink;
+use crate::retry::{Budget, RetryPolicy};
 
-/// How long one chunk keeps being retried (a NATS restart fits in it).
-const RETRY_FOR: Duration = Duration::from_secs(60);
+/// Publishing's retry policy: from 100 ms doubling to 5 s, for 60 s (a NATS
+/// restart fits in it), always under the same `Nats-Msg-Id`.
+const PUBLISH_RETRY: RetryPolicy = RetryPolicy {
+    first: Duration::from_millis(100),
+    max: Duration::from_secs(5),
+    jitter: false,
+    budget: Budget::For(Duration::from_secs(60)),
+};
 
 /// A chunk encoded and ready to go.
 #[derive(Debug, Clone)]
@@ -121,11 +129,8 @@ async fn publish_with_retries(
     chunk: Encoded,
     timeout: Duration,
 ) -> Result<String, PublishFailure> {
-    let started = tokio::time::Instant::now();
-    let mut delay = Duration::from_millis(100);
-    let mut attempts = 0;
+    let mut retry = PUBLISH_RETRY.start();
     loop {
-        attempts += 1;
         let message = Publish::build()
             .payload(chunk.payload.clone())
             .message_id(&chunk.msg_id);
@@ -134,25 +139,27 @@ async fn publish_with_retries(
             ack.await
         })
         .await;
-        let error = match outcome {
+        let (error, permanent) = match outcome {
             Ok(Ok(_ack)) => return Ok(chunk.chunk_id),
-            Ok(Err(e)) => e.to_string(),
-            Err(_) => format!("no publish ack within {timeout:?}"),
+            Ok(Err(e)) => (e.to_string(), is_permanent(e.kind())),
+            Err(_) => (format!("no publish ack within {timeout:?}"), false),
         };
-        if started.elapsed() + delay > RETRY_FOR || is_permanent(&error) {
+        let attempts = retry.attempt();
+        let wait = retry.failed().filter(|_| !permanent);
+        let Some(wait) = wait else {
             return Err(PublishFailure {
                 chunk_id: chunk.chunk_id,
                 subject,
                 attempts,
                 message: error,
             });
-        }
+        };
         tracing::warn!(chunk_id = %chunk.chunk_id, subject = %subject, attempts, error = %error, "publish failed, retrying with the same Nats-Msg-Id");
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(5));
+        tokio::time::sleep(wait).await;
     }
 }
 
-fn is_permanent(error: &str) -> bool {
-    error.contains("Payload size limit")
+/// Failures that the same message cannot outgrow by waiting.
+fn is_permanent(kind: PublishErrorKind) -> bool {
+    matches!(kind, PublishErrorKind::MaxPayloadExceeded)
 }

@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use rand::Rng;
 use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
 use reqwest::{RequestBuilder, StatusCode};
 
 use super::SourceError;
 use crate::config::{Config, Secret};
+use crate::retry::{Budget, RetryPolicy};
 
 /// Longest `Retry-After` honoured.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
@@ -41,9 +41,9 @@ struct Inner {
     proxy_token: Option<Secret>,
     api_key: Option<Secret>,
     limiter: Option<DefaultDirectRateLimiter>,
-    retry_limit: u32,
-    retry_base: Duration,
-    retry_max: Duration,
+    /// Sisu's retry policy: `SIS_RETRY_BASE_MS` doubling with jitter up
+    /// to `SIS_RETRY_MAX_MS`, `SIS_RETRY_LIMIT` attempts in all.
+    retry: RetryPolicy,
     timeout: Duration,
 }
 
@@ -128,9 +128,12 @@ impl SisuClient {
                 api_key: config.api_key.clone(),
                 client_certificate: config.cert_path.is_some(),
                 limiter,
-                retry_limit: config.sis_retry_limit,
-                retry_base: Duration::from_millis(config.sis_retry_base_ms),
-                retry_max: Duration::from_millis(config.sis_retry_max_ms),
+                retry: RetryPolicy {
+                    first: Duration::from_millis(config.sis_retry_base_ms),
+                    max: Duration::from_millis(config.sis_retry_max_ms),
+                    jitter: true,
+                    budget: Budget::Attempts(config.sis_retry_limit),
+                },
                 timeout,
             }),
         })
@@ -183,10 +186,10 @@ impl SisuClient {
         auth: Auth,
         build: impl Fn(&reqwest::Client) -> RequestBuilder,
     ) -> Result<Bytes, SourceError> {
-        let shown = redact(url);
-        let limit = self.inner.retry_limit;
-        let mut last = String::new();
-        for attempt in 1..=limit {
+        let shown = crate::redact::url(url);
+        let mut retry = self.inner.retry.start();
+        let mut last: String;
+        loop {
             if let Some(limiter) = &self.inner.limiter {
                 limiter.until_ready().await;
             }
@@ -195,7 +198,7 @@ impl SisuClient {
                 req = self.with_credentials(req);
             }
             let started = std::time::Instant::now();
-            let wait = match req.send().await {
+            let told = match req.send().await {
                 Ok(resp) => {
                     let status = resp.status();
                     crate::metrics::sisu_request(service, status.as_u16(), started.elapsed());
@@ -204,7 +207,7 @@ impl SisuClient {
                             Ok(body) => return Ok(body),
                             Err(e) => {
                                 last = format!("reading the body: {}", describe(&e));
-                                self.backoff(attempt)
+                                None
                             }
                         }
                     } else if status == StatusCode::FORBIDDEN {
@@ -216,10 +219,10 @@ impl SisuClient {
                         last = format!("HTTP {status} with Retry-After {}s", wait.as_secs());
                         // Waited as told, within reason: a broken header must
                         // not park the importer for days.
-                        wait.min(MAX_RETRY_AFTER)
+                        Some(wait.min(MAX_RETRY_AFTER))
                     } else if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
                         last = format!("HTTP {status}");
-                        self.backoff(attempt)
+                        None
                     } else {
                         let body = resp.text().await.unwrap_or_default();
                         return Err(SourceError::Status {
@@ -242,35 +245,26 @@ impl SisuClient {
                         });
                     }
                     last = describe(&e);
-                    self.backoff(attempt)
+                    None
                 }
             };
-            if attempt < limit {
-                tracing::warn!(service, url = %shown, attempt, limit, error = %last, wait_ms = wait.as_millis() as u64, "Sisu request failed, retrying");
-                tokio::time::sleep(wait).await;
-            }
+            let attempt = retry.attempt();
+            // A Retry-After wait replaces the policy's, but counts as an
+            // attempt all the same.
+            let Some(backoff) = retry.failed() else {
+                return Err(SourceError::Exhausted {
+                    service: service.into(),
+                    url: shown,
+                    attempts: retry.failures(),
+                    last,
+                });
+            };
+            let wait = told.unwrap_or(backoff);
+            tracing::warn!(service, url = %shown, attempt, error = %last, wait_ms = wait.as_millis() as u64, "Sisu request failed, retrying");
+            tokio::time::sleep(wait).await;
         }
-        Err(SourceError::Exhausted {
-            service: service.into(),
-            url: shown,
-            attempts: limit,
-            last,
-        })
     }
 
-    /// Exponential backoff with jitter: uniform in [cap/2, cap] where
-    /// cap = base·2^(n-1), bounded by `sis_retry_max_ms`.
-    fn backoff(&self, attempt: u32) -> Duration {
-        let cap = self
-            .inner
-            .retry_base
-            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
-            .min(self.inner.retry_max);
-        let millis = cap.as_millis() as u64;
-        Duration::from_millis(rand::rng().random_range(millis / 2..=millis.max(1)))
-    }
-
-    /// `SIS_API_URL` without a trailing slash.
     pub fn sis_api_url(&self) -> &str {
         &self.inner.sis_api_url
     }
@@ -384,16 +378,4 @@ fn excerpt(body: &str) -> String {
         end -= 1;
     }
     body[..end].trim().to_owned()
-}
-
-/// A URL with any user info removed, for logs and errors.
-pub fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) => {
-            let _ = u.set_username("");
-            let _ = u.set_password(None);
-            u.to_string()
-        }
-        Err(_) => url.to_owned(),
-    }
 }

@@ -4,7 +4,8 @@
 use bytes::Bytes;
 use futures::Stream;
 
-use super::client::{redact, Auth};
+use super::client::Auth;
+use crate::redact;
 use super::page_scan::scan_page;
 use super::{Batch, SisuClient, SourceError};
 use crate::catalogue::Service;
@@ -56,7 +57,7 @@ pub fn parse_page(
 ) -> Result<Batch, SourceError> {
     let malformed = |reason: String| SourceError::Malformed {
         service: service.into(),
-        url: redact(url),
+        url: redact::url(url),
         reason,
     };
     let page = scan_page(body).map_err(|e| malformed(format!("not an export page: {e}")))?;
@@ -80,7 +81,7 @@ pub fn parse_page(
     if stuck {
         return Err(SourceError::NoProgress {
             service: service.into(),
-            url: redact(url),
+            url: redact::url(url),
             since,
             greatest,
             has_more,

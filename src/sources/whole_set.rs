@@ -9,7 +9,8 @@ use serde_json::value::RawValue;
 use crate::entity::Entity;
 use serde_json::{Map, Value};
 
-use super::client::{redact, Auth};
+use super::client::Auth;
+use crate::redact;
 use super::{Batch, SisuClient, SourceError};
 use crate::catalogue::{Service, SourceKind};
 use crate::store::OrdinalStore;
@@ -69,7 +70,7 @@ pub async fn fetch(
         }
         _ => unreachable!("export kinds are paged, not whole-set"),
     };
-    tracing::debug!(service = %service.id, url = %redact(&url), entities = entities.len(), "whole set fetched");
+    tracing::debug!(service = %service.id, url = %redact::url(&url), entities = entities.len(), "whole set fetched");
     Ok(Batch {
         since: 0,
         greatest_ordinal: ONE_TIME_ORDINAL,
@@ -86,7 +87,7 @@ pub async fn fetch(
 fn malformed(service: &Service, url: &str, reason: String) -> SourceError {
     SourceError::Malformed {
         service: service.id.clone(),
-        url: redact(url),
+        url: redact::url(url),
         reason,
     }
 }

@@ -32,6 +32,10 @@ use tracing::{debug, error, info, warn};
 
 use crate::catalogue::{self, Service, FEEDBACK_SUBJECT};
 
+/// An entity as seen: its identity and its modification ordinal (none
+/// for whole-set kinds).
+type Sighting = (String, Option<i64>);
+
 /// Bound on every single NATS request, publish or ack.
 const NATS_TIMEOUT: Duration = Duration::from_secs(5);
 /// Pause between attempts to connect, find the stream or reopen a consumer.
@@ -893,7 +897,7 @@ impl Shared {
     ) {
         let record = self.config.record;
         // Parsed outside the lock: other loops keep recording meanwhile.
-        let (seen, versions): (Vec<(String, Option<i64>)>, Vec<(String, i64)>) = if record {
+        let (seen, versions): (Vec<Sighting>, Vec<(String, i64)>) = if record {
             let pair = |e: &&RawValue| {
                 (
                     identity(service, e),

@@ -151,7 +151,7 @@ impl Log {
             let so_far = w.buf.len() - start + KEY.len() + 2;
             w.buf.push_str(KEY);
             w.buf
-                .extend(std::iter::repeat('x').take(bytes.saturating_sub(so_far)));
+                .extend(std::iter::repeat_n('x', bytes.saturating_sub(so_far)));
             w.buf.push('"');
         }
         w.buf.push('}');

@@ -230,15 +230,15 @@ impl Faults {
             let basic_ok = state
                 .basic_auth
                 .as_deref()
-                .map_or(true, |want| header("authorization") == Some(want));
+                .is_none_or(|want| header("authorization") == Some(want));
             let token_ok = state
                 .token
                 .as_deref()
-                .map_or(true, |want| header("token") == Some(want));
+                .is_none_or(|want| header("token") == Some(want));
             let key_ok = state
                 .api_key
                 .as_deref()
-                .map_or(true, |want| header("x-api-key") == Some(want));
+                .is_none_or(|want| header("x-api-key") == Some(want));
             if !(basic_ok && token_ok && key_ok) {
                 let basic = state.basic_auth.is_some();
                 return (delay, Verdict::Unauthorized { basic });
