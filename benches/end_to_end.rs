@@ -31,9 +31,9 @@ use sis_importer::catalogue::{builtin, Service};
 use sis_importer::config::{Config, Secret};
 use sis_importer::pipeline::Importer;
 use sis_importer::shutdown::Shutdown;
-use sis_importer::testkit::consumer::{ConsumerConfig, ReferenceConsumer};
-use sis_importer::testkit::fake_sisu::{FakeSisu, FakeSisuConfig};
-use sis_importer::testkit::servers::{NatsServer, RedisServer};
+use sis_testkit::consumer::{ConsumerConfig, ReferenceConsumer};
+use sis_testkit::fake_sisu::{FakeSisu, FakeSisuConfig};
+use sis_testkit::servers::{NatsServer, RedisServer};
 
 const SERVICES: &[&str] = &["PERSON", "ATTAINMENT", "TERM_REGISTRATION"];
 const CHILD_ENV: &str = "BENCH_E2E_CHILD";

@@ -22,8 +22,10 @@
 //!   reset).
 //! - [`catalogue`], [`config`]: the fixed service catalogue and the typed
 //!   configuration.
-//! - [`testkit`]: fake Sisu, reference consumer, and NATS/Redis process
-//!   harness for tests, benchmarks and the demo.
+//!
+//! The test kit (fake Sisu, reference consumer, NATS/Redis process
+//! harness, the `demo` and `fake-sisu` commands) is its own crate,
+//! `testkit/` (`sis-testkit`), used only by tests, benchmarks and the demo.
 
 pub mod admin;
 pub mod catalogue;
@@ -41,7 +43,6 @@ pub mod sinks;
 pub mod sources;
 pub mod status;
 pub mod store;
-pub mod testkit;
 
 /// The async runtime the importer runs on: `threads` 1 is a current-thread
 /// runtime (the default, `WORKER_THREADS`: the cheapest in CPU per GB),
@@ -56,4 +57,30 @@ pub fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
         builder.worker_threads(threads);
     }
     builder.enable_all().build()
+}
+
+/// Logs to stderr (through the progress line's writer) as text on a
+/// terminal and JSON otherwise, unless `LOG_FORMAT` says; `RUST_LOG`
+/// filters (default `info,async_nats=warn`).
+pub fn init_logging(format: Option<config::LogFormat>) {
+    use config::LogFormat;
+    use std::io::IsTerminal;
+    let format = format.unwrap_or(if std::io::stderr().is_terminal() {
+        LogFormat::Text
+    } else {
+        LogFormat::Json
+    });
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,async_nats=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(progress::LogWriter);
+    match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init(),
+        LogFormat::Text => builder.init(),
+    }
 }

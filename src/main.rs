@@ -6,18 +6,15 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
-use sis_importer::config::{Config, LogFormat};
+use sis_importer::config::Config;
 use std::time::Duration;
 
 use sis_importer::lease::Lease;
 use sis_importer::pipeline::{daemon::Daemon, Importer};
-use sis_importer::progress::{LogWriter, Progress};
+use sis_importer::progress::Progress;
 use sis_importer::shutdown::{self, ShutdownTrigger};
 use sis_importer::status;
 use sis_importer::store::OrdinalStore;
-use sis_importer::testkit::fake_sisu::TlsServerConfig;
-
-mod demo;
 
 /// Copies every change from Sisu's export APIs into NATS JetStream,
 /// committing cursors in Redis only after consumers acknowledge.
@@ -74,40 +71,13 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
-    /// Serve the fake Sisu (generated data) on a port, for trying things out.
-    FakeSisu {
-        /// Port to listen on (127.0.0.1).
-        #[arg(long, default_value_t = 8080)]
-        port: u16,
-        /// Entities per export service.
-        #[arg(long, default_value_t = 10_000)]
-        entities: u64,
-        /// Seed of the generated data.
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// Delay before every answer, in milliseconds (a slow Sisu).
-        #[arg(long, default_value_t = 0)]
-        latency_ms: u64,
-        /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
-        #[arg(long, value_name = "FILE", requires = "tls_key")]
-        tls_cert: Option<PathBuf>,
-        /// The private key (PEM) for --tls-cert.
-        #[arg(long, value_name = "FILE", requires = "tls_cert")]
-        tls_key: Option<PathBuf>,
-        /// Demand client certificates issued by these CAs (PEM bundle).
-        #[arg(long, value_name = "FILE", requires = "tls_cert")]
-        client_ca: Option<PathBuf>,
-    },
-    /// Run the whole job on an embedded default: fake Sisu and reference
-    /// consumers in-process, NATS and Redis started if none are given.
-    Demo(demo::DemoArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = Config::read(cli.config.as_deref())
         .map_err(anyhow::Error::from)
-        .and_then(|config| runtime(&cli.command, &config)?.block_on(execute(cli, config)));
+        .and_then(|config| runtime(&config)?.block_on(execute(cli, config)));
     match outcome {
         Ok(code) => code,
         Err(e) => {
@@ -118,18 +88,13 @@ fn main() -> ExitCode {
 }
 
 /// The importer's commands run on `WORKER_THREADS` threads (default one:
-/// the cheapest in CPU per GB, README "Performance"); the demo and the
-/// fake Sisu host a whole rig in one process and get one thread per core.
-fn runtime(command: &Command, config: &Config) -> anyhow::Result<tokio::runtime::Runtime> {
-    let threads = match command {
-        Command::Demo(_) | Command::FakeSisu { .. } => 0,
-        _ => config.worker_threads,
-    };
-    Ok(sis_importer::runtime(threads)?)
+/// the cheapest in CPU per GB, docs/performance.md).
+fn runtime(config: &Config) -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(sis_importer::runtime(config.worker_threads)?)
 }
 
 async fn execute(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
-    init_logging(config.log_format);
+    sis_importer::init_logging(config.log_format);
     match cli.command {
         Command::Run => {
             config.validate()?;
@@ -236,34 +201,6 @@ async fn execute(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::FakeSisu {
-            port,
-            entities,
-            seed,
-            latency_ms,
-            tls_cert,
-            tls_key,
-            client_ca,
-        } => {
-            let read = |what: &str, path: &PathBuf| {
-                std::fs::read(path).with_context(|| format!("{what} {}", path.display()))
-            };
-            let tls = match (&tls_cert, &tls_key) {
-                (Some(cert), Some(key)) => Some(TlsServerConfig {
-                    cert_pem: read("--tls-cert", cert)?,
-                    key_pem: read("--tls-key", key)?,
-                    client_ca_pem: client_ca
-                        .as_ref()
-                        .map(|ca| read("--client-ca", ca))
-                        .transpose()?,
-                }),
-                _ => None,
-            };
-            demo::serve_fake_sisu(port, entities, seed, Duration::from_millis(latency_ms), tls)
-                .await?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Demo(args) => demo::run(config, args).await,
     }
 }
 
@@ -288,25 +225,4 @@ fn spawn_signal_handler(trigger: ShutdownTrigger) {
         );
         std::process::exit(130);
     });
-}
-
-fn init_logging(format: Option<LogFormat>) {
-    let format = format.unwrap_or(if std::io::stderr().is_terminal() {
-        LogFormat::Text
-    } else {
-        LogFormat::Json
-    });
-    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,async_nats=warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(LogWriter);
-    match format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .init(),
-        LogFormat::Text => builder.init(),
-    }
 }

@@ -28,9 +28,9 @@ use std::time::{Duration, Instant};
 use common::*;
 use sis_importer::config::Secret;
 use sis_importer::store::OrdinalStore;
-use sis_importer::testkit::consumer::SeenProbe;
-use sis_importer::testkit::fake_sisu::{FakeSisuConfig, Hostile};
-use sis_importer::testkit::servers::{NatsOptions, RedisOptions};
+use sis_testkit::consumer::SeenProbe;
+use sis_testkit::fake_sisu::{FakeSisuConfig, Hostile};
+use sis_testkit::servers::{NatsOptions, RedisOptions};
 
 /// An entity as seen: its identity and its modification ordinal.
 type Sighting = (String, Option<i64>);

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use common::*;
 use sis_importer::pipeline::Importer;
-use sis_importer::testkit::servers::NatsCluster;
+use sis_testkit::servers::NatsCluster;
 
 const SERVICES: [&str; 3] = ["PERSON", "ATTAINMENT", "STUDY_RIGHT"];
 

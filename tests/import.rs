@@ -9,7 +9,7 @@ use futures::StreamExt;
 use sis_importer::catalogue::{builtin, POST_UPDATE_SUBJECT};
 use sis_importer::pipeline::ServiceOutcome;
 use sis_importer::shutdown::Shutdown;
-use sis_importer::testkit::servers::NatsOptions;
+use sis_testkit::servers::NatsOptions;
 
 use common::*;
 

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use sis_importer::pipeline::ServiceOutcome;
 use sis_importer::shutdown::Shutdown;
-use sis_importer::testkit::fake_sisu::FakeSisuConfig;
-use sis_importer::testkit::servers::{NatsOptions, RedisOptions};
+use sis_testkit::fake_sisu::FakeSisuConfig;
+use sis_testkit::servers::{NatsOptions, RedisOptions};
 
 use common::*;
 

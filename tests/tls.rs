@@ -15,8 +15,8 @@ use rcgen::{
 use sis_importer::config::Secret;
 use sis_importer::pipeline::{Importer, ServiceOutcome};
 use sis_importer::shutdown::Shutdown;
-use sis_importer::testkit::fake_sisu::{FakeSisuConfig, TlsServerConfig};
-use sis_importer::testkit::servers::{NatsOptions, NatsServerTls, RedisOptions};
+use sis_testkit::fake_sisu::{FakeSisuConfig, TlsServerConfig};
+use sis_testkit::servers::{NatsOptions, NatsServerTls, RedisOptions};
 
 use common::*;
 

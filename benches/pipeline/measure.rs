@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
-use sis_importer::testkit::servers::{NatsServer, RedisServer};
+use sis_testkit::servers::{NatsServer, RedisServer};
 
 use crate::ROLE;
 

@@ -15,8 +15,8 @@ use sis_importer::pipeline::Importer;
 use sis_importer::shutdown::Shutdown;
 use sis_importer::sinks::wire::{encode_chunk, ENVELOPE_RESERVE};
 use sis_importer::sources::{SisuClient, SisuSource};
-use sis_importer::testkit::consumer::{ConsumerConfig, ReferenceConsumer};
-use sis_importer::testkit::fake_sisu::{FakeSisu, FakeSisuConfig};
+use sis_testkit::consumer::{ConsumerConfig, ReferenceConsumer};
+use sis_testkit::fake_sisu::{FakeSisu, FakeSisuConfig};
 
 use crate::knob;
 use crate::measure::{cpu_secs, proc_status_kib};

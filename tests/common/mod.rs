@@ -10,9 +10,9 @@ use std::time::Duration;
 use sis_importer::catalogue::Service;
 use sis_importer::config::{Config, Secret};
 use sis_importer::pipeline::Importer;
-use sis_importer::testkit::consumer::{ConsumerConfig, Received, ReferenceConsumer};
-use sis_importer::testkit::fake_sisu::{FakeSisu, FakeSisuConfig};
-use sis_importer::testkit::servers::{NatsOptions, NatsServer, RedisOptions, RedisServer};
+use sis_testkit::consumer::{ConsumerConfig, Received, ReferenceConsumer};
+use sis_testkit::fake_sisu::{FakeSisu, FakeSisuConfig};
+use sis_testkit::servers::{NatsOptions, NatsServer, RedisOptions, RedisServer};
 
 /// Everything an import test talks to.
 pub struct Env {

@@ -2,8 +2,8 @@
 //! tutoring groups and disclosures.
 
 use super::{uuid, Change, Shape};
-use crate::testkit::fake_sisu::json::Json;
-use crate::testkit::fake_sisu::words;
+use crate::fake_sisu::json::Json;
+use crate::fake_sisu::words;
 
 /// ENROLMENT (ILMO): carries `metadata.lastModifiedOn`; about 1 KB.
 pub fn enrolment(w: &mut Json, c: &mut Change) {

@@ -2,8 +2,8 @@
 //! assessment items and modules.
 
 use super::{id_year, module_kind, uuid, write_id, Change, ModuleKind, Shape, LANGS};
-use crate::testkit::fake_sisu::json::{Day, Json};
-use crate::testkit::fake_sisu::words;
+use crate::fake_sisu::json::{Day, Json};
+use crate::fake_sisu::words;
 
 const LEVELS: &[&str] = &[
     "basic-studies",

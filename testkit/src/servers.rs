@@ -80,9 +80,9 @@ pub struct NatsServerTls {
 impl NatsOptions {
     /// Client settings that satisfy this server (the probe's; tests hand
     /// them to consumers and importers).
-    pub fn client_auth(&self) -> crate::sinks::NatsAuth {
-        use crate::config::Secret;
-        crate::sinks::NatsAuth {
+    pub fn client_auth(&self) -> sis_importer::sinks::NatsAuth {
+        use sis_importer::config::Secret;
+        sis_importer::sinks::NatsAuth {
             token: self.token.clone().map(Secret::new),
             user_password: self.user_password.clone().map(|(u, p)| (u, Secret::new(p))),
             require_tls: self.tls.is_some(),
@@ -576,7 +576,7 @@ fn log_tail(log: &Path) -> String {
 /// What a NATS readiness probe needs.
 struct NatsProbe {
     url: String,
-    auth: crate::sinks::NatsAuth,
+    auth: sis_importer::sinks::NatsAuth,
 }
 
 impl NatsProbe {

@@ -5,7 +5,7 @@ use super::changelog::Log;
 use super::faults::{Faults, Hostile, OneShot, Verdict};
 use super::shapes::{Shape, ROOT_ORG};
 use super::wholeset;
-use crate::catalogue::{self, Service, SourceKind};
+use sis_importer::catalogue::{self, Service, SourceKind};
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};

@@ -30,7 +30,7 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 use tracing::{debug, error, info, warn};
 
-use crate::catalogue::{self, Service, FEEDBACK_SUBJECT};
+use sis_importer::catalogue::{self, Service, FEEDBACK_SUBJECT};
 
 /// An entity as seen: its identity and its modification ordinal (none
 /// for whole-set kinds).
@@ -67,7 +67,7 @@ pub struct ConsumerConfig {
     /// NATS server URL.
     pub nats_url: String,
     /// NATS credentials and TLS, as the server wants them.
-    pub nats_auth: crate::sinks::NatsAuth,
+    pub nats_auth: sis_importer::sinks::NatsAuth,
     /// Stream to consume from; default `SIS_IMPORTER`.
     pub stream: String,
     /// Services to consume; default: the built-in catalogue.
@@ -473,7 +473,7 @@ impl Instance {
                 });
             options = config.nats_auth.apply(options);
             let servers =
-                crate::sinks::connection::server_addrs(&config.nats_url).unwrap_or_default();
+                sis_importer::sinks::connection::server_addrs(&config.nats_url).unwrap_or_default();
             match options.connect(servers).await {
                 Ok(client) => return Some(client),
                 Err(err) if !warned => {
@@ -995,7 +995,7 @@ fn splitmix64(x: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testkit::servers::NatsServer;
+    use crate::servers::NatsServer;
     use async_nats::jetstream::stream;
 
     const WAIT: Duration = Duration::from_secs(20);
@@ -1264,14 +1264,14 @@ mod tests {
 
     #[tokio::test]
     async fn connects_with_a_token() {
-        let options = crate::testkit::servers::NatsOptions {
+        let options = crate::servers::NatsOptions {
             token: Some("t0ken".into()),
             ..Default::default()
         };
         let nats = NatsServer::start_with(options).await.unwrap();
         let consumer = ReferenceConsumer::start(ConsumerConfig {
-            nats_auth: crate::sinks::NatsAuth {
-                token: Some(crate::config::Secret::new("t0ken")),
+            nats_auth: sis_importer::sinks::NatsAuth {
+                token: Some(sis_importer::config::Secret::new("t0ken")),
                 ..Default::default()
             },
             services: two_services(),

@@ -5,7 +5,7 @@
 use super::changelog::{Extra, Log};
 use super::shapes::Shape;
 use super::*;
-use crate::catalogue::{self, Service};
+use sis_importer::catalogue::{self, Service};
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 

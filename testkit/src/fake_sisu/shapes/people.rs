@@ -2,8 +2,8 @@
 //! attainments and study-right primalities.
 
 use super::{write_id, Change, Shape};
-use crate::testkit::fake_sisu::json::{Day, Json};
-use crate::testkit::fake_sisu::words::{self, ascii_lower};
+use crate::fake_sisu::json::{Day, Json};
+use crate::fake_sisu::words::{self, ascii_lower};
 
 const LANGUAGES: &[&str] = &["fi", "fi", "fi", "sv", "en"];
 const COUNTRIES: &[&str] = &[

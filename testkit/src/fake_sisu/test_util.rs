@@ -1,7 +1,7 @@
 //! Helpers the fake's HTTP tests share: URLs, requests, a started fake.
 
 use super::{FakeSisu, FakeSisuConfig};
-use crate::catalogue::{self, Service};
+use sis_importer::catalogue::{self, Service};
 use serde_json::Value;
 
 /// The catalogue entry of `id`.

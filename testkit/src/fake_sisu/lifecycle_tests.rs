@@ -2,7 +2,7 @@
 
 use super::test_util::*;
 use super::*;
-use crate::catalogue;
+use sis_importer::catalogue;
 use serde_json::Value;
 
 #[tokio::test]

@@ -1,5 +1,5 @@
-//! `sis-importer demo` and `sis-importer fake-sisu`: the whole job on an
-//! embedded default. The fake Sisu and reference consumers run in-process;
+//! `demo` (`cargo demo`): the whole job on an embedded default. The
+//! fake Sisu and reference consumers run in-process;
 //! NATS and Redis come from `NATS_URL`/`REDIS_URL` when those are set and
 //! answer, otherwise the demo starts its own `nats-server -js` and
 //! `redis-server` on free ports in a temp dir and stops them on exit.
@@ -12,13 +12,20 @@ use anyhow::Context;
 use sis_importer::config::{Config, Secret};
 use sis_importer::pipeline::{Importer, RunSummary};
 use sis_importer::shutdown;
-use sis_importer::testkit::consumer::{ConsumerConfig, ReferenceConsumer};
-use sis_importer::testkit::fake_sisu::{FakeSisu, FakeSisuConfig, TlsServerConfig};
-use sis_importer::testkit::servers::{NatsServer, RedisServer};
+use sis_testkit::consumer::{ConsumerConfig, ReferenceConsumer};
+use sis_testkit::fake_sisu::{FakeSisu, FakeSisuConfig};
+use sis_testkit::servers::{NatsServer, RedisServer};
 
-/// Options of the demo.
-#[derive(clap::Args, Debug)]
-pub struct DemoArgs {
+/// Runs the whole job on an embedded default: the fake Sisu and reference
+/// consumers in-process, NATS and Redis started if none answer at
+/// NATS_URL/REDIS_URL.
+#[derive(clap::Parser, Debug)]
+#[command(name = "demo", version)]
+struct DemoArgs {
+    /// TOML configuration file of the importer; environment variables
+    /// override it.
+    #[arg(long, env = "SIS_IMPORTER_CONFIG")]
+    config: Option<std::path::PathBuf>,
     /// Entities per export service in the fake Sisu.
     #[arg(long, default_value_t = 2_000)]
     entities: u64,
@@ -30,33 +37,28 @@ pub struct DemoArgs {
     no_poison: bool,
 }
 
-/// Serves the fake Sisu in the foreground until Ctrl-C.
-pub async fn serve_fake_sisu(
-    port: u16,
-    entities: u64,
-    seed: u64,
-    latency: Duration,
-    tls: Option<TlsServerConfig>,
-) -> anyhow::Result<()> {
-    let fake = FakeSisu::start(FakeSisuConfig {
-        seed,
-        entities_per_service: entities,
-        bind: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
-        tls,
-    })
-    .await
-    .with_context(|| format!("cannot listen on 127.0.0.1:{port}"))?;
-    fake.faults().latency(None, latency);
-    println!("fake Sisu on {}", fake.base_url());
-    println!("  SIS_API_URL={}", fake.base_url());
-    println!("  KORI_PUBLIC_API_URL={}", fake.kori_public_url());
-    tokio::signal::ctrl_c().await?;
-    fake.shutdown().await;
-    Ok(())
+fn main() -> ExitCode {
+    use clap::Parser;
+    let args = DemoArgs::parse();
+    // The demo hosts a whole rig in one process: a thread per core.
+    let outcome = Config::read(args.config.as_deref())
+        .map_err(anyhow::Error::from)
+        .and_then(|config| {
+            sis_importer::init_logging(config.log_format);
+            Ok(sis_importer::runtime(0)?.block_on(run(config, args)))
+        })
+        .and_then(|code| code);
+    match outcome {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("demo: {e:#}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 /// Runs the demo and prints a per-service summary.
-pub async fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<ExitCode> {
+async fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<ExitCode> {
     let (nats_url, _nats) = nats(&config).await?;
     let (redis_url, _redis) = redis(&config).await?;
     let fake = FakeSisu::start(FakeSisuConfig {

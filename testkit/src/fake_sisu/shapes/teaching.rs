@@ -1,8 +1,8 @@
 //! Teaching (KORI): course-unit realisations, locations and study events.
 
 use super::{uuid, Change, Shape, LANGS};
-use crate::testkit::fake_sisu::json::{Json, Rng};
-use crate::testkit::fake_sisu::words;
+use crate::fake_sisu::json::{Json, Rng};
+use crate::fake_sisu::words;
 
 /// COURSE_UNIT_REALISATION: a teaching instance with study groups; 2–4 KB.
 pub fn realisation(w: &mut Json, c: &mut Change) {

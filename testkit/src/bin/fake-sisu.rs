@@ -1,0 +1,89 @@
+//! `fake-sisu` (`cargo fake-sisu`): serves the fake Sisu (generated data)
+//! on a port in the foreground until Ctrl-C, for trying the importer out
+//! by hand.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use sis_testkit::fake_sisu::{FakeSisu, FakeSisuConfig, TlsServerConfig};
+
+/// Serves the fake Sisu (generated data) on a port, for trying things out.
+#[derive(Parser, Debug)]
+#[command(name = "fake-sisu", version)]
+struct Args {
+    /// Port to listen on (127.0.0.1).
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// Entities per export service.
+    #[arg(long, default_value_t = 10_000)]
+    entities: u64,
+    /// Seed of the generated data.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Delay before every answer, in milliseconds (a slow Sisu).
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key (PEM) for --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Demand client certificates issued by these CAs (PEM bundle).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    client_ca: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    sis_importer::init_logging(None);
+    let outcome = sis_importer::runtime(0)
+        .map_err(anyhow::Error::from)
+        .and_then(|rt| rt.block_on(serve(args)));
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("fake-sisu: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn serve(args: Args) -> anyhow::Result<()> {
+    let read = |what: &str, path: &PathBuf| {
+        std::fs::read(path).with_context(|| format!("{what} {}", path.display()))
+    };
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(TlsServerConfig {
+            cert_pem: read("--tls-cert", cert)?,
+            key_pem: read("--tls-key", key)?,
+            client_ca_pem: args
+                .client_ca
+                .as_ref()
+                .map(|ca| read("--client-ca", ca))
+                .transpose()?,
+        }),
+        _ => None,
+    };
+    let port = args.port;
+    let fake = FakeSisu::start(FakeSisuConfig {
+        seed: args.seed,
+        entities_per_service: args.entities,
+        bind: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+        tls,
+    })
+    .await
+    .with_context(|| format!("cannot listen on 127.0.0.1:{port}"))?;
+    fake.faults()
+        .latency(None, Duration::from_millis(args.latency_ms));
+    println!("fake Sisu on {}", fake.base_url());
+    println!("  SIS_API_URL={}", fake.base_url());
+    println!("  KORI_PUBLIC_API_URL={}", fake.kori_public_url());
+    tokio::signal::ctrl_c().await?;
+    fake.shutdown().await;
+    Ok(())
+}
