@@ -100,12 +100,12 @@ impl Service {
     }
 
     /// `<ordinal key>_SCHEDULED` (SPEC §5).
-    pub fn scheduled_key(&self) -> String {
+    pub(crate) fn scheduled_key(&self) -> String {
         format!("{}_SCHEDULED", self.ordinal_key)
     }
 
     /// `<ordinal key>_UPDATED` (SPEC §5).
-    pub fn updated_key(&self) -> String {
+    pub(crate) fn updated_key(&self) -> String {
         format!("{}_UPDATED", self.ordinal_key)
     }
 
@@ -200,7 +200,7 @@ pub const FEEDBACK_SUBJECT: &str = "SCHEDULER_STATUS_CHANNEL";
 /// Subject announcing the end of a run (SPEC §1, fixed).
 pub const POST_UPDATE_SUBJECT: &str = "POST_UPDATE";
 /// Subject consumers may use to announce they finished post-update work.
-pub const POST_UPDATE_FINISH_SUBJECT: &str = "POST_UPDATE_FINISH";
+pub(crate) const POST_UPDATE_FINISH_SUBJECT: &str = "POST_UPDATE_FINISH";
 
 #[cfg(test)]
 mod tests {

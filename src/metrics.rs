@@ -51,7 +51,7 @@ pub struct Histogram {
 }
 
 /// Upper bounds of the request-duration buckets, seconds.
-pub const BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
+pub(crate) const BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
 
 #[derive(Default)]
 struct Registry {
@@ -69,7 +69,7 @@ fn with_service(service: &str, f: impl FnOnce(&mut ServiceCounters)) {
 }
 
 /// A Sisu request finished with `status` (0 = no answer).
-pub fn sisu_request(service: &str, status: u16, took: Duration) {
+pub(crate) fn sisu_request(service: &str, status: u16, took: Duration) {
     let class = match status {
         0 => "error",
         200..=299 => "2xx",
@@ -96,7 +96,7 @@ pub fn fetched(service: &str, n: u64) {
 
 /// `chunks` chunks handed to the publisher, carrying `entities` entities
 /// on their first publish (split halves are not counted again).
-pub fn chunks_published(service: &str, chunks: u64, entities: u64) {
+pub(crate) fn chunks_published(service: &str, chunks: u64, entities: u64) {
     with_service(service, |s| {
         s.chunks_published += chunks;
         s.published += entities;
@@ -118,7 +118,7 @@ pub fn chunks_failed(service: &str, splits: u64, poisons: u64) {
 }
 
 /// An entity dead-lettered.
-pub fn dead_lettered(service: &str, reason: &'static str) {
+pub(crate) fn dead_lettered(service: &str, reason: &'static str) {
     with_service(service, |s| {
         *s.dead_lettered.entry(reason).or_default() += 1
     });
@@ -130,7 +130,7 @@ pub fn committed(service: &str, ordinal: i64) {
 }
 
 /// A service's run ended.
-pub fn run_finished(service: &str, took: Duration, success: bool) {
+pub(crate) fn run_finished(service: &str, took: Duration, success: bool) {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default()
@@ -149,13 +149,13 @@ pub fn feedback_ignored(reason: &'static str, n: u64) {
 }
 
 /// An outage of `system` began.
-pub fn outage_began(system: &'static str) {
+pub(crate) fn outage_began(system: &'static str) {
     let mut reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
     reg.outages.entry(system).or_default().0 += 1;
 }
 
 /// An outage of `system` ended after `lasted`.
-pub fn outage_ended(system: &'static str, lasted: Duration) {
+pub(crate) fn outage_ended(system: &'static str, lasted: Duration) {
     let mut reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
     reg.outages.entry(system).or_default().1 += lasted.as_secs_f64();
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 /// One system's availability as the importer sees it.
 #[derive(Debug)]
-pub struct Outage {
+pub(crate) struct Outage {
     system: &'static str,
     /// Fast path: false while all is well.
     down: AtomicBool,
@@ -47,7 +47,7 @@ impl Outage {
 
     /// An operation succeeded or the connection is back: ends an outage,
     /// if one was going on, and returns how long it lasted.
-    pub fn succeeded(&self) -> Option<Duration> {
+    pub(crate) fn succeeded(&self) -> Option<Duration> {
         if !self.down.load(Ordering::Acquire) {
             return None;
         }

@@ -27,7 +27,7 @@ fn with_line<R>(f: impl FnOnce(&mut String, &mut std::io::StderrLock<'_>) -> R) 
 /// A `tracing` writer for stderr that keeps the progress line below the
 /// logs. Without a progress line it is plain stderr.
 #[derive(Clone, Copy, Default)]
-pub struct LogWriter;
+pub(crate) struct LogWriter;
 
 impl Write for LogWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {

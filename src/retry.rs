@@ -9,7 +9,7 @@ use rand::Rng;
 
 /// When a retry loop gives up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Budget {
+pub(crate) enum Budget {
     /// After this many attempts in all (the first one included).
     Attempts(u32),
     /// When the next wait would end later than this after the first attempt.
@@ -23,7 +23,7 @@ pub enum Budget {
 /// from the upper half of that, so that instances restarted together do
 /// not retry in step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RetryPolicy {
+pub(crate) struct RetryPolicy {
     pub first: Duration,
     pub max: Duration,
     pub jitter: bool,
@@ -43,7 +43,7 @@ impl RetryPolicy {
 
     /// The wait after the `failed`-th failed attempt (1-based), before
     /// jitter.
-    pub fn ceiling(&self, failed: u32) -> Duration {
+    pub(crate) fn ceiling(&self, failed: u32) -> Duration {
         self.first
             .saturating_mul(1u32 << failed.saturating_sub(1).min(16))
             .min(self.max)
@@ -93,7 +93,7 @@ impl Retry {
     }
 
     /// Attempts made so far that failed.
-    pub fn failures(&self) -> u32 {
+    pub(crate) fn failures(&self) -> u32 {
         self.failed
     }
 

@@ -130,7 +130,7 @@ impl AttemptCore {
     }
 
     /// Whether another batch may be opened now.
-    pub fn wants_batch(&self) -> bool {
+    pub(crate) fn wants_batch(&self) -> bool {
         self.batches.len() < self.windows.pipeline_depth
     }
 
@@ -269,7 +269,7 @@ impl AttemptCore {
     }
 
     /// JetStream acknowledged (stored) a publish.
-    pub fn on_published(&mut self) {
+    pub(crate) fn on_published(&mut self) {
         self.awaiting_publish_ack = self.awaiting_publish_ack.saturating_sub(1);
     }
 
@@ -352,7 +352,7 @@ impl AttemptCore {
     /// of this lineage: it is about a chunk of a batch not yet committed.
     /// The first such message in the stream bounds where the next
     /// resumption must start reading.
-    pub fn concerns_uncommitted(&self, fb: &Feedback) -> bool {
+    pub(crate) fn concerns_uncommitted(&self, fb: &Feedback) -> bool {
         self.uncommitted_key(fb).is_some()
     }
 
@@ -364,7 +364,7 @@ impl AttemptCore {
     /// none. Moving it forward at every resumption keeps the read-back to
     /// what the interrupted processes heard since the oldest open batch, not
     /// everything since the lineage began.
-    pub fn resume_after<'a>(
+    pub(crate) fn resume_after<'a>(
         &self,
         stored: impl IntoIterator<Item = (u64, &'a Feedback)>,
         through: u64,
@@ -405,18 +405,18 @@ impl AttemptCore {
 
     /// Chunks finished from the feedback of the interrupted attempt being
     /// resumed, without being sent again.
-    pub fn recovered_chunks(&self) -> u64 {
+    pub(crate) fn recovered_chunks(&self) -> u64 {
         self.recovered_chunks
     }
 
     /// The panic deadline, while chunks are unfinished.
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         (self.unfinished_chunks() > 0).then(|| self.last_progress + self.panic_timeout)
     }
 
     /// Whether the attempt must be abandoned at `now` (no feedback
     /// progress for the panic timeout while chunks are unfinished).
-    pub fn on_timeout(&self, now: Instant) -> bool {
+    pub(crate) fn on_timeout(&self, now: Instant) -> bool {
         self.poll_timeout().is_some_and(|deadline| now >= deadline)
     }
 
@@ -427,7 +427,7 @@ impl AttemptCore {
 
     /// Queues the window counters gathered so far (the driver calls this
     /// now and then, so `_SCHEDULED` / `_UPDATED` stay near the truth).
-    pub fn flush_window(&mut self) {
+    pub(crate) fn flush_window(&mut self) {
         let delta = std::mem::take(&mut self.window);
         if delta != WindowDelta::default() {
             self.actions.push_back(Action::Window(delta));
@@ -435,32 +435,17 @@ impl AttemptCore {
     }
 
     /// Open batches (fetched, commit not yet handed out).
-    pub fn open_batches(&self) -> usize {
+    pub(crate) fn open_batches(&self) -> usize {
         self.batches.len()
     }
 
     /// Chunks not yet done: waiting, ready or published.
-    pub fn unfinished_chunks(&self) -> usize {
+    pub(crate) fn unfinished_chunks(&self) -> usize {
         self.chunks.len()
     }
 
-    /// Chunks published and awaiting feedback.
-    pub fn awaiting_feedback(&self) -> usize {
-        self.awaiting_feedback
-    }
-
-    /// Chunks awaiting their JetStream publish ack.
-    pub fn awaiting_publish_ack(&self) -> usize {
-        self.awaiting_publish_ack
-    }
-
-    /// Chunks held back behind an older version of one of their entities.
-    pub fn waiting_for_order(&self) -> usize {
-        self.barrier.waiting()
-    }
-
     /// The batch number the next attempt should start from.
-    pub fn next_batch_no(&self) -> u64 {
+    pub(crate) fn next_batch_no(&self) -> u64 {
         self.next_batch_no
     }
 

@@ -224,7 +224,7 @@ fn the_same_identity_twice_in_one_batch_goes_out_one_after_the_other() {
     );
     let out = publish_all(&mut c);
     assert_eq!(ids(&out), [id(10, 0, 2)]);
-    assert_eq!(c.waiting_for_order(), 1);
+    assert_eq!(c.barrier.waiting.len(), 1);
     c.on_feedback(&fb(&c, &id(10, 0, 2), FeedbackStatus::Ok), now);
     assert_eq!(ids(&publish_all(&mut c)), [id(10, 2, 2)]);
 }
@@ -377,8 +377,8 @@ fn simulate(seed: u64, w: Windows) {
             in_flight.push(chunk);
             publish_acks += 1;
         }
-        assert!(c.awaiting_feedback() <= w.max_chunks_in_flight);
-        assert!(c.awaiting_publish_ack() <= w.max_publishes_in_flight);
+        assert!(c.awaiting_feedback <= w.max_chunks_in_flight);
+        assert!(c.awaiting_publish_ack <= w.max_publishes_in_flight);
         assert!(c.open_batches() <= w.pipeline_depth);
         if publish_acks > 0 && next(2) == 0 {
             c.on_published();
@@ -393,7 +393,7 @@ fn simulate(seed: u64, w: Windows) {
             if batches.is_empty() && c.open_batches() == 0 {
                 break;
             }
-            if batches.is_empty() && c.awaiting_publish_ack() > 0 {
+            if batches.is_empty() && c.awaiting_publish_ack > 0 {
                 c.on_published();
                 publish_acks -= 1;
             }

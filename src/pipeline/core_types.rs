@@ -43,7 +43,7 @@ pub struct Lineage {
 /// same Sisu page chunked with the same limits, so an attempt resumed
 /// after a crash remakes the ids the crashed one published.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ChunkKey {
+pub(crate) struct ChunkKey {
     /// The batch's `since`.
     pub since: i64,
     /// The batch's `greatestOrdinal`.
@@ -105,7 +105,7 @@ impl ChunkKey {
 /// first word per chunk (a later contradiction, such as FAIL after OK, is
 /// ignored as it would have been live).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Recovered {
+pub(crate) enum Recovered {
     /// Acknowledged: not sent again.
     Ok,
     /// A lone entity failed (with this stack): dead-lettered again (the

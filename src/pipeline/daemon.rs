@@ -60,13 +60,13 @@ impl Daemon {
     }
 
     /// Whether a run of this daemon is in progress or waiting for the lease.
-    pub fn is_busy(&self) -> bool {
+    pub(crate) fn is_busy(&self) -> bool {
         let current = self.current.lock().unwrap_or_else(|e| e.into_inner());
         current.as_ref().is_some_and(|h| !h.is_finished()) || self.importer.is_running()
     }
 
     /// Starts a run unless one is in progress; true if started.
-    pub fn start_run(self: &Arc<Self>, why: &'static str) -> bool {
+    pub(crate) fn start_run(self: &Arc<Self>, why: &'static str) -> bool {
         let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
         if current.as_ref().is_some_and(|h| !h.is_finished()) || self.importer.is_running() {
             tracing::warn!(
@@ -133,7 +133,7 @@ impl Daemon {
 
     /// Re-arms one-time services and clears the forbidden list: a new
     /// process tries everything again.
-    pub async fn prepare(&self) -> Result<(), crate::store::StoreError> {
+    pub(crate) async fn prepare(&self) -> Result<(), crate::store::StoreError> {
         for service in self.services.iter().filter(|s| s.one_time) {
             self.importer.store.reset(service).await?;
         }

@@ -325,7 +325,7 @@ impl Importer {
     }
 
     /// Sets the lease every commit must hold (`None`: no check).
-    pub fn set_lease(&self, lease: Option<(String, String)>) {
+    pub(crate) fn set_lease(&self, lease: Option<(String, String)>) {
         *self.lease.lock().unwrap_or_else(|e| e.into_inner()) = lease;
         self.lease_lost
             .store(false, std::sync::atomic::Ordering::SeqCst);
@@ -333,13 +333,13 @@ impl Importer {
 
     /// Another instance took the lease: the run stops starting services
     /// (commits are refused by Redis anyway).
-    pub fn mark_lease_lost(&self) {
+    pub(crate) fn mark_lease_lost(&self) {
         self.lease_lost
             .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Whether the lease this run holds was lost.
-    pub fn lease_lost(&self) -> bool {
+    pub(crate) fn lease_lost(&self) -> bool {
         self.lease_lost.load(std::sync::atomic::Ordering::SeqCst)
     }
 
@@ -349,7 +349,7 @@ impl Importer {
 }
 
 /// A new random execution hash (128 bits, hex).
-pub fn new_execution_hash() -> String {
+pub(crate) fn new_execution_hash() -> String {
     let bytes: [u8; 16] = rand::random();
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

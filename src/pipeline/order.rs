@@ -27,7 +27,7 @@ type Map<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
 use crate::catalogue::IdentityKind;
 
 /// A chunk's place in creation order; unique within an attempt.
-pub type ChunkSeq = u64;
+pub(crate) type ChunkSeq = u64;
 
 /// The unfinished chunks carrying one key, oldest first; never empty. The
 /// first is kept apart because most identities have one chunk unfinished
@@ -64,21 +64,21 @@ impl Line {
 }
 
 /// The order key of one entity identity.
-pub type IdentityKey = u64;
+pub(crate) type IdentityKey = u64;
 
 /// See the module doc.
 #[derive(Debug, Default)]
-pub struct OrderBarrier {
+pub(crate) struct OrderBarrier {
     /// Unfinished chunks carrying each key, oldest first.
     queues: Map<IdentityKey, Line>,
     /// For each waiting chunk: how many of its queues it is not first in.
-    waiting: Map<ChunkSeq, usize>,
+    pub(super) waiting: Map<ChunkSeq, usize>,
 }
 
 impl OrderBarrier {
     /// Admits a new chunk (newer than every chunk admitted before) with its
     /// distinct keys. Returns whether it may be published at once.
-    pub fn admit(&mut self, chunk: ChunkSeq, keys: &[IdentityKey]) -> bool {
+    pub(crate) fn admit(&mut self, chunk: ChunkSeq, keys: &[IdentityKey]) -> bool {
         let mut behind = 0;
         for key in keys {
             match self.queues.entry(*key) {
@@ -152,11 +152,6 @@ impl OrderBarrier {
             .collect()
     }
 
-    /// Chunks waiting behind an older one.
-    pub fn waiting(&self) -> usize {
-        self.waiting.len()
-    }
-
     fn wait(&mut self, chunk: ChunkSeq, behind: usize) -> bool {
         if behind == 0 {
             return true;
@@ -185,7 +180,7 @@ impl OrderBarrier {
 /// `None` when it has no identity (not an object, or a field missing):
 /// such an entity is ordered with nothing, since nothing can tell which
 /// entity it is a version of (consumers cannot upsert it either).
-pub fn identity_key(kind: IdentityKind, entity: &[u8]) -> Option<IdentityKey> {
+pub(crate) fn identity_key(kind: IdentityKind, entity: &[u8]) -> Option<IdentityKey> {
     const ID: &[&str] = &["id"];
     const STUDY_RIGHT_STUDENT: &[&str] = &["studyRightId", "studentId"];
     const WITH_START: &[&str] = &["studyRightId", "studentId", "startDate"];
@@ -316,7 +311,7 @@ fn value_end(bytes: &[u8], i: usize) -> Option<usize> {
 }
 
 /// The distinct keys of `entities`, in first-seen order.
-pub fn distinct_keys(keys: impl IntoIterator<Item = Option<IdentityKey>>) -> Vec<IdentityKey> {
+pub(crate) fn distinct_keys(keys: impl IntoIterator<Item = Option<IdentityKey>>) -> Vec<IdentityKey> {
     let mut out: Vec<IdentityKey> = Vec::new();
     for key in keys.into_iter().flatten() {
         if !out.contains(&key) {
@@ -338,7 +333,7 @@ mod tests {
         assert!(!b.admit(3, &[11, 12]), "shares 11 with 1 and 12 with 2");
         assert!(b.release(1, &[10, 11]).is_empty(), "still behind 2 for 12");
         assert_eq!(b.release(2, &[12]), [3]);
-        assert_eq!(b.waiting(), 0);
+        assert_eq!(b.waiting.len(), 0);
         assert!(b.release(3, &[11, 12]).is_empty());
         assert!(b.queues.is_empty());
     }

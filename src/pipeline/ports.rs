@@ -29,7 +29,7 @@ pub trait BatchSource: Send + Sync {
 /// Where chunks go (JetStream). Starting a publish never waits: rate limit,
 /// retries and the publish ack all happen inside the publish, whose outcome
 /// comes from [`next_ack`](ChunkSink::next_ack).
-pub trait ChunkSink: Send {
+pub(crate) trait ChunkSink: Send {
     /// Starts publishing `chunk`.
     fn publish(&mut self, chunk: ChunkOut);
     /// The next finished publish (its chunk id); pending while none is
@@ -38,11 +38,11 @@ pub trait ChunkSink: Send {
 }
 
 /// One item of the feedback stream.
-pub type FeedbackItem = Result<Feedback, MalformedFeedback>;
+pub(crate) type FeedbackItem = Result<Feedback, MalformedFeedback>;
 
 /// A feedback message that could not be read.
 #[derive(Debug, Clone)]
-pub struct MalformedFeedback {
+pub(crate) struct MalformedFeedback {
     /// Why.
     pub reason: String,
     /// Its size in bytes.
@@ -55,10 +55,10 @@ pub struct MalformedFeedback {
 pub struct FeedbackError(pub String);
 
 /// Feedback messages as they come; an `Err` item means the stream broke.
-pub type FeedbackStream = BoxStream<'static, Result<FeedbackItem, FeedbackError>>;
+pub(crate) type FeedbackStream = BoxStream<'static, Result<FeedbackItem, FeedbackError>>;
 
 /// Live feedback, and where it starts in the stream that stores it.
-pub struct Subscription {
+pub(crate) struct Subscription {
     /// Feedback stored from now on.
     pub stream: FeedbackStream,
     /// Stream sequence of the last feedback stored before `stream`'s
@@ -68,7 +68,7 @@ pub struct Subscription {
 }
 
 /// Where feedback comes from.
-pub trait FeedbackSource: Send + Sync {
+pub(crate) trait FeedbackSource: Send + Sync {
     /// Feedback sent from now on (so: opened before the first publish).
     fn subscribe(&self) -> impl Future<Output = Result<Subscription, FeedbackError>> + Send;
     /// The feedback stored with stream sequences in `(after, through]`, in
@@ -83,7 +83,7 @@ pub trait FeedbackSource: Send + Sync {
 
 /// A feedback message read back from the stream, with its sequence.
 #[derive(Debug)]
-pub struct StoredFeedback {
+pub(crate) struct StoredFeedback {
     /// Its stream sequence.
     pub sequence: u64,
     pub item: FeedbackItem,
@@ -92,7 +92,7 @@ pub struct StoredFeedback {
 /// The committed cursor and what goes with it (Redis). Every method
 /// returns a `'static` future so the driver can keep one write under way
 /// while it goes on handling feedback.
-pub trait CursorStore: Send + Sync {
+pub(crate) trait CursorStore: Send + Sync {
     /// Adds to the `_SCHEDULED` / `_UPDATED` window counters.
     fn add_window(
         &self,

@@ -35,7 +35,7 @@ const IGNORED: [&str; 4] = [
 ];
 
 /// At most one summary line of ignored feedback per service this often.
-pub const IGNORED_NOTE_EVERY: Duration = Duration::from_secs(10);
+pub(crate) const IGNORED_NOTE_EVERY: Duration = Duration::from_secs(10);
 
 /// Ignored feedback of one service not yet told to the operator: a storm
 /// of garbage or stale feedback becomes one line every
@@ -43,7 +43,7 @@ pub const IGNORED_NOTE_EVERY: Duration = Duration::from_secs(10);
 /// Kept per service across attempts (in the [`Importer`]); what is left at
 /// the end of the service goes on its `service finished` line.
 #[derive(Debug, Default)]
-pub struct IgnoredNote {
+pub(crate) struct IgnoredNote {
     last: Option<Instant>,
     pending: [u64; 4],
     example: Option<String>,
@@ -63,7 +63,7 @@ impl IgnoredNote {
 
     /// Whether a summary is due at `now`: something is pending and none was
     /// told in the last [`IGNORED_NOTE_EVERY`] (the first one goes at once).
-    pub fn due(&self, now: Instant) -> bool {
+    pub(crate) fn due(&self, now: Instant) -> bool {
         self.pending.iter().any(|n| *n > 0)
             && self
                 .last
@@ -88,13 +88,13 @@ impl IgnoredNote {
     }
 
     /// Whether malformed messages are among those pending.
-    pub fn has_malformed(&self) -> bool {
+    pub(crate) fn has_malformed(&self) -> bool {
         self.pending[3] > 0
     }
 }
 
 /// See the module doc.
-pub struct AttemptObserver<'a> {
+pub(crate) struct AttemptObserver<'a> {
     importer: &'a Importer,
     service: &'a Service,
     stats: AttemptStats,
@@ -119,19 +119,19 @@ impl<'a> AttemptObserver<'a> {
     }
 
     /// The attempt's totals.
-    pub fn into_stats(self) -> AttemptStats {
+    pub(crate) fn into_stats(self) -> AttemptStats {
         self.stats
     }
 
     /// A batch was fetched and chunked.
-    pub fn batch_opened(&mut self, opened: &Opened, entities: usize, since: i64, greatest: i64) {
+    pub(crate) fn batch_opened(&mut self, opened: &Opened, entities: usize, since: i64, greatest: i64) {
         self.unreported.fetched += entities as u64;
         tracing::debug!(service = %self.service.id, batch = opened.batch_no, since, greatest_ordinal = greatest, entities, chunks = opened.chunks, "batch fetched");
     }
 
     /// A chunk was handed to the sink. Counted then: the attempt may end
     /// (all feedback in) before the last JetStream acks are read.
-    pub fn chunk_published(&mut self, chunk: &ChunkOut) {
+    pub(crate) fn chunk_published(&mut self, chunk: &ChunkOut) {
         self.stats.chunks += 1;
         self.unreported.chunks += 1;
         if !chunk.half {
@@ -180,7 +180,7 @@ impl<'a> AttemptObserver<'a> {
     }
 
     /// A dead letter was written (`new`: not recorded before).
-    pub fn dead_lettered(&mut self, letter: &DeadLetter, new: bool) {
+    pub(crate) fn dead_lettered(&mut self, letter: &DeadLetter, new: bool) {
         tracing::error!(
             service = %letter.service,
             new,

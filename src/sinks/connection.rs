@@ -31,26 +31,6 @@ pub enum SinkError {
         /// The cause.
         message: String,
     },
-    /// Subscribing to the feedback subject failed.
-    #[error("cannot subscribe to {subject}: {message}")]
-    Subscribe {
-        /// The subject.
-        subject: String,
-        /// The cause.
-        message: String,
-    },
-    /// A publish kept failing.
-    #[error("publishing {what} on {subject} failed after {attempts} attempts: {message}")]
-    Publish {
-        /// Chunk id or message kind.
-        what: String,
-        /// The subject.
-        subject: String,
-        /// Attempts made.
-        attempts: u32,
-        /// The last cause.
-        message: String,
-    },
 }
 
 /// How a client authenticates to NATS and secures the connection: token,
@@ -206,7 +186,7 @@ impl Nats {
 
     /// Publishes the run summary on `POST_UPDATE` through JetStream and
     /// awaits the publish ack, within `timeout`.
-    pub async fn announce(&self, body: Vec<u8>, timeout: Duration) -> Result<(), SinkError> {
+    pub(crate) async fn announce(&self, body: Vec<u8>, timeout: Duration) -> Result<(), SinkError> {
         let err = |message: String| SinkError::Stream {
             stream: self.stream.clone(),
             operation: "publish POST_UPDATE",
@@ -227,7 +207,7 @@ impl Nats {
     }
 
     /// Every subject the stream must capture.
-    pub fn required_subjects(services: &[Service]) -> Vec<String> {
+    pub(crate) fn required_subjects(services: &[Service]) -> Vec<String> {
         let mut subjects: Vec<String> = services.iter().map(|s| s.subject.clone()).collect();
         for s in [
             FEEDBACK_SUBJECT,
@@ -243,7 +223,7 @@ impl Nats {
     /// Creates the stream if missing (file storage); an existing stream is
     /// used as is, with a warning for every needed subject it misses.
     /// Returns the subjects it misses.
-    pub async fn ensure_stream(
+    pub(crate) async fn ensure_stream(
         &self,
         services: &[Service],
         max_age: Duration,
@@ -297,7 +277,7 @@ fn is_not_found(e: &jetstream::context::GetStreamError) -> bool {
 }
 
 /// NATS subject wildcard matching (`*` one token, `>` the rest).
-pub fn subject_matches(pattern: &str, subject: &str) -> bool {
+pub(crate) fn subject_matches(pattern: &str, subject: &str) -> bool {
     let mut p = pattern.split('.');
     let mut s = subject.split('.');
     loop {

@@ -32,7 +32,7 @@ use crate::pipeline::ports::{
 
 /// Feedback from the stream (or core NATS when the stream misses it).
 #[derive(Clone)]
-pub struct JetStreamFeedback {
+pub(crate) struct JetStreamFeedback {
     nats: Nats,
     /// Whether the stream captures `SCHEDULER_STATUS_CHANNEL`.
     captured: bool,

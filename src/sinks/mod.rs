@@ -16,6 +16,7 @@ pub mod publisher;
 pub mod wire;
 
 pub use connection::{Nats, NatsAuth, SinkError};
-pub use feedback::JetStreamFeedback;
-pub use publisher::{ChunkPublisher, PublishFailure};
+pub(crate) use feedback::JetStreamFeedback;
+pub(crate) use publisher::ChunkPublisher;
+pub use publisher::PublishFailure;
 pub use wire::{Feedback, FeedbackStatus};

@@ -55,7 +55,7 @@ pub struct PublishFailure {
 /// Publishes chunks on one subject. How many are under way at once is the
 /// caller's window (`max_publishes_in_flight`): a slow broker holds acks
 /// back, and that is what slows the fetcher.
-pub struct ChunkPublisher {
+pub(crate) struct ChunkPublisher {
     nats: Nats,
     subject: String,
     /// Each future publishes one chunk (with its retries) and resolves to
@@ -103,7 +103,7 @@ impl ChunkPublisher {
 
     /// The next finished publish (its chunk id); pending forever when none
     /// is in flight (so it can sit in a `select!`).
-    pub async fn next_ack(&mut self) -> Result<String, PublishFailure> {
+    pub(crate) async fn next_ack(&mut self) -> Result<String, PublishFailure> {
         match self.in_flight.next().await {
             Some(outcome) => outcome,
             None => std::future::pending().await,

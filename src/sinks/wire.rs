@@ -69,7 +69,7 @@ impl Feedback {
     }
 
     /// The consumer's error text, shortened for logs and dead letters.
-    pub fn stack_text(&self) -> String {
+    pub(crate) fn stack_text(&self) -> String {
         let text = match &self.stack {
             None | Some(serde_json::Value::Null) => String::new(),
             Some(serde_json::Value::String(s)) => s.clone(),

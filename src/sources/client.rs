@@ -145,7 +145,7 @@ impl SisuClient {
     }
 
     /// `POST url` with a JSON body, retried like `get`.
-    pub async fn post_json(
+    pub(crate) async fn post_json(
         &self,
         service: &str,
         url: &str,
@@ -275,7 +275,7 @@ impl SisuClient {
     }
 
     /// `ROOT_ORG_ID`.
-    pub fn root_org_id(&self) -> &str {
+    pub(crate) fn root_org_id(&self) -> &str {
         &self.inner.root_org_id
     }
 

@@ -49,7 +49,7 @@ fn export_url(client: &SisuClient, service: &Service, since: i64, limit: u32) ->
 }
 
 /// Parses and checks one page; the loop guards of SPEC §2 live here.
-pub fn parse_page(
+pub(crate) fn parse_page(
     service: &str,
     url: &str,
     since: i64,

@@ -120,7 +120,7 @@ pub enum SourceError {
 
 impl SourceError {
     /// True for the 403 case.
-    pub fn is_forbidden(&self) -> bool {
+    pub(crate) fn is_forbidden(&self) -> bool {
         matches!(self, SourceError::Forbidden { .. })
     }
 }

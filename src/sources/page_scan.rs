@@ -25,7 +25,7 @@ use std::ops::Range;
 
 /// Why a body is not an export page, and the byte offset where that shows.
 #[derive(Debug, PartialEq, Eq)]
-pub struct ScanError {
+pub(crate) struct ScanError {
     /// Byte offset into the body.
     pub at: usize,
     /// What is wrong there.
@@ -41,7 +41,7 @@ impl std::fmt::Display for ScanError {
 /// The page's fields as found: `None` when the field is absent, an inner
 /// `None` when it is `null`.
 #[derive(Debug, Default)]
-pub struct Scanned {
+pub(crate) struct Scanned {
     /// `hasMore`.
     pub has_more: Option<bool>,
     /// `greatestOrdinal`.
@@ -54,7 +54,7 @@ const MAX_DEPTH: usize = 128;
 
 /// Checks that `body` is one valid JSON object (RFC 8259, UTF-8) and
 /// reads the export page's fields from it; see the module doc.
-pub fn scan_page(body: &[u8]) -> Result<Scanned, ScanError> {
+pub(crate) fn scan_page(body: &[u8]) -> Result<Scanned, ScanError> {
     if simdutf8::basic::from_utf8(body).is_err() {
         let at = std::str::from_utf8(body).map_or_else(|e| e.valid_up_to(), |_| 0);
         return Err(ScanError {

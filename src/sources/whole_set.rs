@@ -16,13 +16,13 @@ use crate::catalogue::{Service, SourceKind};
 use crate::store::OrdinalStore;
 
 /// How long a URN code-book answer is cached (SPEC §3).
-pub const URN_CACHE_TTL: Duration = Duration::from_secs(3600);
+pub(crate) const URN_CACHE_TTL: Duration = Duration::from_secs(3600);
 
 /// The ordinal stored for a fetched one-time service.
-pub const ONE_TIME_ORDINAL: i64 = 1;
+pub(crate) const ONE_TIME_ORDINAL: i64 = 1;
 
 /// GraphQL query for the grade scales, as the consumers read them.
-pub const GRADE_SCALES_QUERY: &str = "query { grade_scales { id name { fi en sv } abbreviation { fi en sv } grades { localId name { fi en sv } abbreviation { fi en sv } passed numericCorrespondence } } }";
+pub(crate) const GRADE_SCALES_QUERY: &str = "query { grade_scales { id name { fi en sv } abbreviation { fi en sv } grades { localId name { fi en sv } abbreviation { fi en sv } passed numericCorrespondence } } }";
 
 /// Fetches a whole-set service as one batch.
 pub async fn fetch(
@@ -95,7 +95,7 @@ fn malformed(service: &Service, url: &str, reason: String) -> SourceError {
 /// A URN code book (`{urn: item}`) as entities: each item gains
 /// `id = urn` and `documentState = "ACTIVE"` (SPEC §3), its own fields
 /// kept in order.
-pub fn urn_entities(body: &[u8]) -> Result<Vec<Box<RawValue>>, String> {
+pub(crate) fn urn_entities(body: &[u8]) -> Result<Vec<Box<RawValue>>, String> {
     let book: Map<String, Value> = serde_json::from_slice(body)
         .map_err(|e| format!("expected an object keyed by URN: {e}"))?;
     book.into_iter()
@@ -117,7 +117,7 @@ pub fn urn_entities(body: &[u8]) -> Result<Vec<Box<RawValue>>, String> {
 }
 
 /// `{"data": {<field>: [...]}}` as entities; GraphQL errors are reported.
-pub fn graphql_entities(body: &[u8], field: &str) -> Result<Vec<Box<RawValue>>, String> {
+pub(crate) fn graphql_entities(body: &[u8], field: &str) -> Result<Vec<Box<RawValue>>, String> {
     #[derive(serde::Deserialize)]
     struct Answer<'a> {
         #[serde(borrow)]

@@ -323,14 +323,6 @@ impl ReferenceConsumer {
             .store(nanos(latency), Ordering::Relaxed);
     }
 
-    /// Changes the bound of the random extra delay per chunk from the next
-    /// chunk on.
-    pub fn set_latency_jitter(&self, jitter: Duration) {
-        self.shared
-            .latency_jitter_nanos
-            .store(nanos(jitter), Ordering::Relaxed);
-    }
-
     /// On: process, record and ack chunks but send no feedback.
     pub fn set_never_answer(&self, on: bool) {
         self.shared.never_answer.store(on, Ordering::Relaxed);

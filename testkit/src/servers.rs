@@ -29,7 +29,7 @@ const LOG_TAIL_LINES: usize = 30;
 
 /// A port on 127.0.0.1 that was free a moment ago. Another process may take
 /// it before it is used, which is why the servers retry on another port.
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind(("127.0.0.1", 0))
         .and_then(|listener| listener.local_addr())
         .map(|addr| addr.port())
