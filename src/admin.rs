@@ -99,48 +99,61 @@ fn authorized(
     }
 }
 
+/// `/readyz`: the NATS and Redis checks of `sis-importer check` on the
+/// importer's own connections, one line each, and a line about the lease
+/// (shown, not required: a standby replica is ready to take over). 200
+/// when both pass, 503 otherwise.
 async fn readyz(State(state): State<AdminState>) -> Response {
     let importer = state.daemon.importer();
-    let nats = importer.nats.client.connection_state() == async_nats::connection::State::Connected;
+    let services = state.daemon.services();
     // Probes give up after a second or so: answer within that, never hang
-    // on the store's retries.
+    // on the store's retries or a request to a lost server.
     let quick = std::time::Duration::from_millis(800);
-    let redis = matches!(
-        tokio::time::timeout(quick, importer.store.ping()).await,
-        Ok(Ok(()))
-    );
-    // Lease state is shown, not required: a standby replica is ready to
-    // take over, so it must stay in the load balancer's and probe's good books.
-    let lease = match state.daemon.lease() {
-        Some(lease) => {
-            let holder = match redis {
-                true => tokio::time::timeout(quick, crate::lease::holder(&importer.store))
-                    .await
-                    .ok()
-                    .and_then(Result::ok)
-                    .flatten(),
-                false => None,
-            };
-            json!({
-                "this_instance": lease.owner(),
-                "holder": holder,
-                "held_here": holder.as_deref() == Some(lease.owner()),
-            })
-        }
-        None => serde_json::Value::Null,
+    let timed_out = |name| crate::check::Check {
+        name,
+        outcome: Err(format!("no answer within {quick:?}")),
     };
-    let body = json!({
-        "nats": nats,
-        "redis": redis,
-        "running": importer.is_running(),
-        "lease": lease,
-    });
-    let code = if nats && redis {
+    let nats = match importer.nats.client.connection_state() {
+        async_nats::connection::State::Connected => tokio::time::timeout(
+            quick,
+            crate::check::stream(&importer.nats, &importer.config, services),
+        )
+        .await
+        .unwrap_or_else(|_| timed_out("nats")),
+        state => crate::check::Check {
+            name: "nats",
+            outcome: Err(format!("connection {state}; the client reconnects by itself")),
+        },
+    };
+    let redis = tokio::time::timeout(quick, crate::check::redis(&importer.store, services))
+        .await
+        .unwrap_or_else(|_| timed_out("redis"));
+    let mut body = format!("{nats}\n{redis}\n");
+    if let Some(lease) = state.daemon.lease() {
+        let holder = match redis.ok() {
+            true => tokio::time::timeout(quick, crate::lease::holder(&importer.store))
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .flatten(),
+            false => None,
+        };
+        let held = match holder.as_deref() {
+            Some(h) if h == lease.owner() => "held here".to_owned(),
+            Some(h) => format!("held by {h}"),
+            None => "not held".to_owned(),
+        };
+        body.push_str(&format!(
+            "ok    lease  this instance {}; lease {held}\n",
+            lease.owner()
+        ));
+    }
+    let code = if nats.ok() && redis.ok() {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (code, Json(body)).into_response()
+    (code, [("content-type", "text/plain; charset=utf-8")], body).into_response()
 }
 
 async fn metrics() -> Response {

@@ -29,6 +29,7 @@
 
 pub mod admin;
 pub mod catalogue;
+pub mod check;
 pub mod config;
 pub mod entity;
 pub mod lease;

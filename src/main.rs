@@ -52,6 +52,9 @@ enum Command {
         #[arg(long, value_enum, default_value = "auto")]
         progress: ProgressMode,
     },
+    /// Check the configuration and reach NATS, Redis and Sisu: one line
+    /// per check; exits 1 at the first failure.
+    Check,
     /// Show per-service ordinal, progress, last run, forbidden and dead letters.
     Status {
         /// Print JSON instead of a table.
@@ -155,6 +158,14 @@ async fn execute(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
             // A signal is the operator's own stop: exit 0 (SPEC §2), with
             // what was acknowledged committed and the rest logged.
             Ok(if summary.success || shutdown.is_shutdown() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        Command::Check => {
+            let passed = sis_importer::check::all(&config, |line| println!("{line}")).await;
+            Ok(if passed {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(1)

@@ -35,7 +35,6 @@ use sis_testkit::servers::{NatsOptions, RedisOptions};
 /// An entity as seen: its identity and its modification ordinal.
 type Sighting = (String, Option<i64>);
 
-const BIN: &str = env!("CARGO_BIN_EXE_sis-importer");
 const SERVICES: [&str; 4] = ["PERSON", "STUDY_RIGHT", "TERM_REGISTRATION", "ATTAINMENT"];
 const FETCH_AMOUNT: u64 = 200;
 const MAX_CHUNK_SIZE: u64 = 20;
@@ -249,14 +248,8 @@ struct Importer {
 
 impl Importer {
     fn spawn(&mut self) {
-        let mut cmd = Command::new(BIN);
-        cmd.arg("--config")
-            .arg(&self.config)
-            .arg("once")
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null());
+        let mut cmd = bare_command(BIN, &["--config"]);
+        cmd.arg(&self.config).arg("once").stdout(Stdio::null());
         let log = self.logs.join(format!("importer-{}.log", self.started));
         cmd.stderr(std::fs::File::create(log).expect("log file"));
         for id in SERVICES {

@@ -12,8 +12,6 @@ use common::*;
 use sis_importer::config::Secret;
 use sis_importer::store::OrdinalStore;
 
-const BIN: &str = env!("CARGO_BIN_EXE_sis-importer");
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn daemon_runs_at_start_and_on_schedule_rearms_one_time_services_and_stops_on_sigterm() {
     let env = Env::start(400).await;
@@ -25,18 +23,11 @@ async fn daemon_runs_at_start_and_on_schedule_rearms_one_time_services_and_stops
     store.set_forbidden("PERSON", true).await.unwrap();
     env.consumer.set_latency(Duration::from_millis(40));
 
-    let mut cmd = Command::new(BIN);
-    cmd.arg("run")
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default());
-    for (k, v) in env.env_vars() {
-        cmd.env(k, v);
-    }
-    let mut child = cmd
+    let mut child = env
+        .command(&["run"])
         .env("SERVICES", "PERSON,COUNTRY")
         .env("CRON", "* * * * * *")
         .env("PORT", "0")
-        .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

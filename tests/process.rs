@@ -10,25 +10,6 @@ use common::*;
 use sis_importer::config::Secret;
 use sis_importer::store::OrdinalStore;
 
-const BIN: &str = env!("CARGO_BIN_EXE_sis-importer");
-
-fn importer_cmd(env: &Env, args: &[&str]) -> Command {
-    env_cmd(env, BIN, args)
-}
-
-/// `program` with only `PATH` and the test environment's settings.
-fn env_cmd(env: &Env, program: &str, args: &[&str]) -> Command {
-    let mut cmd = Command::new(program);
-    cmd.args(args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default());
-    for (k, v) in env.env_vars() {
-        cmd.env(k, v);
-    }
-    cmd.stdin(Stdio::null());
-    cmd
-}
-
 /// The JSON log lines of a run (other lines, such as panics, skipped).
 fn json_events(logs: &str) -> Vec<serde_json::Value> {
     logs.lines()
@@ -45,9 +26,7 @@ async fn store(env: &Env) -> OrdinalStore {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn once_exits_zero_on_success_and_nonzero_on_panic_timeouts() {
     let env = Env::start(40).await;
-    let out = importer_cmd(
-        &env,
-        &["once", "--service", "PERSON", "--service", "COUNTRY"],
+    let out = env.command(&["once", "--service", "PERSON", "--service", "COUNTRY"],
     )
     .output()
     .unwrap();
@@ -68,7 +47,7 @@ async fn once_exits_zero_on_success_and_nonzero_on_panic_timeouts() {
     );
 
     env.consumer.set_never_answer(true);
-    let out = importer_cmd(&env, &["once", "--service", "ORGANISATION"])
+    let out = env.command(&["once", "--service", "ORGANISATION"])
         .env("PANIC_TIMEOUT", "0.5")
         .env("UPDATE_RETRY_LIMIT", "2")
         .output()
@@ -101,7 +80,7 @@ async fn bad_configuration_fails_fast_with_one_clear_message() {
         ("REDIS_URL", "redis://127.0.0.1:1/", "Redis"),
     ];
     for (name, value, expect) in cases {
-        let out = importer_cmd(&env, &["once"])
+        let out = env.command(&["once"])
             .env(name, value)
             .output()
             .unwrap();
@@ -109,7 +88,7 @@ async fn bad_configuration_fails_fast_with_one_clear_message() {
         assert_eq!(out.status.code(), Some(2), "{name}: {stderr}");
         assert!(stderr.contains(expect), "{name}: {stderr}");
     }
-    let out = importer_cmd(&env, &["once"])
+    let out = env.command(&["once"])
         .env_remove("SIS_API_URL")
         .output()
         .unwrap();
@@ -123,7 +102,7 @@ async fn sigkill_mid_run_loses_nothing_and_never_commits_past_unacknowledged() {
     env.consumer.set_latency(Duration::from_millis(15));
     let store = store(&env).await;
     let person = service("PERSON");
-    let mut child = importer_cmd(&env, &["once", "--service", "PERSON"])
+    let mut child = env.command(&["once", "--service", "PERSON"])
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
@@ -155,7 +134,7 @@ async fn sigkill_mid_run_loses_nothing_and_never_commits_past_unacknowledged() {
         "killed before the end"
     );
     env.consumer.set_latency(Duration::ZERO);
-    let out = importer_cmd(&env, &["once", "--service", "PERSON"])
+    let out = env.command(&["once", "--service", "PERSON"])
         .output()
         .unwrap();
     assert!(
@@ -189,7 +168,7 @@ async fn sigterm_stops_fetching_commits_what_is_acknowledged_and_exits_zero() {
     let env = Env::start(3000).await;
     env.consumer.set_latency(Duration::from_millis(10));
     let store = store(&env).await;
-    let child = importer_cmd(&env, &["once", "--service", "PERSON"])
+    let child = env.command(&["once", "--service", "PERSON"])
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -245,9 +224,7 @@ async fn status_and_reset_commands() {
     let env = Env::start(20).await;
     env.fake.faults().poison("PERSON", 5);
     env.fake.faults().forbid("ORGANISATION");
-    let out = importer_cmd(
-        &env,
-        &[
+    let out = env.command(&[
             "once",
             "--service",
             "PERSON",
@@ -261,7 +238,7 @@ async fn status_and_reset_commands() {
     .unwrap();
     assert_eq!(out.status.code(), Some(1), "ORGANISATION is forbidden");
     env.fake.faults().clear();
-    let out = importer_cmd(&env, &["status"]).output().unwrap();
+    let out = env.command(&["status"]).output().unwrap();
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success());
     let header = table.lines().next().unwrap();
@@ -308,7 +285,7 @@ async fn status_and_reset_commands() {
         "{organisation:?}"
     );
     assert!(organisation.contains(&"yes".to_owned()), "{organisation:?}");
-    let out = importer_cmd(&env, &["status", "--json"]).output().unwrap();
+    let out = env.command(&["status", "--json"]).output().unwrap();
     let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(rows.as_array().unwrap().len(), 26);
     let json_person = rows
@@ -320,7 +297,7 @@ async fn status_and_reset_commands() {
     assert_eq!(json_person["dead_letters"], 1, "{json_person}");
     assert_eq!(json_person["last_run"]["result"], "ok", "{json_person}");
 
-    let out = importer_cmd(&env, &["reset", "PERSON"]).output().unwrap();
+    let out = env.command(&["reset", "PERSON"]).output().unwrap();
     assert!(out.status.success());
     let store = store(&env).await;
     assert_eq!(store.ordinal(&service("PERSON")).await.unwrap(), None);
@@ -335,14 +312,14 @@ async fn status_and_reset_commands() {
         .query_async(&mut conn)
         .await
         .unwrap();
-    let out = importer_cmd(&env, &["reset", "PERSON"]).output().unwrap();
+    let out = env.command(&["reset", "PERSON"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("pod-b:7:0badf00d") && err.contains("--force"),
         "{err}"
     );
-    let out = importer_cmd(&env, &["reset", "--force", "PERSON"])
+    let out = env.command(&["reset", "--force", "PERSON"])
         .output()
         .unwrap();
     assert!(out.status.success());
@@ -351,16 +328,16 @@ async fn status_and_reset_commands() {
         .query_async(&mut conn)
         .await
         .unwrap();
-    let out = importer_cmd(&env, &["reset", "NOPE"]).output().unwrap();
+    let out = env.command(&["reset", "NOPE"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("NOPE"));
-    let out = importer_cmd(&env, &["reset", "--all"]).output().unwrap();
+    let out = env.command(&["reset", "--all"]).output().unwrap();
     assert!(out.status.success());
     assert_eq!(store.ordinal(&service("LOCATION")).await.unwrap(), None);
 
     // A re-import right after reset arrives again (fresh Nats-Msg-Ids).
     let before = entities_of(&env.consumer.received(), "PERSON");
-    let out = importer_cmd(&env, &["once", "--service", "PERSON"])
+    let out = env.command(&["once", "--service", "PERSON"])
         .output()
         .unwrap();
     assert!(out.status.success());
@@ -385,9 +362,7 @@ async fn secrets_never_appear_in_logs_errors_or_status() {
         ("API_KEY", "key-SECRET-api-4"),
         ("ADMIN_TOKEN", "adm-SECRET-admin-5"),
     ];
-    let mut cmd = importer_cmd(
-        &env,
-        &["once", "--service", "PERSON", "--service", "COUNTRY"],
+    let mut cmd = env.command(&["once", "--service", "PERSON", "--service", "COUNTRY"],
     );
     // The NATS credentials go to a real server (one without auth accepts
     // and ignores them), so they are really sent and could really leak.
@@ -405,21 +380,21 @@ async fn secrets_never_appear_in_logs_errors_or_status() {
         Some(1),
         "the wrong password fails PERSON"
     );
-    let status = importer_cmd(&env, &["status", "--json"]).output().unwrap();
+    let status = env.command(&["status", "--json"]).output().unwrap();
     // A NATS token the server does not require still must not leak through
     // the connect error either.
-    let nats = importer_cmd(&env, &["once"])
+    let nats = env.command(&["once"])
         .env("NATS_URL", "nats://127.0.0.1:1")
         .env("NATS_TOKEN", "nats-SECRET-6")
         .output()
         .unwrap();
-    let nats_user = importer_cmd(&env, &["once"])
+    let nats_user = env.command(&["once"])
         .env("NATS_URL", "nats://127.0.0.1:1")
         .env("NATS_USER", "importer")
         .env("NATS_PASSWORD", "nats-SECRET-8")
         .output()
         .unwrap();
-    let redis = importer_cmd(&env, &["status"])
+    let redis = env.command(&["status"])
         .env("REDIS_URL", "redis://:redis-SECRET-7@127.0.0.1:1/")
         .output()
         .unwrap();
@@ -449,9 +424,7 @@ async fn secrets_never_appear_in_logs_errors_or_status() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn progress_on_a_terminal_and_batch_events_in_json_logs() {
     let env = Env::start(250).await;
-    let out = importer_cmd(
-        &env,
-        &["once", "--service", "PERSON", "--service", "COUNTRY"],
+    let out = env.command(&["once", "--service", "PERSON", "--service", "COUNTRY"],
     )
     .env("FETCH_AMOUNT", "100")
     // No LOG_FORMAT: piped stderr must choose JSON by itself.
@@ -484,7 +457,7 @@ async fn progress_on_a_terminal_and_batch_events_in_json_logs() {
     store.reset(&service("COUNTRY")).await.unwrap();
     // No LOG_FORMAT: on a terminal the logs are text, not JSON.
     let inner = format!("{BIN} once --service PERSON --service COUNTRY");
-    let out = env_cmd(&env, "script", &["-qec", &inner, "/dev/null"])
+    let out = env.env_command("script", &["-qec", &inner, "/dev/null"])
         .env("FETCH_AMOUNT", "100")
         .env("TERM", "xterm")
         .env_remove("LOG_FORMAT")
@@ -547,7 +520,7 @@ async fn a_feedback_storm_is_summarised_not_logged_per_message() {
         }
     });
     let started = std::time::Instant::now();
-    let out = importer_cmd(&env, &["once", "--service", "PERSON"])
+    let out = env.command(&["once", "--service", "PERSON"])
         .env("LOG_FORMAT", "json")
         .output()
         .unwrap();
@@ -608,9 +581,7 @@ async fn a_feedback_storm_is_summarised_not_logged_per_message() {
 async fn each_outage_is_logged_once_when_it_begins_and_once_when_it_ends() {
     let mut env = Env::start(1500).await;
     env.consumer.set_latency(Duration::from_millis(5));
-    let child = importer_cmd(
-        &env,
-        &["once", "--service", "PERSON", "--service", "ATTAINMENT"],
+    let child = env.command(&["once", "--service", "PERSON", "--service", "ATTAINMENT"],
     )
     .env("LOG_FORMAT", "json")
     .env("PANIC_TIMEOUT", "3")
@@ -692,7 +663,7 @@ async fn each_outage_is_logged_once_when_it_begins_and_once_when_it_ends() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_existing_stream_with_fewer_replicas_is_used_with_a_warning() {
     let env = Env::start(50).await;
-    let first = importer_cmd(&env, &["once", "--service", "PERSON"])
+    let first = env.command(&["once", "--service", "PERSON"])
         .output()
         .unwrap();
     assert!(
@@ -702,7 +673,7 @@ async fn an_existing_stream_with_fewer_replicas_is_used_with_a_warning() {
     );
     let store = store(&env).await;
     store.reset(&service("PERSON")).await.unwrap();
-    let out = importer_cmd(&env, &["once", "--service", "PERSON"])
+    let out = env.command(&["once", "--service", "PERSON"])
         .env("NATS_STREAM_REPLICAS", "3")
         .output()
         .unwrap();

@@ -11,25 +11,17 @@ use common::*;
 use sis_importer::config::Secret;
 use sis_importer::store::OrdinalStore;
 
-const BIN: &str = env!("CARGO_BIN_EXE_sis-importer");
 
 /// A `run` daemon of instance `instance` (`INSTANCE_ID`: the test's
 /// daemons share one host, so the default, the host name, would make them
 /// one instance).
 fn daemon(env: &Env, config: &std::path::Path, instance: &str) -> Child {
-    let mut cmd = Command::new(BIN);
-    cmd.args(["run", "--config"])
-        .arg(config)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default());
-    for (k, v) in env.env_vars() {
-        cmd.env(k, v);
-    }
-    cmd.env("SERVICES", "PERSON")
+    let mut cmd = env.command(&["run", "--config"]);
+    cmd.arg(config)
+        .env("SERVICES", "PERSON")
         .env("INSTANCE_ID", instance)
         .env("CRON", "0 0 0 1 1 *")
         .env("PORT", "0")
-        .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

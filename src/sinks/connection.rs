@@ -229,46 +229,77 @@ impl Nats {
         max_age: Duration,
         replicas: usize,
     ) -> Result<Vec<String>, SinkError> {
-        let required = Self::required_subjects(services);
-        let err = |operation, e: &dyn std::fmt::Display| SinkError::Stream {
-            stream: self.stream.clone(),
-            operation,
-            message: e.to_string(),
-        };
-        match self.jetstream.get_stream(&self.stream).await {
-            Ok(mut existing) => {
-                let info = existing.info().await.map_err(|e| err("read info", &e))?;
-                let captured = &info.config.subjects;
-                let missing: Vec<String> = required
-                    .into_iter()
-                    .filter(|s| !captured.iter().any(|c| subject_matches(c, s)))
-                    .collect();
+        match self.stream_state(services).await? {
+            StreamState::Exists { missing, replicas: had } => {
                 for subject in &missing {
                     tracing::warn!(stream = %self.stream, subject = %subject, "existing stream does not capture a subject the importer needs; messages on it are not stored");
                 }
-                if info.config.num_replicas < replicas {
-                    tracing::warn!(stream = %self.stream, replicas = info.config.num_replicas, asked = replicas, "existing stream has fewer replicas than NATS_STREAM_REPLICAS asks; the importer does not change it (nats stream edit --replicas does)");
+                if had < replicas {
+                    tracing::warn!(stream = %self.stream, replicas = had, asked = replicas, "existing stream has fewer replicas than NATS_STREAM_REPLICAS asks; the importer does not change it (nats stream edit --replicas does)");
                 }
                 Ok(missing)
             }
-            Err(e) if is_not_found(&e) => {
+            StreamState::Absent => {
                 self.jetstream
                     .create_stream(stream::Config {
                         name: self.stream.clone(),
-                        subjects: required,
+                        subjects: Self::required_subjects(services),
                         storage: stream::StorageType::File,
                         max_age,
                         num_replicas: replicas,
                         ..Default::default()
                     })
                     .await
-                    .map_err(|e| err("create", &e))?;
+                    .map_err(|e| self.stream_error("create", &e))?;
                 tracing::info!(stream = %self.stream, replicas, "created JetStream stream");
                 Ok(Vec::new())
             }
-            Err(e) => Err(err("look up", &e)),
         }
     }
+
+    /// The stream as the importer needs it, without changing anything:
+    /// absent, or present with the subjects it misses and its replicas.
+    pub async fn stream_state(&self, services: &[Service]) -> Result<StreamState, SinkError> {
+        match self.jetstream.get_stream(&self.stream).await {
+            Ok(mut existing) => {
+                let info = existing
+                    .info()
+                    .await
+                    .map_err(|e| self.stream_error("read info", &e))?;
+                let captured = &info.config.subjects;
+                let missing = Self::required_subjects(services)
+                    .into_iter()
+                    .filter(|s| !captured.iter().any(|c| subject_matches(c, s)))
+                    .collect();
+                Ok(StreamState::Exists {
+                    missing,
+                    replicas: info.config.num_replicas,
+                })
+            }
+            Err(e) if is_not_found(&e) => Ok(StreamState::Absent),
+            Err(e) => Err(self.stream_error("look up", &e)),
+        }
+    }
+
+    fn stream_error(&self, operation: &'static str, e: &dyn std::fmt::Display) -> SinkError {
+        SinkError::Stream {
+            stream: self.stream.clone(),
+            operation,
+            message: e.to_string(),
+        }
+    }
+}
+
+/// What [`Nats::stream_state`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamState {
+    /// No such stream: the importer creates it at start.
+    Absent,
+    /// The stream exists; `missing` are needed subjects it does not capture.
+    Exists {
+        missing: Vec<String>,
+        replicas: usize,
+    },
 }
 
 fn is_not_found(e: &jetstream::context::GetStreamError) -> bool {

@@ -39,7 +39,7 @@ pub fn pages(
     }
 }
 
-fn export_url(client: &SisuClient, service: &Service, since: i64, limit: u32) -> String {
+pub(crate) fn export_url(client: &SisuClient, service: &Service, since: i64, limit: u32) -> String {
     format!(
         "{}{}{}?since={since}&limit={limit}",
         client.sis_api_url(),

@@ -167,3 +167,18 @@ pub fn batches(
         stream::once(async move { whole_set::fetch(&client, &store, &service).await }).boxed()
     }
 }
+
+/// One cheap request to Sisu for `service`, as `sis-importer check` makes
+/// it: an export's first entity (`since=0&limit=1`), or a whole-set kind's
+/// answer, never cached. Returns how many entities came.
+pub async fn probe(client: &SisuClient, service: &Service) -> Result<usize, SourceError> {
+    if service.source.is_export() {
+        let url = export::export_url(client, service, 0, 1);
+        let body = client
+            .get(&service.id, &url, client::Auth::Credentials)
+            .await?;
+        Ok(export::parse_page(&service.id, &url, 0, &body)?.entities.len())
+    } else {
+        Ok(whole_set::request(client, service).await?.1.len())
+    }
+}

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use serde_json::value::RawValue;
 
 use crate::entity::Entity;
@@ -24,53 +25,29 @@ pub(crate) const ONE_TIME_ORDINAL: i64 = 1;
 /// GraphQL query for the grade scales, as the consumers read them.
 pub(crate) const GRADE_SCALES_QUERY: &str = "query { grade_scales { id name { fi en sv } abbreviation { fi en sv } grades { localId name { fi en sv } abbreviation { fi en sv } passed numericCorrespondence } } }";
 
-/// Fetches a whole-set service as one batch.
+/// Fetches a whole-set service as one batch (URN code books through the
+/// cache in `store`).
 pub async fn fetch(
     client: &SisuClient,
     store: &OrdinalStore,
     service: &Service,
 ) -> Result<Batch, SourceError> {
     let started = std::time::Instant::now();
-    let (url, entities) = match service.source {
-        SourceKind::Urn => {
-            let url = format!("{}{}", client.kori_public_api_url(), service.path);
-            let body = match store.cached(&url).await? {
-                Some(body) => body,
-                None => {
-                    let body = client.get(&service.id, &url, Auth::Public).await?;
-                    // Validate before caching so a bad answer is not kept for an hour.
-                    urn_entities(&body).map_err(|reason| malformed(service, &url, reason))?;
-                    store.cache(&url, &body, URN_CACHE_TTL).await?;
-                    body.to_vec()
-                }
-            };
-            let entities =
-                urn_entities(&body).map_err(|reason| malformed(service, &url, reason))?;
-            (url, entities)
+    let entities = if service.source == SourceKind::Urn {
+        let url = url_of(client, service);
+        match store.cached(&url).await? {
+            Some(body) => urn_entities(&body).map_err(|reason| malformed(service, &url, reason))?,
+            None => {
+                // Checked by `request` before caching, so a bad answer is
+                // not kept for an hour.
+                let (body, entities) = request(client, service).await?;
+                store.cache(&url, &body, URN_CACHE_TTL).await?;
+                entities
+            }
         }
-        SourceKind::Graphql => {
-            let url = format!("{}/graphql", client.sis_api_url());
-            let query = serde_json::json!({ "query": GRADE_SCALES_QUERY });
-            let body = client.post_json(&service.id, &url, &query).await?;
-            let entities = graphql_entities(&body, &service.path)
-                .map_err(|reason| malformed(service, &url, reason))?;
-            (url, entities)
-        }
-        SourceKind::KoriPublic => {
-            let url = format!(
-                "{}{}?universityOrgId={}",
-                client.kori_public_api_url(),
-                service.path,
-                client.root_org_id()
-            );
-            let body = client.get(&service.id, &url, Auth::Public).await?;
-            let entities: Vec<Box<RawValue>> = serde_json::from_slice(&body)
-                .map_err(|e| malformed(service, &url, format!("expected a JSON array: {e}")))?;
-            (url, entities)
-        }
-        _ => unreachable!("export kinds are paged, not whole-set"),
+    } else {
+        request(client, service).await?.1
     };
-    tracing::debug!(service = %service.id, url = %redact::url(&url), entities = entities.len(), "whole set fetched");
     Ok(Batch {
         since: 0,
         greatest_ordinal: ONE_TIME_ORDINAL,
@@ -82,6 +59,45 @@ pub async fn fetch(
             .collect(),
         fetched_in: started.elapsed(),
     })
+}
+
+/// The URL of a whole-set service.
+fn url_of(client: &SisuClient, service: &Service) -> String {
+    match service.source {
+        SourceKind::Urn => format!("{}{}", client.kori_public_api_url(), service.path),
+        SourceKind::Graphql => format!("{}/graphql", client.sis_api_url()),
+        SourceKind::KoriPublic => format!(
+            "{}{}?universityOrgId={}",
+            client.kori_public_api_url(),
+            service.path,
+            client.root_org_id()
+        ),
+        _ => unreachable!("export kinds are paged, not whole-set"),
+    }
+}
+
+/// One request for a whole-set service, never cached: the body as
+/// received and its entities, checked.
+pub(crate) async fn request(
+    client: &SisuClient,
+    service: &Service,
+) -> Result<(Bytes, Vec<Box<RawValue>>), SourceError> {
+    let url = url_of(client, service);
+    let body = match service.source {
+        SourceKind::Graphql => {
+            let query = serde_json::json!({ "query": GRADE_SCALES_QUERY });
+            client.post_json(&service.id, &url, &query).await?
+        }
+        _ => client.get(&service.id, &url, Auth::Public).await?,
+    };
+    let entities = match service.source {
+        SourceKind::Urn => urn_entities(&body),
+        SourceKind::Graphql => graphql_entities(&body, &service.path),
+        _ => serde_json::from_slice(&body).map_err(|e| format!("expected a JSON array: {e}")),
+    }
+    .map_err(|reason| malformed(service, &url, reason))?;
+    tracing::debug!(service = %service.id, url = %redact::url(&url), entities = entities.len(), "whole set fetched");
+    Ok((body, entities))
 }
 
 fn malformed(service: &Service, url: &str, reason: String) -> SourceError {

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,6 +14,19 @@ use sis_importer::pipeline::Importer;
 use sis_testkit::consumer::{ConsumerConfig, Received, ReferenceConsumer};
 use sis_testkit::fake_sisu::{FakeSisu, FakeSisuConfig};
 use sis_testkit::servers::{NatsOptions, NatsServer, RedisOptions, RedisServer};
+
+/// The importer binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_sis-importer");
+
+/// `program` with `args`, only `PATH` in its environment and no stdin.
+pub fn bare_command(program: &str, args: &[&str]) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .stdin(Stdio::null());
+    cmd
+}
 
 /// Everything an import test talks to.
 pub struct Env {
@@ -129,6 +143,19 @@ impl Env {
                     .to_string(),
             ),
         ]
+    }
+
+    /// The importer binary with `args`, a clean environment pointed at
+    /// this one (only `PATH` and [`Env::env_vars`]) and no stdin.
+    pub fn command(&self, args: &[&str]) -> Command {
+        self.env_command(BIN, args)
+    }
+
+    /// `program` with `args` in the same clean environment.
+    pub fn env_command(&self, program: &str, args: &[&str]) -> Command {
+        let mut cmd = bare_command(program, args);
+        cmd.envs(self.env_vars());
+        cmd
     }
 
     /// A connected importer.
