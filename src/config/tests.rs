@@ -136,3 +136,135 @@ fn secrets_do_not_show_in_debug() {
     assert!(!shown.contains("hunter2-password"));
     assert!(!shown.contains("redis-secret"));
 }
+
+/// The names SPEC §7 fixes (copied from the SPEC, in its order).
+const SPEC_NAMES: &[&str] = &[
+    "SIS_API_URL",
+    "KORI_PUBLIC_API_URL",
+    "ROOT_ORG_ID",
+    "SIS_API_USER",
+    "SIS_API_PASSWORD",
+    "PROXY_TOKEN",
+    "KEY_PATH",
+    "CERT_PATH",
+    "API_KEY",
+    "CA_PATH",
+    "NATS_URL",
+    "NATS_TOKEN",
+    "NATS_STREAM",
+    "REDIS_URL",
+    "FETCH_AMOUNT",
+    "MAX_CHUNK_SIZE",
+    "MAX_CHUNK_BYTES",
+    "PANIC_TIMEOUT",
+    "UPDATE_RETRY_LIMIT",
+    "SIS_RETRY_LIMIT",
+    "SIS_REQUESTS_PER_SECOND",
+    "SERVICE_CONCURRENCY",
+    "NATS_STREAM_REPLICAS",
+    "INSTANCE_ID",
+    "CRON",
+    "TZ_NAME",
+    "SERVICES",
+    "PORT",
+    "ADMIN_TOKEN",
+    "LOG_FORMAT",
+];
+
+#[test]
+fn every_spec_variable_is_in_the_table_once() {
+    for name in SPEC_NAMES {
+        assert!(ENV_NAMES.contains(name), "{name} is not read");
+    }
+    for (i, name) in ENV_NAMES.iter().enumerate() {
+        assert!(
+            !ENV_NAMES[..i].contains(name),
+            "{name} is in the table twice"
+        );
+    }
+    let rows: Vec<_> = env::VARIABLES.iter().map(|v| v.name).collect();
+    assert_eq!(rows, ENV_NAMES);
+}
+
+#[test]
+fn every_variable_sets_its_field() {
+    // A value each variable accepts; each must change what Debug shows
+    // (secrets show as `Secret(***)`, so `None` → `Some` still shows; the
+    // Redis URL has a default and is compared itself).
+    let value = |name: &str| match name {
+        "NATS_TLS" => "true",
+        "LOG_FORMAT" => "json",
+        "CRON" => "*/5 * * * *",
+        "TZ_NAME" => "UTC",
+        "SERVICES" => "PERSON",
+        "PANIC_TIMEOUT" => "2.5",
+        n if n.ends_with("_URL") => "http://elsewhere:1",
+        _ => "7",
+    };
+    let before = format!("{:?}", Config::default());
+    for name in ENV_NAMES {
+        let mut c = Config::default();
+        c.apply_env(|k| (k == *name).then(|| value(k).to_owned()))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let changed = format!("{c:?}") != before || c.redis_url.expose() != defaults::REDIS_URL;
+        assert!(changed, "{name} changed nothing");
+    }
+}
+
+#[test]
+fn durations_keep_their_units_in_toml() {
+    let c: Config = toml::from_str(
+        "panic_timeout_secs = 0.5\nsis_request_timeout_secs = 2\nsis_retry_base_ms = 20\n\
+         sis_retry_max_ms = 200\npublish_timeout_secs = 1.5\nshutdown_grace_secs = 0.0\n\
+         stream_max_age_secs = 0\nlease_ttl_secs = 5\n",
+    )
+    .unwrap();
+    assert_eq!(c.panic_timeout, Duration::from_millis(500));
+    assert_eq!(c.sis_request_timeout, Duration::from_secs(2));
+    assert_eq!(c.sis_retry_base, Duration::from_millis(20));
+    assert_eq!(c.sis_retry_max, Duration::from_millis(200));
+    assert_eq!(c.publish_timeout, Duration::from_millis(1500));
+    assert_eq!(c.shutdown_grace, Duration::ZERO);
+    assert_eq!(c.stream_max_age, Duration::ZERO);
+    assert_eq!(c.lease_ttl, Duration::from_secs(5));
+    // The field names are not keys; whole units stay whole.
+    assert!(toml::from_str::<Config>("panic_timeout = 1.0").is_err());
+    assert!(toml::from_str::<Config>("lease_ttl_secs = 2.5").is_err());
+    assert!(toml::from_str::<Config>("sis_retry_base_ms = 0.5").is_err());
+}
+
+#[test]
+fn durations_that_cannot_be_are_refused_naming_the_setting() {
+    for value in ["-1", "NaN", "inf", "1e300"] {
+        let mut c = Config::default();
+        let err = c
+            .apply_env(env(&[("PANIC_TIMEOUT", value)]))
+            .expect_err(value)
+            .to_string();
+        assert_eq!(
+            err, "PANIC_TIMEOUT is invalid: must be a positive number of seconds",
+            "{value}"
+        );
+    }
+    for text in [
+        "shutdown_grace_secs = -1.0",
+        "panic_timeout_secs = -0.5",
+        "publish_timeout_secs = nan",
+    ] {
+        let err = toml::from_str::<Config>(text).expect_err(text);
+        let key = text.split(' ').next().unwrap();
+        assert!(
+            err.message()
+                .starts_with(&format!("{key} must be zero or more seconds")),
+            "{text}: {err}"
+        );
+    }
+    let mut c = Config::default();
+    c.apply_env(env(&[("SIS_API_URL", "http://x"), ("PANIC_TIMEOUT", "0")]))
+        .unwrap();
+    let err = c.validate().expect_err("zero panic timeout").to_string();
+    assert!(err.starts_with("PANIC_TIMEOUT"), "{err}");
+    let c: Config = toml::from_str("sis_api_url = \"http://x\"\nlease_ttl_secs = 2").unwrap();
+    let err = c.validate().expect_err("short lease").to_string();
+    assert!(err.starts_with("lease_ttl_secs"), "{err}");
+}
