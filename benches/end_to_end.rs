@@ -146,9 +146,9 @@ async fn child(n: u64) -> ExitCode {
         fetch_amount: 1000,
         max_chunk_size: 100,
         max_chunk_bytes: 900_000,
-        sis_retry_base_ms: 10,
-        sis_retry_max_ms: 200,
-        sis_request_timeout_secs: 5.0,
+        sis_retry_base: Duration::from_millis(10),
+        sis_retry_max: Duration::from_millis(200),
+        sis_request_timeout: Duration::from_secs(5),
         ..Config::default()
     };
     // Window settings (PIPELINE_DEPTH, MAX_CHUNKS_IN_FLIGHT, ...) may be

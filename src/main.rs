@@ -109,7 +109,7 @@ async fn execute(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
             let port = importer.config.port;
             let lease = Lease::new(
                 importer.store.clone(),
-                Duration::from_secs(importer.config.lease_ttl_secs),
+                importer.config.lease_ttl,
                 &importer.config.instance_id(),
             );
             let daemon = Daemon::new(importer, services, shutdown.clone(), Some(lease));
@@ -135,7 +135,7 @@ async fn execute(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
             // One importer at a time: wait for the replicas' lease.
             let lease = Lease::new(
                 importer.store.clone(),
-                Duration::from_secs(importer.config.lease_ttl_secs),
+                importer.config.lease_ttl,
                 &importer.config.instance_id(),
             );
             if !lease.acquire(&mut shutdown.clone()).await {

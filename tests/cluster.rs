@@ -80,7 +80,7 @@ async fn import_through(fault: Fault) {
     let mut config = env.config();
     config.nats_url = cluster.urls();
     config.nats_stream_replicas = 3;
-    config.panic_timeout_secs = 10.0;
+    config.panic_timeout = Duration::from_secs(10);
     let importer = env.importer(config).await;
     let info = importer
         .nats

@@ -278,7 +278,7 @@ async fn silent_consumers_cause_panic_timeouts_and_retries_then_failure() {
     let env = Env::start(30).await;
     env.consumer.set_never_answer(true);
     let mut config = env.config();
-    config.panic_timeout_secs = 0.5;
+    config.panic_timeout = Duration::from_millis(500);
     config.update_retry_limit = 3;
     let importer = env.importer(config).await;
     let summary = importer
@@ -350,7 +350,7 @@ async fn nats_and_redis_restarts_mid_run_are_survived() {
     let mut env = Env::start(1500).await;
     env.consumer.set_latency(Duration::from_millis(5));
     let mut config = env.config();
-    config.panic_timeout_secs = 3.0;
+    config.panic_timeout = Duration::from_secs(3);
     let importer = env.importer(config).await;
     let run = spawn_run(&importer, &["PERSON", "ATTAINMENT"]);
     assert!(
@@ -392,7 +392,7 @@ async fn a_broker_restart_loses_no_feedback_and_costs_no_panic_timeout() {
     env.consumer.set_latency(Duration::from_millis(40));
     let mut config = env.config();
     // Far longer than the outage: only lost feedback could make it fire.
-    config.panic_timeout_secs = 12.0;
+    config.panic_timeout = Duration::from_secs(12);
     let importer = env.importer(config).await;
     let run = spawn_run(&importer, &["PERSON"]);
     // Three outages: feedback lost in a reconnect (as with a core NATS
@@ -433,7 +433,7 @@ async fn feedback_sent_while_the_importer_is_cut_off_from_nats_is_not_lost() {
     let mut config = env.config();
     config.nats_url = format!("nats://{}", proxy.addr);
     // Far longer than the cut: only lost feedback could make it fire.
-    config.panic_timeout_secs = 12.0;
+    config.panic_timeout = Duration::from_secs(12);
     // Whatever window the suite runs under: chunks must be out at the cut.
     config.pipeline_depth = 2;
     let importer = env.importer(config).await;

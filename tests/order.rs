@@ -38,7 +38,7 @@ async fn import_with_parallel_consumers(seed: u64, depth: usize, changed_while_r
     .await;
     let mut config = env.config();
     config.pipeline_depth = depth;
-    config.panic_timeout_secs = 30.0;
+    config.panic_timeout = Duration::from_secs(30);
     let importer = env.importer(config).await;
     let person_only = services(&["PERSON"]);
     let run = importer.run(&person_only, Shutdown::never());

@@ -161,7 +161,7 @@ async fn sisu_over_https_with_a_client_certificate() {
     without.cert_path = None;
     without.key_path = None;
     without.sis_retry_limit = 50;
-    without.sis_retry_base_ms = 1000;
+    without.sis_retry_base = std::time::Duration::from_secs(1);
     let importer = t.env.importer(without).await;
     let started = std::time::Instant::now();
     for (outcome, error) in import(&importer, UNCACHED).await {

@@ -60,8 +60,8 @@ pub(crate) fn on_importer_runtime(role: impl std::future::Future<Output = ExitCo
 
 fn config() -> Config {
     let mut config = Config {
-        sis_retry_base_ms: 10,
-        sis_retry_max_ms: 200,
+        sis_retry_base: Duration::from_millis(10),
+        sis_retry_max: Duration::from_millis(200),
         ..Config::default()
     };
     // Never the machine's own Redis: the parent always sets REDIS_URL.

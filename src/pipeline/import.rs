@@ -106,7 +106,7 @@ impl Importer {
             *batch_no,
             self.limits,
             windows,
-            config.panic_timeout(),
+            config.panic_timeout,
             Instant::now(),
         );
         match (resuming, record.feedback_after, subscription.after) {
@@ -140,7 +140,7 @@ impl Importer {
             self.nats.clone(),
             &service.subject,
             config.publish_chunks_per_second,
-            Duration::from_secs_f64(config.publish_timeout_secs),
+            config.publish_timeout,
         );
         let observer = AttemptObserver::new(self, service, since);
         let mut driver = Driver {
@@ -211,7 +211,7 @@ impl<C: CursorStore + Clone + 'static> Driver<'_, C> {
                 _ = shutdown.recv(), if grace.is_none() => {
                     tracing::info!(service = %service, unfinished = self.core.unfinished_chunks(), "shutdown: no more fetching, waiting for outstanding acknowledgements");
                     fetching = false;
-                    grace = Some(Instant::now() + Duration::from_secs_f64(config.shutdown_grace_secs));
+                    grace = Some(Instant::now() + config.shutdown_grace);
                 }
                 _ = sleep_until(grace.unwrap_or_else(Instant::now)), if grace.is_some() => {
                     tracing::warn!(service = %service, unfinished = self.core.unfinished_chunks(), "shutdown grace period over; unacknowledged batches stay uncommitted");
@@ -237,7 +237,7 @@ impl<C: CursorStore + Clone + 'static> Driver<'_, C> {
                 },
                 _ = &mut panic_at, if deadline.is_some() => {
                     if self.core.on_timeout(Instant::now()) {
-                        tracing::warn!(service = %service, unfinished = self.core.unfinished_chunks(), timeout_secs = config.panic_timeout_secs, "no feedback progress: abandoning the attempt");
+                        tracing::warn!(service = %service, unfinished = self.core.unfinished_chunks(), timeout_secs = config.panic_timeout.as_secs_f64(), "no feedback progress: abandoning the attempt");
                         break AttemptEnd::PanicTimeout;
                     }
                 }

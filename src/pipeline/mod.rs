@@ -18,7 +18,6 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use crate::catalogue::FEEDBACK_SUBJECT;
 use crate::config::Config;
@@ -154,7 +153,7 @@ impl Importer {
         let missing = nats
             .ensure_stream(
                 &catalogue,
-                Duration::from_secs(config.stream_max_age_secs),
+                config.stream_max_age,
                 config.nats_stream_replicas,
             )
             .await?;

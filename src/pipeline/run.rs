@@ -312,7 +312,7 @@ impl Importer {
             ServiceOutcome::Failed,
             Some(ImportError::PanicTimeouts {
                 attempts: limit,
-                timeout_secs: self.config.panic_timeout_secs,
+                timeout_secs: self.config.panic_timeout.as_secs_f64(),
             }),
         )
     }

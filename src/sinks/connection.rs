@@ -169,7 +169,7 @@ impl Nats {
                 message: e.to_string(),
             })?;
         let jetstream = jetstream::ContextBuilder::new()
-            .timeout(Duration::from_secs_f64(config.publish_timeout_secs))
+            .timeout(config.publish_timeout)
             .build(client.clone());
         Ok(Nats {
             client,

@@ -59,7 +59,7 @@ pub enum Auth {
 impl SisuClient {
     /// Builds the client from configuration; certificate files are read here.
     pub fn new(config: &Config) -> Result<SisuClient, SourceError> {
-        let timeout = Duration::from_secs_f64(config.sis_request_timeout_secs);
+        let timeout = config.sis_request_timeout;
         let base = || {
             reqwest::Client::builder()
                 .user_agent(concat!("sis-importer/", env!("CARGO_PKG_VERSION")))
@@ -129,8 +129,8 @@ impl SisuClient {
                 client_certificate: config.cert_path.is_some(),
                 limiter,
                 retry: RetryPolicy {
-                    first: Duration::from_millis(config.sis_retry_base_ms),
-                    max: Duration::from_millis(config.sis_retry_max_ms),
+                    first: config.sis_retry_base,
+                    max: config.sis_retry_max,
                     jitter: true,
                     budget: Budget::Attempts(config.sis_retry_limit),
                 },
