@@ -745,43 +745,13 @@ fn is_transient(e: &redis::RedisError) -> bool {
         )
 }
 
-/// Moves the ordinal forward only, drops the window counters by the
-/// committed batch, and (given an owner) only while the lease is held.
-/// Returns the ordinal after the call, or -1 when the lease is not held.
-static COMMIT_SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
-    redis::Script::new(
-        r#"
-if ARGV[3] ~= '' and redis.call('GET', KEYS[4]) ~= ARGV[3] then
-  return -1
-end
-local current = redis.call('GET', KEYS[1])
-local current_n = tonumber(current or '0') or 0
-local new_n = tonumber(ARGV[1])
-if new_n > current_n or current == false then
-  redis.call('SET', KEYS[1], ARGV[1])
-  current_n = new_n
-end
-if tonumber(ARGV[2]) > 0 then
-  redis.call('DECRBY', KEYS[2], ARGV[2])
-  redis.call('DECRBY', KEYS[3], ARGV[2])
-end
-return current_n
-"#,
-    )
-});
+/// Commits an acknowledged batch (`lua/commit.lua`).
+static COMMIT_SCRIPT: std::sync::LazyLock<redis::Script> =
+    std::sync::LazyLock::new(|| redis::Script::new(include_str!("lua/commit.lua")));
 
-/// Appends a dead letter unless its entity version was recorded before.
-static DEAD_LETTER_SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
-    redis::Script::new(
-        r#"
-if redis.call('SADD', KEYS[2], ARGV[1]) == 1 then
-  redis.call('RPUSH', KEYS[1], ARGV[2])
-  return 1
-end
-return 0
-"#,
-    )
-});
+/// Appends a dead letter once per entity version (`lua/dead_letter.lua`).
+static DEAD_LETTER_SCRIPT: std::sync::LazyLock<redis::Script> =
+    std::sync::LazyLock::new(|| redis::Script::new(include_str!("lua/dead_letter.lua")));
 
 /// What [`OrdinalStore::lease_acquire`] got.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -794,52 +764,17 @@ pub enum LeaseGrant {
     Denied { holder: String },
 }
 
-/// Takes a free lease or extends one's own ({1, ''}); with a prefix in
-/// ARGV[3], takes it from a holder whose owner starts with it ({2, holder});
-/// else {0, holder}.
-static LEASE_SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
-    redis::Script::new(
-        r#"
-local holder = redis.call('GET', KEYS[1])
-if holder == false or holder == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return {1, ''}
-end
-if ARGV[3] ~= '' and string.sub(holder, 1, #ARGV[3]) == ARGV[3] then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return {2, holder}
-end
-return {0, holder}
-"#,
-    )
-});
+/// Takes, extends or reclaims the lease (`lua/lease.lua`).
+static LEASE_SCRIPT: std::sync::LazyLock<redis::Script> =
+    std::sync::LazyLock::new(|| redis::Script::new(include_str!("lua/lease.lua")));
 
-/// Deletes the lease only if it is the caller's.
-/// KEYS[1] the lease, KEYS[2..] what `reset` deletes: the holder if the
-/// lease is held (nothing deleted), else nil after deleting.
-static RESET_SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
-    redis::Script::new(
-        r#"
-local holder = redis.call('GET', KEYS[1])
-if holder then
-  return holder
-end
-redis.call('DEL', unpack(KEYS, 2))
-return false
-"#,
-    )
-});
+/// Resets unless the lease is held (`lua/reset.lua`).
+static RESET_SCRIPT: std::sync::LazyLock<redis::Script> =
+    std::sync::LazyLock::new(|| redis::Script::new(include_str!("lua/reset.lua")));
 
-static RELEASE_SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
-    redis::Script::new(
-        r#"
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('DEL', KEYS[1])
-end
-return 0
-"#,
-    )
-});
+/// Deletes the lease if it is the caller's (`lua/release.lua`).
+static RELEASE_SCRIPT: std::sync::LazyLock<redis::Script> =
+    std::sync::LazyLock::new(|| redis::Script::new(include_str!("lua/release.lua")));
 
 impl crate::pipeline::ports::CursorStore for OrdinalStore {
     fn add_window(
