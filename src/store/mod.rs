@@ -17,14 +17,9 @@ use crate::catalogue::Service;
 use crate::config::Secret;
 use crate::retry::{Budget, RetryPolicy};
 
-/// Redis key of the current attempt's execution hash (and its channel).
-pub const EXECUTION_HASH_KEY: &str = "CURRENT_EXECUTION_HASH";
-/// Prefix of every key this project adds.
-pub const PREFIX: &str = "SIS_IMPORTER:";
-/// Set of services Sisu answered 403 for in the running process.
-pub const FORBIDDEN_KEY: &str = "SIS_IMPORTER:FORBIDDEN";
-/// Hash with the last whole run's summary.
-pub const LAST_RUN_KEY: &str = "SIS_IMPORTER:LAST_RUN";
+pub mod keys;
+
+use keys::{attempt_key, dead_letter_key, dead_letter_seen_key, status_key, urn_cache_key};
 
 /// Redis's retry policy: a lost connection is retried from 100 ms,
 /// doubling up to 3 s, for 30 s; then the operation fails and the caller
@@ -35,21 +30,6 @@ const RETRY: RetryPolicy = RetryPolicy {
     jitter: false,
     budget: Budget::For(Duration::from_secs(30)),
 };
-
-/// Key of a service's dead-letter list.
-pub fn dead_letter_key(service: &str) -> String {
-    format!("{PREFIX}DEAD_LETTERS:{service}")
-}
-
-/// Key of a service's attempt record (crash recovery).
-pub fn attempt_key(service: &str) -> String {
-    format!("{PREFIX}ATTEMPT:{service}")
-}
-
-/// Key of a service's run record.
-pub fn status_key(service: &str) -> String {
-    format!("{PREFIX}STATUS:{service}")
-}
 
 /// Errors talking to Redis; they name the operation, never the URL's password.
 #[derive(Debug, thiserror::Error)]
@@ -288,9 +268,9 @@ impl OrdinalStore {
                     .ignore()
                     .set(&u, 0)
                     .ignore()
-                    .set(EXECUTION_HASH_KEY, &h)
+                    .set(keys::EXECUTION_HASH, &h)
                     .ignore()
-                    .publish(EXECUTION_HASH_KEY, &h)
+                    .publish(keys::EXECUTION_HASH, &h)
                     .ignore()
                     .hset_multiple(&a, &fields)
                     .ignore()
@@ -379,7 +359,7 @@ impl OrdinalStore {
             service.updated_key(),
             lease
                 .map(|(k, _)| k.to_owned())
-                .unwrap_or_else(|| format!("{PREFIX}LOCK")),
+                .unwrap_or_else(keys::lease_key),
         ];
         let owner = lease.map(|(_, o)| o.to_owned()).unwrap_or_default();
         let result: i64 = self
@@ -416,7 +396,7 @@ impl OrdinalStore {
             service.ordinal_key.clone(),
             service.scheduled_key(),
             service.updated_key(),
-            format!("{}:SEEN", dead_letter_key(&service.id)),
+            dead_letter_seen_key(&service.id),
             attempt_key(&service.id),
         ]
     }
@@ -457,7 +437,7 @@ impl OrdinalStore {
     /// Returns whether it was new.
     pub async fn dead_letter(&self, letter: &DeadLetter) -> Result<bool, StoreError> {
         let key = dead_letter_key(&letter.service);
-        let seen = format!("{key}:SEEN");
+        let seen = dead_letter_seen_key(&letter.service);
         let member = format!(
             "{}@{}",
             letter.identity.as_deref().unwrap_or("?"),
@@ -515,7 +495,7 @@ impl OrdinalStore {
 
     /// A cached URN code-book answer.
     pub async fn cached(&self, url: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let key = url.to_owned();
+        let key = urn_cache_key(url);
         self.run("read URN cache", |c| {
             let key = key.clone();
             Box::pin(async move { c.get(key).await })
@@ -525,7 +505,7 @@ impl OrdinalStore {
 
     /// Caches a URN code-book answer under its URL for `ttl`.
     pub async fn cache(&self, url: &str, body: &[u8], ttl: Duration) -> Result<(), StoreError> {
-        let (key, body) = (url.to_owned(), body.to_vec());
+        let (key, body) = (urn_cache_key(url), body.to_vec());
         self.run("write URN cache", |c| {
             let (key, body) = (key.clone(), body.clone());
             Box::pin(async move { c.set_ex(key, body, ttl.as_secs()).await })
@@ -540,9 +520,9 @@ impl OrdinalStore {
             let member = member.clone();
             Box::pin(async move {
                 if forbidden {
-                    c.sadd(FORBIDDEN_KEY, member).await
+                    c.sadd(keys::FORBIDDEN, member).await
                 } else {
-                    c.srem(FORBIDDEN_KEY, member).await
+                    c.srem(keys::FORBIDDEN, member).await
                 }
             })
         })
@@ -552,7 +532,7 @@ impl OrdinalStore {
     /// Clears the forbidden set (a new process tries every service again).
     pub async fn clear_forbidden(&self) -> Result<(), StoreError> {
         self.run("clear forbidden", |c| {
-            Box::pin(async move { c.del(FORBIDDEN_KEY).await })
+            Box::pin(async move { c.del(keys::FORBIDDEN).await })
         })
         .await
     }
@@ -560,7 +540,7 @@ impl OrdinalStore {
     /// Services marked forbidden.
     pub async fn forbidden(&self) -> Result<Vec<String>, StoreError> {
         self.run("read forbidden", |c| {
-            Box::pin(async move { c.smembers(FORBIDDEN_KEY).await })
+            Box::pin(async move { c.smembers(keys::FORBIDDEN).await })
         })
         .await
     }
@@ -586,7 +566,7 @@ impl OrdinalStore {
         let pairs: Vec<(String, String)> = fields.clone().into_iter().collect();
         self.run("record last run", |c| {
             let pairs = pairs.clone();
-            Box::pin(async move { c.hset_multiple(LAST_RUN_KEY, &pairs).await })
+            Box::pin(async move { c.hset_multiple(keys::LAST_RUN, &pairs).await })
         })
         .await
     }
@@ -693,7 +673,7 @@ impl OrdinalStore {
     /// When the last whole run finished (RFC 3339), if any.
     pub async fn last_run_finished(&self) -> Result<Option<String>, StoreError> {
         self.run("read last run", |c| {
-            Box::pin(async move { c.hget(LAST_RUN_KEY, "finished_at").await })
+            Box::pin(async move { c.hget(keys::LAST_RUN, "finished_at").await })
         })
         .await
     }
