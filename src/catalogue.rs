@@ -67,7 +67,8 @@ pub struct Service {
     pub path: String,
     /// NATS subject the chunks are published on.
     pub subject: String,
-    /// Redis key of the committed ordinal.
+    /// Redis key of the committed ordinal (fixed per service, SPEC §3; the
+    /// keys derived from it are in [`crate::store::keys`]).
     pub ordinal_key: String,
     /// Fetched once and then skipped until re-armed.
     #[serde(default)]
@@ -99,14 +100,14 @@ impl Service {
         }
     }
 
-    /// `<ordinal key>_SCHEDULED` (SPEC §5).
+    /// `<ordinal key>_SCHEDULED` (SPEC §5; spelled in [`crate::store::keys`]).
     pub(crate) fn scheduled_key(&self) -> String {
-        format!("{}_SCHEDULED", self.ordinal_key)
+        crate::store::keys::scheduled_key(&self.ordinal_key)
     }
 
-    /// `<ordinal key>_UPDATED` (SPEC §5).
+    /// `<ordinal key>_UPDATED` (SPEC §5; spelled in [`crate::store::keys`]).
     pub(crate) fn updated_key(&self) -> String {
-        format!("{}_UPDATED", self.ordinal_key)
+        crate::store::keys::updated_key(&self.ordinal_key)
     }
 
     /// The identity of one entity of this service as a display string,

@@ -10,12 +10,10 @@ use std::time::Duration;
 
 use crate::retry::RetryPolicy;
 use crate::shutdown::Shutdown;
-use crate::store::{LeaseGrant, OrdinalStore, StoreError, PREFIX};
+use crate::store::{LeaseGrant, OrdinalStore, StoreError};
 
-/// Key of the lease.
-pub fn lease_key() -> String {
-    format!("{PREFIX}LOCK")
-}
+/// Key of the lease (spelled in [`crate::store::keys`] with every other key).
+pub use crate::store::keys::lease_key;
 
 /// Who holds the lease now, if anyone.
 pub async fn holder(store: &OrdinalStore) -> Result<Option<String>, StoreError> {

@@ -307,7 +307,7 @@ async fn status_and_reset_commands() {
     let redis = redis::Client::open(env.redis.url()).unwrap();
     let mut conn = redis.get_multiplexed_async_connection().await.unwrap();
     let _: () = redis::cmd("SET")
-        .arg("SIS_IMPORTER:LOCK")
+        .arg(sis_importer::lease::lease_key())
         .arg("pod-b:7:0badf00d")
         .query_async(&mut conn)
         .await
@@ -324,7 +324,7 @@ async fn status_and_reset_commands() {
         .unwrap();
     assert!(out.status.success());
     let _: () = redis::cmd("DEL")
-        .arg("SIS_IMPORTER:LOCK")
+        .arg(sis_importer::lease::lease_key())
         .query_async(&mut conn)
         .await
         .unwrap();

@@ -1,0 +1,158 @@
+//! A service's cursor: the committed ordinal, the `_SCHEDULED`/`_UPDATED`
+//! window counters, the attempt record, and reset.
+
+use std::collections::BTreeMap;
+use std::sync::LazyLock;
+
+use redis::{Cmd, Script};
+
+use super::keys::{self, attempt_key, dead_letter_seen_key, lease_key};
+use super::records::parse_ordinal;
+use super::{AttemptRecord, OrdinalStore, StoreError};
+use crate::catalogue::Service;
+
+static COMMIT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/commit.lua")));
+static RESET: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/reset.lua")));
+
+impl OrdinalStore {
+    /// Committed ordinal of a service (`None` when absent; not a number: 0).
+    pub async fn ordinal(&self, service: &Service) -> Result<Option<i64>, StoreError> {
+        let raw: Option<String> = self
+            .query("read ordinal", &Cmd::get(&service.ordinal_key))
+            .await?;
+        Ok(raw.as_deref().map(parse_ordinal))
+    }
+
+    /// Starts an attempt: the window counters go to 0, the execution hash
+    /// is stored and published, and the attempt record written, in one
+    /// transaction.
+    pub(crate) async fn begin_attempt(
+        &self,
+        service: &Service,
+        record: &AttemptRecord,
+    ) -> Result<(), StoreError> {
+        let hash = &record.execution_hash;
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .set(service.scheduled_key(), 0)
+            .ignore()
+            .set(service.updated_key(), 0)
+            .ignore()
+            .set(keys::EXECUTION_HASH, hash)
+            .ignore()
+            .publish(keys::EXECUTION_HASH, hash)
+            .ignore()
+            .hset_multiple(attempt_key(&service.id), &record.to_fields())
+            .ignore();
+        self.query("begin attempt", &pipe).await
+    }
+
+    /// The service's latest attempt record, if any (one that cannot be
+    /// read counts as none: the next attempt then starts afresh).
+    pub(crate) async fn attempt_record(
+        &self,
+        service: &Service,
+    ) -> Result<Option<AttemptRecord>, StoreError> {
+        let fields: BTreeMap<String, String> = self
+            .query(
+                "read attempt record",
+                &Cmd::hgetall(attempt_key(&service.id)),
+            )
+            .await?;
+        Ok(AttemptRecord::from_fields(&fields))
+    }
+
+    /// Marks the service's attempt record as nothing to resume.
+    pub(crate) async fn close_attempt(&self, service: &Service) -> Result<(), StoreError> {
+        let close = Cmd::hset(attempt_key(&service.id), "open", "0");
+        self.query("close attempt record", &close).await
+    }
+
+    /// Adds to `_SCHEDULED` (published) and `_UPDATED` (acknowledged).
+    pub(crate) async fn add_window(
+        &self,
+        service: &Service,
+        scheduled: u64,
+        updated: u64,
+    ) -> Result<(), StoreError> {
+        if scheduled == 0 && updated == 0 {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        pipe.incr(service.scheduled_key(), scheduled)
+            .ignore()
+            .incr(service.updated_key(), updated)
+            .ignore();
+        self.query("count window", &pipe).await
+    }
+
+    /// Commits `ordinal` for a fully acknowledged batch of `entities`:
+    /// the ordinal moves forward only, and both window counters drop by the
+    /// batch. With a `lease` (key, owner), the write happens only while
+    /// that lease is held. Returns the committed ordinal after the call.
+    pub async fn commit(
+        &self,
+        service: &Service,
+        ordinal: i64,
+        entities: u64,
+        lease: Option<(&str, &str)>,
+    ) -> Result<i64, StoreError> {
+        // Without a lease the script ignores KEYS[4]; it is still named, so
+        // the script always gets four keys.
+        let (lease_key, owner) = match lease {
+            Some((key, owner)) => (key.to_owned(), owner),
+            None => (lease_key(), ""),
+        };
+        let mut call = COMMIT.prepare_invoke();
+        call.key(&service.ordinal_key)
+            .key(service.scheduled_key())
+            .key(service.updated_key())
+            .key(lease_key)
+            .arg(ordinal)
+            .arg(entities)
+            .arg(owner);
+        let result: i64 = self.query("commit ordinal", &call).await?;
+        if result < 0 {
+            return Err(StoreError::LeaseLost {
+                operation: "commit ordinal",
+            });
+        }
+        Ok(result)
+    }
+
+    /// The keys `reset` deletes: the ordinal and both window counters. The
+    /// dead letters' "seen" set goes too, so a re-import records a
+    /// still-poisonous entity again; so does the attempt record, so the
+    /// re-import is never a resumption (its execution hash is new, and with
+    /// it every `Nats-Msg-Id`). The dead-letter list itself is kept.
+    fn reset_keys(service: &Service) -> [String; 5] {
+        [
+            service.ordinal_key.clone(),
+            service.scheduled_key(),
+            service.updated_key(),
+            dead_letter_seen_key(&service.id),
+            attempt_key(&service.id),
+        ]
+    }
+
+    /// Deletes the keys `reset_keys` names: the next run
+    /// imports the service from 0, afresh.
+    pub async fn reset(&self, service: &Service) -> Result<(), StoreError> {
+        let keys = Self::reset_keys(service);
+        self.query("reset ordinal", &Cmd::del(&keys[..])).await
+    }
+
+    /// Like [`OrdinalStore::reset`], but only while nobody holds the lease
+    /// `lease_key`, checked and done in one script: a run in progress would
+    /// commit over the reset. `Some(holder)` when refused.
+    pub async fn reset_unless_leased(
+        &self,
+        service: &Service,
+        lease_key: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let keys = Self::reset_keys(service);
+        let mut call = RESET.key(lease_key);
+        call.key(&keys[..]);
+        self.query("reset ordinal", &call).await
+    }
+}
