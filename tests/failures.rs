@@ -110,7 +110,6 @@ async fn duplicate_and_malformed_feedback_never_count() {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     });
-    let ignored_before = ignored_total();
     let summary = importer
         .run(&services(&["PERSON", "ORGANISATION"]), Shutdown::never())
         .await
@@ -139,18 +138,6 @@ async fn duplicate_and_malformed_feedback_never_count() {
             "duplicates did not inflate _UPDATED"
         );
     }
-    assert!(
-        ignored_total() > ignored_before + 10,
-        "ignored feedback is counted"
-    );
-}
-
-fn ignored_total() -> u64 {
-    sis_importer::metrics::render()
-        .lines()
-        .filter(|l| l.starts_with("sis_importer_feedback_ignored_total{"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
