@@ -122,7 +122,9 @@ async fn readyz(State(state): State<AdminState>) -> Response {
         .unwrap_or_else(|_| timed_out("nats")),
         state => crate::check::Check {
             name: "nats",
-            outcome: Err(format!("connection {state}; the client reconnects by itself")),
+            outcome: Err(format!(
+                "connection {state}; the client reconnects by itself"
+            )),
         },
     };
     let redis = tokio::time::timeout(quick, crate::check::redis(&importer.store, services))

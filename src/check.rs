@@ -164,7 +164,12 @@ pub async fn redis(store: &OrdinalStore, services: &[Service]) -> Check {
 async fn sisu(client: &SisuClient, service: &Service) -> Check {
     let outcome = crate::sources::probe(client, service)
         .await
-        .map(|n| format!("{:?} answers ({}: {n} entities)", service.source, service.id))
+        .map(|n| {
+            format!(
+                "{:?} answers ({}: {n} entities)",
+                service.source, service.id
+            )
+        })
         .map_err(|e| e.to_string());
     Check::new("sisu", outcome)
 }

@@ -1,248 +1,276 @@
-//! The admin HTTP API over a real importer: open health and metrics routes,
-//! token-guarded operator routes, force update and reset.
+//! The admin HTTP API over a real importer: open health and readiness
+//! routes, token-guarded operator routes, force update and reset. One
+//! behaviour per test, each on its own servers.
 
 mod common;
 
 use std::time::Duration;
 
 use common::*;
+use reqwest::{Method, StatusCode};
 use sis_importer::config::Secret;
+use sis_importer::lease::Lease;
 use sis_importer::pipeline::daemon::Daemon;
 use sis_importer::pipeline::Importer;
-use sis_importer::shutdown;
+use sis_importer::shutdown::{self, ShutdownTrigger};
 
-/// The admin API over a daemon for `ids` on a free port; the trigger stops it.
-async fn serve(
+const TOKEN: &str = "admin-tok-4242";
+
+/// The admin API of a daemon over a real importer, on a free port.
+struct Admin {
+    env: Env,
     importer: std::sync::Arc<Importer>,
-    ids: &[&str],
-    lease: Option<sis_importer::lease::Lease>,
-) -> (
-    std::net::SocketAddr,
-    shutdown::ShutdownTrigger,
-    tokio::task::JoinHandle<()>,
-) {
-    let (trigger, shutdown) = shutdown::channel();
-    let daemon = Daemon::new(importer, services(ids), shutdown.clone(), lease);
-    let (addr, server) =
-        sis_importer::admin::serve(daemon, "127.0.0.1:0".parse().unwrap(), shutdown)
-            .await
-            .unwrap();
-    (addr, trigger, server)
+    addr: std::net::SocketAddr,
+    http: reqwest::Client,
+    _stop: ShutdownTrigger,
 }
 
-/// PERSON's committed ordinal once it reaches `greatest` (or after 30 s).
-async fn committed_at(env: &Env, importer: &Importer, greatest: Option<i64>) -> Option<i64> {
-    let mut committed = None;
-    for _ in 0..300 {
-        committed = env.ordinal(importer, "PERSON").await;
-        if committed == greatest {
-            break;
+impl Admin {
+    /// A daemon for `ids` with `ADMIN_TOKEN` set to [`TOKEN`] (or to
+    /// `token`), a lease of its own, and its admin API.
+    async fn start(entities: u64, ids: &[&str], token: Option<&str>) -> Admin {
+        let env = Env::start(entities).await;
+        let mut config = env.config();
+        config.admin_token = token.map(Secret::new);
+        let importer = Importer::connect(config).await.expect("importer connects");
+        let lease = Lease::new(importer.store.clone(), Duration::from_secs(10), "test");
+        let (stop, shutdown) = shutdown::channel();
+        let daemon = Daemon::new(
+            importer.clone(),
+            services(ids),
+            shutdown.clone(),
+            Some(lease),
+        );
+        let (addr, _server) =
+            sis_importer::admin::serve(daemon, "127.0.0.1:0".parse().unwrap(), shutdown)
+                .await
+                .unwrap();
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .unwrap();
+        Admin {
+            env,
+            importer,
+            addr,
+            http,
+            _stop: stop,
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    committed
+
+    /// `method path` with the `token` header when `token` is given: the
+    /// status and the body.
+    async fn call(&self, method: Method, path: &str, token: Option<&str>) -> (StatusCode, String) {
+        let mut req = self
+            .http
+            .request(method, format!("http://{}{path}", self.addr));
+        if let Some(token) = token {
+            req = req.header("token", token);
+        }
+        let answer = req.send().await.expect("the admin API answers");
+        let status = answer.status();
+        (status, answer.text().await.unwrap_or_default())
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, String) {
+        self.call(Method::GET, path, None).await
+    }
+
+    async fn post(&self, path: &str) -> (StatusCode, String) {
+        self.call(Method::POST, path, Some(TOKEN)).await
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn admin_routes_answer_and_guard_with_the_token() {
-    let env = Env::start(300).await;
-    let mut config = env.config();
-    config.admin_token = Some(Secret::new("admin-tok-4242"));
-    let importer = env.importer(config).await;
-    let lease =
-        sis_importer::lease::Lease::new(importer.store.clone(), Duration::from_secs(10), "test");
-    let owner = lease.owner().to_owned();
-    let (addr, trigger, server) =
-        serve(importer.clone(), &["PERSON", "COUNTRY"], Some(lease)).await;
-    let url = |path: &str| format!("http://{addr}{path}");
-    let http = reqwest::Client::new();
+async fn healthz_answers_without_a_token() {
+    let admin = Admin::start(5, &["PERSON"], Some(TOKEN)).await;
+    assert_eq!(admin.get("/healthz").await.0, StatusCode::OK);
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_lists_nats_redis_and_the_lease_in_check_lines() {
+    let admin = Admin::start(5, &["PERSON"], Some(TOKEN)).await;
+    let (status, body) = admin.get("/readyz").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let names: Vec<&str> = body.lines().map(|l| &l[..12]).collect();
     assert_eq!(
-        http.get(url("/healthz")).send().await.unwrap().status(),
-        200
+        names,
+        ["ok    nats   ", "ok    redis  ", "ok    lease  "].map(|n| &n[..12])
     );
-    let ready = http.get(url("/readyz")).send().await.unwrap();
-    assert_eq!(ready.status(), 200);
-    let ready = ready.text().await.unwrap();
-    assert!(ready.contains("ok    nats   "), "{ready}");
-    assert!(ready.contains("ok    redis  "), "{ready}");
     assert!(
-        ready.contains(&format!("ok    lease  this instance {owner}; lease not held")),
-        "no run yet: {ready}"
+        body.contains("this instance test (pid"),
+        "the lease line names this instance: {body}"
     );
+    assert!(body.contains("lease not held"), "no run yet: {body}");
+}
 
-    for (path, method) in [
-        ("/status", "GET"),
-        ("/force_update", "POST"),
-        ("/reset/PERSON", "POST"),
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_answers_503_at_once_when_redis_is_gone() {
+    let mut admin = Admin::start(5, &["PERSON"], Some(TOKEN)).await;
+    admin.env.redis.kill();
+    let asked = std::time::Instant::now();
+    let (status, body) = admin.get("/readyz").await;
+    // Probes give up after a second or two: a hanging answer would read as
+    // a timeout, not as "Redis is down".
+    assert!(
+        asked.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        asked.elapsed()
+    );
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(body.contains("FAIL  redis  "), "{body}");
+    assert!(
+        body.contains("ok    nats   "),
+        "NATS is still there: {body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guarded_routes_refuse_a_missing_or_wrong_token() {
+    let admin = Admin::start(5, &["PERSON"], Some(TOKEN)).await;
+    for (method, path) in [
+        (Method::GET, "/status"),
+        (Method::POST, "/force_update"),
+        (Method::POST, "/reset/PERSON"),
+        (Method::GET, "/reset/PERSON?token=nope"),
     ] {
-        let req = http.request(method.parse().unwrap(), url(path));
-        assert_eq!(
-            req.send().await.unwrap().status(),
-            401,
-            "{path} without a token"
-        );
-        let req = http
-            .request(method.parse().unwrap(), url(path))
-            .header("token", "wrong");
-        assert_eq!(
-            req.send().await.unwrap().status(),
-            401,
-            "{path} with a wrong token"
-        );
+        for token in [None, Some("wrong")] {
+            let (status, _) = admin.call(method.clone(), path, token).await;
+            assert_eq!(
+                status,
+                StatusCode::UNAUTHORIZED,
+                "{method} {path} with {token:?}"
+            );
+        }
     }
-
-    env.consumer.set_latency(Duration::from_millis(30));
-    let started = http
-        .post(url("/force_update"))
-        .header("token", "admin-tok-4242")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(started.status(), 202);
-    let again = http
-        .post(url("/force_update"))
-        .bearer_auth("admin-tok-4242")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(again.status(), 409, "runs never overlap");
-    let reset = http
-        .post(url("/reset/PERSON"))
-        .header("token", "admin-tok-4242")
-        .send()
-        .await
-        .unwrap();
     assert_eq!(
-        reset.status(),
-        409,
-        "a running import would commit over a reset"
+        admin
+            .importer
+            .store
+            .ordinal(&service("PERSON"))
+            .await
+            .unwrap(),
+        None
     );
-    env.consumer.set_latency(Duration::ZERO);
-    // The run may still be waiting for the lease: wait for its commits.
-    let greatest = env.fake.greatest_ordinal("PERSON");
-    let committed = committed_at(&env, &importer, greatest).await;
-    assert_eq!(committed, greatest);
-    assert!(eventually(Duration::from_secs(30), || !importer.is_running()).await);
-
-    let status: serde_json::Value = http
-        .get(url("/status?token=admin-tok-4242"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(status["services"][0]["service"], "PERSON");
-    assert_eq!(
-        status["services"][0]["ordinal"].as_i64(),
-        env.fake.greatest_ordinal("PERSON")
-    );
-    assert!(!status.to_string().contains("admin-tok-4242"));
-
-    let metrics = http
-        .get(url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    // The route serves the exposition format; what the numbers count is
-    // tests/metrics.rs's (the registry here is shared by both tests).
-    assert!(
-        metrics.contains("# TYPE sis_importer_entities_acknowledged_total counter"),
-        "{metrics}"
-    );
-
-    // The old importer's GET forms with ?token= (discouraged, accepted).
-    let wrong = http
-        .get(url("/reset/PERSON?token=nope"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(wrong.status(), 401);
-    assert!(env.ordinal(&importer, "PERSON").await.is_some());
-    let reset = http
-        .get(url("/reset/PERSON?token=admin-tok-4242"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(reset.status(), 200);
-    assert_eq!(env.ordinal(&importer, "PERSON").await, None);
-    let unknown = http
-        .post(url("/reset/NOPE"))
-        .header("token", "admin-tok-4242")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(unknown.status(), 404);
-    let forced = http
-        .get(url("/force_update?token=admin-tok-4242"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(forced.status(), 202);
-    let committed = committed_at(&env, &importer, greatest).await;
-    assert_eq!(committed, greatest, "the GET form started a run");
-
-    trigger.trigger();
-    server.await.unwrap();
+    assert!(!admin.importer.is_running(), "nothing was started");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_admin_token_the_guarded_routes_are_closed() {
-    let mut env = Env::start(5).await;
     // An empty token (which validation refuses from a file) must not open
     // anything either, whatever reaches the server.
-    for token in [None, Some("")] {
-        let mut config = env.config();
-        config.admin_token = token.map(Secret::new);
-        let importer = Importer::connect(config).await.unwrap();
-        let (addr, _trigger, _server) = serve(importer, &["PERSON"], None).await;
-        let http = reqwest::Client::new();
-        for (path, method) in [
-            ("/status", "GET"),
-            ("/force_update", "POST"),
-            ("/force_update?token=", "GET"),
-            ("/reset/PERSON", "POST"),
-            ("/reset/PERSON?token=", "GET"),
+    for configured in [None, Some("")] {
+        let admin = Admin::start(5, &["PERSON"], configured).await;
+        for (method, path) in [
+            (Method::GET, "/status"),
+            (Method::POST, "/force_update"),
+            (Method::GET, "/force_update?token="),
+            (Method::POST, "/reset/PERSON"),
+            (Method::GET, "/reset/PERSON?token="),
         ] {
-            let answer = http
-                .request(method.parse().unwrap(), format!("http://{addr}{path}"))
-                .header("token", "")
-                .bearer_auth("")
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(answer.status(), 401, "{path} with token {token:?}");
+            let (status, _) = admin.call(method.clone(), path, Some("")).await;
+            assert_eq!(
+                status,
+                StatusCode::UNAUTHORIZED,
+                "{path} with {configured:?}"
+            );
         }
     }
-    let importer = env.importer(env.config()).await;
-    let (addr, _trigger, _server) = serve(importer, &["PERSON"], None).await;
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .unwrap();
-    assert_eq!(
-        http.get(format!("http://{addr}/healthz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+}
 
-    // Redis gone: /readyz says so with a 503 (and promptly: probes give up
-    // after a second or two, so a hanging answer would read as a timeout).
-    env.redis.kill();
-    let ready = http
-        .get(format!("http://{addr}/readyz"))
-        .send()
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn force_update_starts_one_run_and_refuses_another_or_a_reset_meanwhile() {
+    let admin = Admin::start(300, &["PERSON", "COUNTRY"], Some(TOKEN)).await;
+    admin.env.consumer.set_latency(Duration::from_millis(30));
+    assert_eq!(admin.post("/force_update").await.0, StatusCode::ACCEPTED);
+    assert_eq!(
+        admin.post("/force_update").await.0,
+        StatusCode::CONFLICT,
+        "runs never overlap"
+    );
+    assert_eq!(
+        admin.post("/reset/PERSON").await.0,
+        StatusCode::CONFLICT,
+        "a running import would commit over a reset"
+    );
+    admin.env.consumer.set_latency(Duration::ZERO);
+    assert!(
+        admin
+            .env
+            .wait_until_imported("PERSON", Duration::from_secs(30))
+            .await
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_shows_each_service_and_never_the_token() {
+    let admin = Admin::start(50, &["PERSON", "COUNTRY"], Some(TOKEN)).await;
+    run_ok(&admin.importer, &["PERSON"]).await;
+    let (code, body) = admin.call(Method::GET, "/status", Some(TOKEN)).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let status: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(status["services"][0]["service"], "PERSON");
+    assert_eq!(
+        status["services"][0]["ordinal"].as_i64(),
+        admin.env.fake.greatest_ordinal("PERSON")
+    );
+    assert_eq!(status["services"][1]["service"], "COUNTRY");
+    assert!(!body.contains(TOKEN), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_served_in_the_exposition_format_without_a_token() {
+    let admin = Admin::start(5, &["PERSON"], Some(TOKEN)).await;
+    let (code, body) = admin.get("/metrics").await;
+    assert_eq!(code, StatusCode::OK);
+    // What the numbers count is tests/metrics.rs's: the registry is shared
+    // by every test of this binary.
+    assert!(
+        body.contains("# TYPE sis_importer_entities_acknowledged_total counter"),
+        "{body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reset_deletes_the_ordinal_and_an_unknown_service_is_404() {
+    let admin = Admin::start(20, &["PERSON"], Some(TOKEN)).await;
+    run_ok(&admin.importer, &["PERSON"]).await;
+    let person = service("PERSON");
+    assert!(admin
+        .importer
+        .store
+        .ordinal(&person)
         .await
-        .expect("readyz answers while Redis is down");
-    assert_eq!(ready.status(), 503);
-    let body = ready.text().await.unwrap();
-    assert!(body.contains("FAIL  redis  "), "{body}");
-    assert!(body.contains("ok    nats   "), "NATS is still there: {body}");
+        .unwrap()
+        .is_some());
+    assert_eq!(admin.post("/reset/PERSON").await.0, StatusCode::OK);
+    assert_eq!(admin.importer.store.ordinal(&person).await.unwrap(), None);
+    assert_eq!(admin.post("/reset/NOPE").await.0, StatusCode::NOT_FOUND);
+}
+
+/// The old importer's GET forms with `?token=` (discouraged, accepted).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_old_get_forms_with_a_token_query_still_work() {
+    let admin = Admin::start(20, &["PERSON"], Some(TOKEN)).await;
+    run_ok(&admin.importer, &["PERSON"]).await;
+    let (code, _) = admin.get(&format!("/reset/PERSON?token={TOKEN}")).await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(
+        admin
+            .importer
+            .store
+            .ordinal(&service("PERSON"))
+            .await
+            .unwrap(),
+        None
+    );
+    let (code, _) = admin.get(&format!("/force_update?token={TOKEN}")).await;
+    assert_eq!(code, StatusCode::ACCEPTED);
+    assert!(
+        admin
+            .env
+            .wait_until_imported("PERSON", Duration::from_secs(30))
+            .await,
+        "the GET form started a run"
+    );
 }

@@ -32,10 +32,22 @@ async fn every_check_passes_against_a_working_setup_with_one_sisu_request_per_so
     let (code, lines) = check(&env, &[]);
     assert_eq!(code, Some(0), "{lines:#?}");
     let names = names(&lines);
-    assert_eq!(&names[..3], ["ok config", "ok nats", "ok redis"], "{lines:#?}");
+    assert_eq!(
+        &names[..3],
+        ["ok config", "ok nats", "ok redis"],
+        "{lines:#?}"
+    );
     // ORI, KORI, ILMO, OSUVA, URN, GraphQL, KORI public: seven kinds.
     assert_eq!(names[3..], vec!["ok sisu"; 7], "{lines:#?}");
-    for kind in ["Ori", "Kori", "Ilmo", "Osuva", "Urn", "Graphql", "KoriPublic"] {
+    for kind in [
+        "Ori",
+        "Kori",
+        "Ilmo",
+        "Osuva",
+        "Urn",
+        "Graphql",
+        "KoriPublic",
+    ] {
         assert!(
             lines.iter().any(|l| l.contains(&format!("{kind} answers"))),
             "{kind}: {lines:#?}"
@@ -74,7 +86,11 @@ async fn a_stream_missing_a_needed_subject_fails_the_nats_check_naming_it() {
         .and_then(|rest| rest.split(':').next())
         .unwrap_or_default();
     let missing: Vec<&str> = missing.split(", ").collect();
-    for needed in ["ORI_PERSON_GROUP_CHANNEL", "SCHEDULER_STATUS_CHANNEL", "POST_UPDATE"] {
+    for needed in [
+        "ORI_PERSON_GROUP_CHANNEL",
+        "SCHEDULER_STATUS_CHANNEL",
+        "POST_UPDATE",
+    ] {
         assert!(missing.contains(&needed), "{needed}: {lines:#?}");
     }
     assert!(

@@ -44,16 +44,10 @@ async fn daemon_runs_at_start_and_on_schedule_rearms_one_time_services_and_stops
     );
     env.consumer.set_latency(Duration::ZERO);
     env.fake.add_generation(25);
-    let greatest = env.fake.greatest_ordinal("PERSON");
-    let mut moved = false;
-    for _ in 0..100 {
-        if store.ordinal(&service("PERSON")).await.unwrap() == greatest {
-            moved = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(moved, "a scheduled run imported the new generation");
+    assert!(
+        env.wait_until_imported("PERSON", Duration::from_secs(10)).await,
+        "a scheduled run imported the new generation"
+    );
 
     Command::new("kill")
         .arg("-TERM")

@@ -68,11 +68,7 @@ async fn too_large_entity_is_dead_lettered_not_dropped() {
     let env = Env::start(60).await;
     env.fake.faults().oversize("PERSON", 10, 1_200_000);
     let importer = env.importer(env.config()).await;
-    let summary = importer
-        .run(&services(&["PERSON"]), Shutdown::never())
-        .await
-        .unwrap();
-    assert!(summary.success, "{summary:#?}");
+    let summary = run_ok(&importer, &["PERSON"]).await;
     let big = env.fake.expected("PERSON")[10].clone();
     env.assert_delivered("PERSON", &[&big.identity]);
     let letters = importer.store.dead_letters("PERSON", 10).await.unwrap();
@@ -153,11 +149,7 @@ async fn server_errors_and_rate_limits_are_retried() {
     let importer = env.importer(config).await;
     let started = Instant::now();
     let ids = ["PERSON", "ORGANISATION", "COURSE_UNIT", "EDUCATION"];
-    let summary = importer
-        .run(&services(&ids), Shutdown::never())
-        .await
-        .unwrap();
-    assert!(summary.success, "{summary:#?}");
+    run_ok(&importer, &ids).await;
     assert!(
         started.elapsed() >= Duration::from_secs(waits),
         "Retry-After (1 s) was waited for each time"
@@ -310,11 +302,7 @@ async fn credentials_are_sent_to_sisu_and_refusals_are_clear() {
     config.proxy_token = Some(sis_importer::config::Secret::new("tok-proxy-5512"));
     let importer = env.importer(config).await;
     let ids = ["PERSON", "GRAPHQL_GRADE_SCALES", "COUNTRY"];
-    let summary = importer
-        .run(&services(&ids), Shutdown::never())
-        .await
-        .unwrap();
-    assert!(summary.success, "{summary:#?}");
+    run_ok(&importer, &ids).await;
 
     let mut config = env.config();
     config.sis_api_user = Some("importer".into());

@@ -99,11 +99,7 @@ async fn chunks_respect_count_bytes_and_max_payload() {
     let importer = env.importer(config).await;
     assert_eq!(importer.limits.max_entity_bytes, 32 * 1024 - 512);
     let ids = ["PERSON", "TERM_REGISTRATION", "MODULE", "COUNTRY"];
-    let summary = importer
-        .run(&services(&ids), Shutdown::never())
-        .await
-        .unwrap();
-    assert!(summary.success, "{summary:#?}");
+    run_ok(&importer, &ids).await;
     let received = env.consumer.received();
     for id in ids {
         let s = &received.per_service[id];
@@ -167,11 +163,7 @@ async fn service_concurrency_runs_services_side_by_side_and_announces_once() {
         for id in ids {
             importer.store.reset(&service(id)).await.unwrap();
         }
-        let summary = importer
-            .run(&services(&ids), Shutdown::never())
-            .await
-            .unwrap();
-        assert!(summary.success, "{summary:#?}");
+        let summary = run_ok(&importer, &ids).await;
         let reported: Vec<&str> = summary
             .services
             .iter()

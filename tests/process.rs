@@ -26,10 +26,10 @@ async fn store(env: &Env) -> OrdinalStore {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn once_exits_zero_on_success_and_nonzero_on_panic_timeouts() {
     let env = Env::start(40).await;
-    let out = env.command(&["once", "--service", "PERSON", "--service", "COUNTRY"],
-    )
-    .output()
-    .unwrap();
+    let out = env
+        .command(&["once", "--service", "PERSON", "--service", "COUNTRY"])
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "{}",
@@ -47,7 +47,8 @@ async fn once_exits_zero_on_success_and_nonzero_on_panic_timeouts() {
     );
 
     env.consumer.set_never_answer(true);
-    let out = env.command(&["once", "--service", "ORGANISATION"])
+    let out = env
+        .command(&["once", "--service", "ORGANISATION"])
         .env("PANIC_TIMEOUT", "0.5")
         .env("UPDATE_RETRY_LIMIT", "2")
         .output()
@@ -80,15 +81,13 @@ async fn bad_configuration_fails_fast_with_one_clear_message() {
         ("REDIS_URL", "redis://127.0.0.1:1/", "Redis"),
     ];
     for (name, value, expect) in cases {
-        let out = env.command(&["once"])
-            .env(name, value)
-            .output()
-            .unwrap();
+        let out = env.command(&["once"]).env(name, value).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{name}: {stderr}");
         assert!(stderr.contains(expect), "{name}: {stderr}");
     }
-    let out = env.command(&["once"])
+    let out = env
+        .command(&["once"])
         .env_remove("SIS_API_URL")
         .output()
         .unwrap();
@@ -102,7 +101,8 @@ async fn sigkill_mid_run_loses_nothing_and_never_commits_past_unacknowledged() {
     env.consumer.set_latency(Duration::from_millis(15));
     let store = store(&env).await;
     let person = service("PERSON");
-    let mut child = env.command(&["once", "--service", "PERSON"])
+    let mut child = env
+        .command(&["once", "--service", "PERSON"])
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
@@ -134,7 +134,8 @@ async fn sigkill_mid_run_loses_nothing_and_never_commits_past_unacknowledged() {
         "killed before the end"
     );
     env.consumer.set_latency(Duration::ZERO);
-    let out = env.command(&["once", "--service", "PERSON"])
+    let out = env
+        .command(&["once", "--service", "PERSON"])
         .output()
         .unwrap();
     assert!(
@@ -168,7 +169,8 @@ async fn sigterm_stops_fetching_commits_what_is_acknowledged_and_exits_zero() {
     let env = Env::start(3000).await;
     env.consumer.set_latency(Duration::from_millis(10));
     let store = store(&env).await;
-    let child = env.command(&["once", "--service", "PERSON"])
+    let child = env
+        .command(&["once", "--service", "PERSON"])
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -224,7 +226,8 @@ async fn status_and_reset_commands() {
     let env = Env::start(20).await;
     env.fake.faults().poison("PERSON", 5);
     env.fake.faults().forbid("ORGANISATION");
-    let out = env.command(&[
+    let out = env
+        .command(&[
             "once",
             "--service",
             "PERSON",
@@ -232,10 +235,9 @@ async fn status_and_reset_commands() {
             "LOCATION",
             "--service",
             "ORGANISATION",
-        ],
-    )
-    .output()
-    .unwrap();
+        ])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1), "ORGANISATION is forbidden");
     env.fake.faults().clear();
     let out = env.command(&["status"]).output().unwrap();
@@ -319,7 +321,8 @@ async fn status_and_reset_commands() {
         err.contains("pod-b:7:0badf00d") && err.contains("--force"),
         "{err}"
     );
-    let out = env.command(&["reset", "--force", "PERSON"])
+    let out = env
+        .command(&["reset", "--force", "PERSON"])
         .output()
         .unwrap();
     assert!(out.status.success());
@@ -337,7 +340,8 @@ async fn status_and_reset_commands() {
 
     // A re-import right after reset arrives again (fresh Nats-Msg-Ids).
     let before = entities_of(&env.consumer.received(), "PERSON");
-    let out = env.command(&["once", "--service", "PERSON"])
+    let out = env
+        .command(&["once", "--service", "PERSON"])
         .output()
         .unwrap();
     assert!(out.status.success());
@@ -362,8 +366,7 @@ async fn secrets_never_appear_in_logs_errors_or_status() {
         ("API_KEY", "key-SECRET-api-4"),
         ("ADMIN_TOKEN", "adm-SECRET-admin-5"),
     ];
-    let mut cmd = env.command(&["once", "--service", "PERSON", "--service", "COUNTRY"],
-    );
+    let mut cmd = env.command(&["once", "--service", "PERSON", "--service", "COUNTRY"]);
     // The NATS credentials go to a real server (one without auth accepts
     // and ignores them), so they are really sent and could really leak.
     cmd.env("SIS_API_USER", "importer")
@@ -383,18 +386,21 @@ async fn secrets_never_appear_in_logs_errors_or_status() {
     let status = env.command(&["status", "--json"]).output().unwrap();
     // A NATS token the server does not require still must not leak through
     // the connect error either.
-    let nats = env.command(&["once"])
+    let nats = env
+        .command(&["once"])
         .env("NATS_URL", "nats://127.0.0.1:1")
         .env("NATS_TOKEN", "nats-SECRET-6")
         .output()
         .unwrap();
-    let nats_user = env.command(&["once"])
+    let nats_user = env
+        .command(&["once"])
         .env("NATS_URL", "nats://127.0.0.1:1")
         .env("NATS_USER", "importer")
         .env("NATS_PASSWORD", "nats-SECRET-8")
         .output()
         .unwrap();
-    let redis = env.command(&["status"])
+    let redis = env
+        .command(&["status"])
         .env("REDIS_URL", "redis://:redis-SECRET-7@127.0.0.1:1/")
         .output()
         .unwrap();
@@ -424,13 +430,13 @@ async fn secrets_never_appear_in_logs_errors_or_status() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn progress_on_a_terminal_and_batch_events_in_json_logs() {
     let env = Env::start(250).await;
-    let out = env.command(&["once", "--service", "PERSON", "--service", "COUNTRY"],
-    )
-    .env("FETCH_AMOUNT", "100")
-    // No LOG_FORMAT: piped stderr must choose JSON by itself.
-    .env_remove("LOG_FORMAT")
-    .output()
-    .unwrap();
+    let out = env
+        .command(&["once", "--service", "PERSON", "--service", "COUNTRY"])
+        .env("FETCH_AMOUNT", "100")
+        // No LOG_FORMAT: piped stderr must choose JSON by itself.
+        .env_remove("LOG_FORMAT")
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let logs = String::from_utf8_lossy(&out.stderr);
     assert!(!logs.contains("\x1b["), "no drawing when piped: {logs}");
@@ -457,7 +463,8 @@ async fn progress_on_a_terminal_and_batch_events_in_json_logs() {
     store.reset(&service("COUNTRY")).await.unwrap();
     // No LOG_FORMAT: on a terminal the logs are text, not JSON.
     let inner = format!("{BIN} once --service PERSON --service COUNTRY");
-    let out = env.env_command("script", &["-qec", &inner, "/dev/null"])
+    let out = env
+        .env_command("script", &["-qec", &inner, "/dev/null"])
         .env("FETCH_AMOUNT", "100")
         .env("TERM", "xterm")
         .env_remove("LOG_FORMAT")
@@ -520,7 +527,8 @@ async fn a_feedback_storm_is_summarised_not_logged_per_message() {
         }
     });
     let started = std::time::Instant::now();
-    let out = env.command(&["once", "--service", "PERSON"])
+    let out = env
+        .command(&["once", "--service", "PERSON"])
         .env("LOG_FORMAT", "json")
         .output()
         .unwrap();
@@ -581,14 +589,14 @@ async fn a_feedback_storm_is_summarised_not_logged_per_message() {
 async fn each_outage_is_logged_once_when_it_begins_and_once_when_it_ends() {
     let mut env = Env::start(1500).await;
     env.consumer.set_latency(Duration::from_millis(5));
-    let child = env.command(&["once", "--service", "PERSON", "--service", "ATTAINMENT"],
-    )
-    .env("LOG_FORMAT", "json")
-    .env("PANIC_TIMEOUT", "3")
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
+    let child = env
+        .command(&["once", "--service", "PERSON", "--service", "ATTAINMENT"])
+        .env("LOG_FORMAT", "json")
+        .env("PANIC_TIMEOUT", "3")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let output = tokio::task::spawn_blocking(move || child.wait_with_output());
     assert!(
         env.consumer
@@ -663,7 +671,8 @@ async fn each_outage_is_logged_once_when_it_begins_and_once_when_it_ends() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_existing_stream_with_fewer_replicas_is_used_with_a_warning() {
     let env = Env::start(50).await;
-    let first = env.command(&["once", "--service", "PERSON"])
+    let first = env
+        .command(&["once", "--service", "PERSON"])
         .output()
         .unwrap();
     assert!(
@@ -673,7 +682,8 @@ async fn an_existing_stream_with_fewer_replicas_is_used_with_a_warning() {
     );
     let store = store(&env).await;
     store.reset(&service("PERSON")).await.unwrap();
-    let out = env.command(&["once", "--service", "PERSON"])
+    let out = env
+        .command(&["once", "--service", "PERSON"])
         .env("NATS_STREAM_REPLICAS", "3")
         .output()
         .unwrap();

@@ -11,7 +11,6 @@ use common::*;
 use sis_importer::config::Secret;
 use sis_importer::store::OrdinalStore;
 
-
 /// A `run` daemon of instance `instance` (`INSTANCE_ID`: the test's
 /// daemons share one host, so the default, the host name, would make them
 /// one instance).
@@ -64,19 +63,10 @@ async fn two_daemons_import_each_change_once() {
     let config = lease_file();
     let mut a = daemon(&env, config.path(), "a");
     let mut b = daemon(&env, config.path(), "b");
-    let store = OrdinalStore::connect(&Secret::new(env.redis.url()))
-        .await
-        .unwrap();
-    let greatest = env.fake.greatest_ordinal("PERSON");
-    let mut done = false;
-    for _ in 0..300 {
-        if store.ordinal(&service("PERSON")).await.unwrap() == greatest {
-            done = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(done, "one of them imported everything");
+    assert!(
+        env.wait_until_imported("PERSON", Duration::from_secs(30)).await,
+        "one of them imported everything"
+    );
     tokio::time::sleep(Duration::from_secs(2)).await;
     terminate(&mut a);
     terminate(&mut b);

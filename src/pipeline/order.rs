@@ -311,7 +311,9 @@ fn value_end(bytes: &[u8], i: usize) -> Option<usize> {
 }
 
 /// The distinct keys of `entities`, in first-seen order.
-pub(crate) fn distinct_keys(keys: impl IntoIterator<Item = Option<IdentityKey>>) -> Vec<IdentityKey> {
+pub(crate) fn distinct_keys(
+    keys: impl IntoIterator<Item = Option<IdentityKey>>,
+) -> Vec<IdentityKey> {
     let mut out: Vec<IdentityKey> = Vec::new();
     for key in keys.into_iter().flatten() {
         if !out.contains(&key) {

@@ -180,7 +180,11 @@ impl Importer {
 
     /// Imports one service: up to `UPDATE_RETRY_LIMIT` attempts, each from
     /// the committed ordinal with a new execution hash.
-    pub(crate) async fn import_service(&self, service: &Service, mut shutdown: Shutdown) -> ServiceReport {
+    pub(crate) async fn import_service(
+        &self,
+        service: &Service,
+        mut shutdown: Shutdown,
+    ) -> ServiceReport {
         let started = Instant::now();
         let started_at = chrono::Utc::now().to_rfc3339();
         let mut report = ServiceReport::new(service, ServiceOutcome::Ok);

@@ -124,7 +124,13 @@ impl<'a> AttemptObserver<'a> {
     }
 
     /// A batch was fetched and chunked.
-    pub(crate) fn batch_opened(&mut self, opened: &Opened, entities: usize, since: i64, greatest: i64) {
+    pub(crate) fn batch_opened(
+        &mut self,
+        opened: &Opened,
+        entities: usize,
+        since: i64,
+        greatest: i64,
+    ) {
         self.unreported.fetched += entities as u64;
         tracing::debug!(service = %self.service.id, batch = opened.batch_no, since, greatest_ordinal = greatest, entities, chunks = opened.chunks, "batch fetched");
     }

@@ -108,12 +108,8 @@ pub fn server_addrs(urls: &str) -> Result<Vec<async_nats::ServerAddr>, String> {
         .map(str::trim)
         .filter(|u| !u.is_empty())
         .map(|u| {
-            u.parse::<async_nats::ServerAddr>().map_err(|e| {
-                format!(
-                    "`{}` is not a NATS server URL: {e}",
-                    crate::redact::url(u)
-                )
-            })
+            u.parse::<async_nats::ServerAddr>()
+                .map_err(|e| format!("`{}` is not a NATS server URL: {e}", crate::redact::url(u)))
         })
         .collect();
     match addrs? {
@@ -230,7 +226,10 @@ impl Nats {
         replicas: usize,
     ) -> Result<Vec<String>, SinkError> {
         match self.stream_state(services).await? {
-            StreamState::Exists { missing, replicas: had } => {
+            StreamState::Exists {
+                missing,
+                replicas: had,
+            } => {
                 for subject in &missing {
                     tracing::warn!(stream = %self.stream, subject = %subject, "existing stream does not capture a subject the importer needs; messages on it are not stored");
                 }

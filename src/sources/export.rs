@@ -5,11 +5,11 @@ use bytes::Bytes;
 use futures::Stream;
 
 use super::client::Auth;
-use crate::redact;
 use super::page_scan::scan_page;
 use super::{Batch, SisuClient, SourceError};
 use crate::catalogue::Service;
 use crate::entity::Entity;
+use crate::redact;
 
 /// The export's pages after `since`, one request per item taken.
 pub fn pages(

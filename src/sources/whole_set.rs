@@ -11,9 +11,9 @@ use crate::entity::Entity;
 use serde_json::{Map, Value};
 
 use super::client::Auth;
-use crate::redact;
 use super::{Batch, SisuClient, SourceError};
 use crate::catalogue::{Service, SourceKind};
+use crate::redact;
 use crate::store::OrdinalStore;
 
 /// How long a URN code-book answer is cached (SPEC §3).

@@ -10,10 +10,22 @@ use std::time::Duration;
 
 use sis_importer::catalogue::Service;
 use sis_importer::config::{Config, Secret};
-use sis_importer::pipeline::Importer;
+use sis_importer::pipeline::{Importer, RunSummary};
+use sis_importer::shutdown::Shutdown;
+use sis_importer::store::OrdinalStore;
 use sis_testkit::consumer::{ConsumerConfig, Received, ReferenceConsumer};
 use sis_testkit::fake_sisu::{FakeSisu, FakeSisuConfig};
 use sis_testkit::servers::{NatsOptions, NatsServer, RedisOptions, RedisServer};
+
+/// Runs `ids` to the end and asserts that the run succeeded.
+pub async fn run_ok(importer: &Importer, ids: &[&str]) -> RunSummary {
+    let summary = importer
+        .run(&services(ids), Shutdown::never())
+        .await
+        .expect("the run starts");
+    assert!(summary.success, "{summary:#?}");
+    summary
+}
 
 /// The importer binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_sis-importer");
@@ -156,6 +168,34 @@ impl Env {
         let mut cmd = bare_command(program, args);
         cmd.envs(self.env_vars());
         cmd
+    }
+
+    /// Waits until `id`'s committed ordinal is `want` (polling Redis every
+    /// 100 ms, at most `within`); the last ordinal read.
+    pub async fn wait_for_ordinal(
+        &self,
+        id: &str,
+        want: Option<i64>,
+        within: Duration,
+    ) -> Option<i64> {
+        let store = OrdinalStore::connect(&Secret::new(self.redis.url()))
+            .await
+            .expect("Redis answers");
+        let service = service(id);
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let now = store.ordinal(&service).await.ok().flatten();
+            if now == want || tokio::time::Instant::now() >= deadline {
+                return now;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until `id` has committed everything the fake Sisu holds.
+    pub async fn wait_until_imported(&self, id: &str, within: Duration) -> bool {
+        let greatest = self.fake.greatest_ordinal(id);
+        self.wait_for_ordinal(id, greatest, within).await == greatest
     }
 
     /// A connected importer.

@@ -2,8 +2,8 @@
 
 use super::test_util::*;
 use super::*;
-use sis_importer::catalogue;
 use serde_json::Value;
+use sis_importer::catalogue;
 
 #[tokio::test]
 async fn whole_set_sources() {

@@ -1,8 +1,8 @@
 //! Helpers the fake's HTTP tests share: URLs, requests, a started fake.
 
 use super::{FakeSisu, FakeSisuConfig};
-use sis_importer::catalogue::{self, Service};
 use serde_json::Value;
+use sis_importer::catalogue::{self, Service};
 
 /// The catalogue entry of `id`.
 pub fn service(id: &str) -> Service {

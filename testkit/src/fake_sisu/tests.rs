@@ -5,8 +5,8 @@
 use super::changelog::{Extra, Log};
 use super::shapes::Shape;
 use super::*;
-use sis_importer::catalogue::{self, Service};
 use serde_json::Value;
+use sis_importer::catalogue::{self, Service};
 use std::collections::{HashMap, HashSet};
 
 use super::test_util::*;
