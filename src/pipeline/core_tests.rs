@@ -319,17 +319,82 @@ fn too_large_entities_are_dead_lettered_and_the_batch_still_commits() {
     );
 }
 
-/// A consumer with many instances, as a seeded random schedule: feedback in
-/// any order, some chunks failing once, one poison entity. Checks every
-/// rule after every step.
-fn simulate(seed: u64, w: Windows) {
+/// A seeded pseudo-random source for the simulations: `next(n)` is in
+/// `0..n`.
+fn lcg(seed: u64) -> impl FnMut(u64) -> u64 {
     let mut rng = seed;
-    let mut next = move |n: u64| {
+    move |n: u64| {
         rng = rng
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
         (rng >> 33) % n.max(1)
-    };
+    }
+}
+
+/// An entity's identity and modification ordinal, as the simulations
+/// make them.
+fn id_of(e: &Entity) -> (String, i64) {
+    let v: serde_json::Value = serde_json::from_str(e.get()).unwrap();
+    (
+        v["id"].as_str().unwrap().to_owned(),
+        v["metadata"]["modificationOrdinal"].as_i64().unwrap(),
+    )
+}
+
+/// The simulations' poison entity: its chunk always fails.
+const POISON: &str = r#""modificationOrdinal":37}"#;
+
+/// The consumer of the simulations, as a store that upserts versions: a
+/// chunk with the poison entity fails, a chunk of several entities fails
+/// once when `roll` says so, and any other chunk is stored, checking that
+/// no version is stored after a newer one of its identity or twice
+/// (nothing acknowledged is sent again).
+struct ModelConsumer {
+    seed: u64,
+    failed_once: HashSet<String>,
+    latest: HashMap<String, i64>,
+    stored: HashSet<(String, i64)>,
+}
+
+impl ModelConsumer {
+    fn new(seed: u64) -> Self {
+        ModelConsumer {
+            seed,
+            failed_once: HashSet::new(),
+            latest: HashMap::new(),
+            stored: HashSet::new(),
+        }
+    }
+
+    fn answer(&mut self, chunk: &ChunkOut, mut roll: impl FnMut() -> bool) -> FeedbackStatus {
+        let seed = self.seed;
+        let has_poison = chunk.entities.iter().any(|e| e.get().contains(POISON));
+        let flaky =
+            chunk.entities.len() > 1 && roll() && self.failed_once.insert(chunk.chunk_id.clone());
+        if has_poison || flaky {
+            return FeedbackStatus::Fail;
+        }
+        for e in chunk.entities.iter() {
+            let (id, ord) = id_of(e);
+            let old = self.latest.insert(id.clone(), ord);
+            assert!(
+                old.is_none_or(|o| o < ord),
+                "seed {seed}: {id} stored out of order"
+            );
+            assert!(
+                self.stored.insert((id.clone(), ord)),
+                "seed {seed}: {id}@{ord} stored twice (sent again after its OK)"
+            );
+        }
+        FeedbackStatus::Ok
+    }
+}
+
+/// A consumer with many instances, as a seeded random schedule: feedback in
+/// any order, some chunks failing once, one poison entity. Checks every
+/// rule after every step.
+fn simulate(seed: u64, w: Windows) {
+    let mut next = lcg(seed);
     let now = Instant::now();
     let mut c = core_with(1 + next(5) as usize, w, now);
     // 12 batches of 8 over 20 identities: many versions, some twice a batch.
@@ -346,19 +411,10 @@ fn simulate(seed: u64, w: Windows) {
         })
         .collect();
     batches.reverse();
-    let poison = r#""modificationOrdinal":37}"#;
     let mut in_flight: Vec<ChunkOut> = Vec::new();
-    let mut failed_once: HashSet<String> = HashSet::new();
-    let mut stored: HashMap<String, i64> = HashMap::new();
+    let mut consumer = ModelConsumer::new(seed);
     let mut committed = Vec::new();
     let mut publish_acks = 0usize;
-    let id_of = |e: &Entity| {
-        let v: serde_json::Value = serde_json::from_str(e.get()).unwrap();
-        (
-            v["id"].as_str().unwrap().to_owned(),
-            v["metadata"]["modificationOrdinal"].as_i64().unwrap(),
-        )
-    };
     loop {
         if !batches.is_empty() && c.wants_batch() && next(3) == 0 {
             c.on_batch(batches.pop().unwrap(), now);
@@ -400,22 +456,7 @@ fn simulate(seed: u64, w: Windows) {
             continue;
         }
         let chunk = in_flight.swap_remove(next(in_flight.len() as u64) as usize);
-        let has_poison = chunk.entities.iter().any(|e| e.get().contains(poison));
-        let flaky =
-            chunk.entities.len() > 1 && next(6) == 0 && failed_once.insert(chunk.chunk_id.clone());
-        let status = if has_poison || flaky {
-            FeedbackStatus::Fail
-        } else {
-            for e in chunk.entities.iter() {
-                let (id, ord) = id_of(e);
-                let old = stored.insert(id.clone(), ord);
-                assert!(
-                    old.is_none_or(|o| o < ord),
-                    "seed {seed}: {id} stored out of order"
-                );
-            }
-            FeedbackStatus::Ok
-        };
+        let status = consumer.answer(&chunk, || next(6) == 0);
         assert!(!matches!(
             c.on_feedback(&fb(&c, &chunk.chunk_id, status), now),
             Verdict::Ignored(_)
@@ -531,13 +572,7 @@ fn resuming_sends_only_what_the_interrupted_attempt_did_not_finish() {
 /// Returns the crashes, the feedback messages the resumptions read, and
 /// what they would have read without moving `feedback_after` forward.
 fn simulate_crashes(seed: u64) -> (u32, usize, usize) {
-    let mut rng = seed ^ 0x9e37_79b9;
-    let mut next = move |n: u64| {
-        rng = rng
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (rng >> 33) % n.max(1)
-    };
+    let mut next = lcg(seed ^ 0x9e37_79b9);
     let now = Instant::now();
     let limits = ChunkLimits {
         max_entities: 1 + next(5) as usize,
@@ -568,14 +603,6 @@ fn simulate_crashes(seed: u64) -> (u32, usize, usize) {
             (since, ordinal, entities)
         })
         .collect();
-    let poison = r#""modificationOrdinal":37}"#;
-    let id_of = |e: &Entity| {
-        let v: serde_json::Value = serde_json::from_str(e.get()).unwrap();
-        (
-            v["id"].as_str().unwrap().to_owned(),
-            v["metadata"]["modificationOrdinal"].as_i64().unwrap(),
-        )
-    };
     let mut core = new_core(false, 0);
     // Stream sequence of the last feedback before what a resumption reads
     // (the attempt record's `feedback_after`); sequences are 1-based
@@ -585,9 +612,7 @@ fn simulate_crashes(seed: u64) -> (u32, usize, usize) {
     let mut stored_messages: Vec<ChunkOut> = Vec::new();
     let mut msg_ids: HashSet<String> = HashSet::new();
     let mut feedback_log: Vec<Feedback> = Vec::new();
-    let mut failed_once: HashSet<String> = HashSet::new();
-    let mut latest: HashMap<String, i64> = HashMap::new();
-    let mut stored_versions: HashSet<(String, i64)> = HashSet::new();
+    let mut consumer = ModelConsumer::new(seed);
     let mut crashes = 0;
     let (mut read_back, mut unbounded) = (0, 0);
     for step in 0.. {
@@ -647,26 +672,7 @@ fn simulate_crashes(seed: u64) -> (u32, usize, usize) {
             continue;
         }
         let chunk = stored_messages.swap_remove(next(stored_messages.len() as u64) as usize);
-        let has_poison = chunk.entities.iter().any(|e| e.get().contains(poison));
-        let flaky =
-            chunk.entities.len() > 1 && next(6) == 0 && failed_once.insert(chunk.chunk_id.clone());
-        let status = if has_poison || flaky {
-            FeedbackStatus::Fail
-        } else {
-            for e in chunk.entities.iter() {
-                let (id, ord) = id_of(e);
-                let old = latest.insert(id.clone(), ord);
-                assert!(
-                    old.is_none_or(|o| o < ord),
-                    "seed {seed}: {id} stored out of order"
-                );
-                assert!(
-                    stored_versions.insert((id.clone(), ord)),
-                    "seed {seed}: {id}@{ord} stored twice (sent again after its OK)"
-                );
-            }
-            FeedbackStatus::Ok
-        };
+        let status = consumer.answer(&chunk, || next(6) == 0);
         let f = fb(&core, &chunk.chunk_id, status);
         feedback_log.push(f.clone());
         core.on_feedback(&f, now);
@@ -677,7 +683,7 @@ fn simulate_crashes(seed: u64) -> (u32, usize, usize) {
         "seed {seed}: every batch once, in order"
     );
     assert_eq!(
-        stored_versions.len(),
+        consumer.stored.len(),
         95,
         "seed {seed}: all but the poison entity"
     );
