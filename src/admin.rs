@@ -13,10 +13,11 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::middleware::{self, Next};
 use axum::{Json, Router};
 use serde_json::json;
 
@@ -30,14 +31,20 @@ struct AdminState {
 
 /// The admin routes over `daemon`.
 pub fn router(daemon: Arc<Daemon>) -> Router {
+    let state = AdminState { daemon };
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .route("/status", get(status))
-        .route("/force_update", post(force_update).get(force_update))
-        .route("/reset/{service}", post(reset).get(reset))
-        .with_state(AdminState { daemon })
+        .merge(
+            // The operator's routes: every one behind the admin token.
+            Router::new()
+                .route("/status", get(status))
+                .route("/force_update", post(force_update).get(force_update))
+                .route("/reset/{service}", post(reset).get(reset))
+                .route_layer(middleware::from_fn_with_state(state.clone(), guard)),
+        )
+        .with_state(state)
 }
 
 /// Serves the admin API on `addr` until shutdown; returns the bound address
@@ -67,6 +74,20 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
         return false;
     }
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Lets a request to an operator route through only with the admin token.
+async fn guard(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    match authorized(&state, &headers, &query) {
+        Ok(()) => next.run(request).await,
+        Err(denied) => denied.into_response(),
+    }
 }
 
 /// Checks the admin token from the headers or (compatibility) the query.
@@ -168,12 +189,7 @@ async fn metrics() -> Response {
 
 async fn status(
     State(state): State<AdminState>,
-    headers: HeaderMap,
-    Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Err(denied) = authorized(&state, &headers, &query) {
-        return denied.into_response();
-    }
     let importer = state.daemon.importer();
     let services = state.daemon.services();
     match crate::status::collect(&importer.store, services).await {
@@ -190,12 +206,7 @@ async fn status(
 
 async fn force_update(
     State(state): State<AdminState>,
-    headers: HeaderMap,
-    Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Err(denied) = authorized(&state, &headers, &query) {
-        return denied.into_response();
-    }
     if state.daemon.start_run("admin API") {
         (StatusCode::ACCEPTED, "run started").into_response()
     } else {
@@ -206,12 +217,7 @@ async fn force_update(
 async fn reset(
     State(state): State<AdminState>,
     Path(service): Path<String>,
-    headers: HeaderMap,
-    Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Err(denied) = authorized(&state, &headers, &query) {
-        return denied.into_response();
-    }
     let catalogue = state
         .daemon
         .importer()
