@@ -27,7 +27,7 @@ use crate::store::{OrdinalStore, StoreError};
 
 pub mod chunker;
 pub mod core;
-mod core_types;
+
 pub mod daemon;
 pub mod import;
 pub mod order;

@@ -31,7 +31,9 @@ use crate::entity::Entity;
 use tokio::time::Instant;
 
 use super::chunker::{self, ChunkLimits};
-pub use super::core_types::*;
+
+mod types;
+pub use types::*;
 use super::order::{distinct_keys, identity_key, ChunkSeq, IdentityKey, OrderBarrier};
 use crate::catalogue::IdentityKind;
 use crate::sinks::{Feedback, FeedbackStatus};
@@ -212,29 +214,6 @@ impl AttemptCore {
         }
     }
 
-    /// Whether the interrupted attempt split the chunk at `key`: it said
-    /// FAIL for it, or something about a part of it.
-    fn made_as_halves(&self, key: &ChunkKey) -> bool {
-        let Some(recovered) = &self.recovered else {
-            return false;
-        };
-        match recovered.get(key) {
-            Some(Recovered::Split) => true,
-            Some(_) => false,
-            None => {
-                let at = |start| ChunkKey {
-                    start,
-                    len: 0,
-                    ..*key
-                };
-                let end = key.start + key.len;
-                recovered
-                    .range(at(key.start)..at(end))
-                    .any(|(k, _)| k.start + k.len <= end)
-            }
-        }
-    }
-
     /// The next chunk to publish, if one is free and the windows have room.
     /// Chunks the interrupted attempt finished are finished on the way,
     /// in their turn, without being sent.
@@ -314,101 +293,6 @@ impl AttemptCore {
         verdict
     }
 
-    /// Resuming: keeps the first word of the interrupted attempt's
-    /// feedback about a chunk of this epoch.
-    fn remember(&mut self, fb: &Feedback) -> Verdict {
-        let ignored = Verdict::Ignored(IgnoreReason::UnknownOrDone);
-        let Some(key) = self.uncommitted_key(fb) else {
-            return ignored;
-        };
-        let Some(recovered) = self.recovered.as_mut() else {
-            return ignored;
-        };
-        let status = match fb.status {
-            FeedbackStatus::Ok => Recovered::Ok,
-            FeedbackStatus::Fail if key.len <= 1 => Recovered::Poison(fb.stack_text()),
-            FeedbackStatus::Fail => Recovered::Split,
-        };
-        match recovered.entry(key) {
-            std::collections::btree_map::Entry::Vacant(v) => {
-                v.insert(status);
-                Verdict::Remembered
-            }
-            std::collections::btree_map::Entry::Occupied(_) => ignored,
-        }
-    }
-
-    /// The chunk `fb` is about, when it is one of this lineage's chunks in
-    /// a batch not committed yet (at or after the attempt's `since`).
-    fn uncommitted_key(&self, fb: &Feedback) -> Option<ChunkKey> {
-        if fb.channel != self.subject || *fb.execution_hash != *self.execution_hash {
-            return None;
-        }
-        ChunkKey::parse(&fb.chunk_id, &self.service_id, self.epoch)
-            .filter(|key| key.since >= self.since)
-    }
-
-    /// Whether stored feedback `fb` may still matter to a resumed attempt
-    /// of this lineage: it is about a chunk of a batch not yet committed.
-    /// The first such message in the stream bounds where the next
-    /// resumption must start reading.
-    pub(crate) fn concerns_uncommitted(&self, fb: &Feedback) -> bool {
-        self.uncommitted_key(fb).is_some()
-    }
-
-    /// Resuming: where the next resumption of this lineage must start
-    /// reading stored feedback, given the messages just read back (stream
-    /// sequence, message) up to `through`: just before the first one about
-    /// a batch not yet committed (everything before it is about committed
-    /// batches, other services or nothing), or `through` when there is
-    /// none. Moving it forward at every resumption keeps the read-back to
-    /// what the interrupted processes heard since the oldest open batch, not
-    /// everything since the lineage began.
-    pub(crate) fn resume_after<'a>(
-        &self,
-        stored: impl IntoIterator<Item = (u64, &'a Feedback)>,
-        through: u64,
-    ) -> u64 {
-        stored
-            .into_iter()
-            .find(|(_, fb)| self.concerns_uncommitted(fb))
-            .map_or(through, |(sequence, _)| sequence - 1)
-    }
-
-    /// What the interrupted attempt's feedback finished a chunk with.
-    fn recovered_status(&self, seq: ChunkSeq) -> Option<Recovered> {
-        let key = self.chunks[&seq].key;
-        match self.recovered.as_ref()?.get(&key)? {
-            Recovered::Split => None,
-            done => Some(done.clone()),
-        }
-    }
-
-    /// Finishes a chunk from recovered feedback, as its feedback would
-    /// have live.
-    fn finish_recovered(&mut self, seq: ChunkSeq, status: Recovered) {
-        let chunk = self.remove_chunk(seq);
-        if !chunk.half {
-            self.window.scheduled += chunk.entities.len() as u64;
-        }
-        match status {
-            Recovered::Poison(stack) => {
-                let entity = chunk.entities[0].clone();
-                self.dead_letter(entity, "poison", stack, Some(chunk.id.clone()));
-            }
-            _ => self.window.updated += chunk.entities.len() as u64,
-        }
-        self.recovered_chunks += 1;
-        self.finish(seq, &chunk);
-        self.commit_ready();
-    }
-
-    /// Chunks finished from the feedback of the interrupted attempt being
-    /// resumed, without being sent again.
-    pub(crate) fn recovered_chunks(&self) -> u64 {
-        self.recovered_chunks
-    }
-
     /// The panic deadline, while chunks are unfinished.
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         (self.unfinished_chunks() > 0).then(|| self.last_progress + self.panic_timeout)
@@ -454,129 +338,9 @@ impl AttemptCore {
         &self.execution_hash
     }
 
-    fn make_chunk(
-        &mut self,
-        batch_no: u64,
-        key: ChunkKey,
-        entities: Arc<[Entity]>,
-        keys: Vec<Option<IdentityKey>>,
-        half: bool,
-    ) -> ChunkSeq {
-        let batch = self
-            .batches
-            .iter_mut()
-            .find(|b| b.no == batch_no)
-            .expect("a chunk's batch is open");
-        batch.chunks_made += 1;
-        batch.unfinished += 1;
-        let id = key.id(&self.service_id, self.epoch);
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        let earlier = self.by_id.insert(id.clone(), seq);
-        debug_assert!(earlier.is_none(), "chunk id {id} made twice");
-        let distinct = distinct_keys(keys.iter().copied());
-        self.chunks.insert(
-            seq,
-            Chunk {
-                id,
-                key,
-                batch_no,
-                entities,
-                keys,
-                distinct,
-                half,
-                published: false,
-            },
-        );
-        seq
-    }
-
-    fn remove_chunk(&mut self, seq: ChunkSeq) -> Chunk {
-        let chunk = self.chunks.remove(&seq).expect("the chunk exists");
-        self.by_id.remove(&chunk.id);
-        chunk
-    }
-
-    /// A chunk is done: its batch has one fewer, newer versions may go.
-    fn finish(&mut self, seq: ChunkSeq, chunk: &Chunk) {
-        self.batch_mut(chunk.batch_no).unfinished -= 1;
-        for freed in self.barrier.release(seq, &chunk.distinct) {
-            let batch_no = self.chunks[&freed].batch_no;
-            self.ready.insert((batch_no, freed));
-        }
-    }
-
-    fn split(&mut self, seq: ChunkSeq, chunk: Chunk) -> Verdict {
-        let mid = chunk.key.halves()[0].len as usize;
-        let (first, second) = chunk.entities.split_at(mid);
-        let (first_keys, second_keys) = chunk.keys.split_at(mid);
-        self.batch_mut(chunk.batch_no).unfinished -= 1;
-        let [ka, kb] = chunk.key.halves();
-        let a = self.make_chunk(chunk.batch_no, ka, first.into(), first_keys.to_vec(), true);
-        let b = self.make_chunk(
-            chunk.batch_no,
-            kb,
-            second.into(),
-            second_keys.to_vec(),
-            true,
-        );
-        let (a_keys, b_keys) = (
-            self.chunks[&a].distinct.clone(),
-            self.chunks[&b].distinct.clone(),
-        );
-        for ready in self
-            .barrier
-            .split(seq, &chunk.distinct, [(a, &a_keys), (b, &b_keys)])
-        {
-            self.ready.insert((chunk.batch_no, ready));
-        }
-        let half = |s: ChunkSeq| (self.chunks[&s].id.clone(), self.chunks[&s].entities.len());
-        Verdict::Split {
-            failed: chunk.id,
-            halves: [half(a), half(b)],
-        }
-    }
-
-    fn dead_letter(
-        &mut self,
-        entity: Entity,
-        reason: &'static str,
-        detail: String,
-        chunk_id: Option<String>,
-    ) {
-        self.window.updated += 1;
-        self.actions.push_back(Action::DeadLetter(DeadLetterOrder {
-            entity,
-            reason,
-            detail,
-            chunk_id,
-        }));
-    }
-
-    fn batch_mut(&mut self, no: u64) -> &mut OpenBatch {
-        self.batches
-            .iter_mut()
-            .find(|b| b.no == no)
-            .expect("an unfinished chunk's batch is open")
-    }
-
-    /// Hands out a commit for every leading batch that is done.
-    fn commit_ready(&mut self) {
-        while self.batches.front().is_some_and(|b| b.unfinished == 0) {
-            let b = self.batches.pop_front().expect("front exists");
-            self.actions.push_back(Action::Commit(Commit {
-                greatest_ordinal: b.greatest_ordinal,
-                entities: b.entities,
-                batch_no: b.no,
-                chunks: b.chunks_made,
-                window: std::mem::take(&mut self.window),
-                fetched_in: b.fetched_in,
-                opened: b.opened,
-            }));
-        }
-    }
 }
 
+mod chunks;
+mod recovery;
 #[cfg(test)]
-#[path = "core_tests.rs"]
 mod tests;
