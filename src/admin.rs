@@ -15,9 +15,9 @@ use std::sync::Arc;
 
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::middleware::{self, Next};
 use axum::{Json, Router};
 use serde_json::json;
 
@@ -187,9 +187,7 @@ async fn metrics() -> Response {
         .into_response()
 }
 
-async fn status(
-    State(state): State<AdminState>,
-) -> Response {
+async fn status(State(state): State<AdminState>) -> Response {
     let importer = state.daemon.importer();
     let services = state.daemon.services();
     match crate::status::collect(&importer.store, services).await {
@@ -204,9 +202,7 @@ async fn status(
     }
 }
 
-async fn force_update(
-    State(state): State<AdminState>,
-) -> Response {
+async fn force_update(State(state): State<AdminState>) -> Response {
     if state.daemon.start_run("admin API") {
         (StatusCode::ACCEPTED, "run started").into_response()
     } else {
@@ -214,10 +210,7 @@ async fn force_update(
     }
 }
 
-async fn reset(
-    State(state): State<AdminState>,
-    Path(service): Path<String>,
-) -> Response {
+async fn reset(State(state): State<AdminState>, Path(service): Path<String>) -> Response {
     let catalogue = state
         .daemon
         .importer()

@@ -45,7 +45,8 @@ async fn daemon_runs_at_start_and_on_schedule_rearms_one_time_services_and_stops
     env.consumer.set_latency(Duration::ZERO);
     env.fake.add_generation(25);
     assert!(
-        env.wait_until_imported("PERSON", Duration::from_secs(10)).await,
+        env.wait_until_imported("PERSON", Duration::from_secs(10))
+            .await,
         "a scheduled run imported the new generation"
     );
 

@@ -64,7 +64,8 @@ async fn two_daemons_import_each_change_once() {
     let mut a = daemon(&env, config.path(), "a");
     let mut b = daemon(&env, config.path(), "b");
     assert!(
-        env.wait_until_imported("PERSON", Duration::from_secs(30)).await,
+        env.wait_until_imported("PERSON", Duration::from_secs(30))
+            .await,
         "one of them imported everything"
     );
     tokio::time::sleep(Duration::from_secs(2)).await;

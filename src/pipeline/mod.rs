@@ -5,12 +5,14 @@
 //!
 //! - `ports`: the traits `sources`, `sinks` and `store` implement.
 //! - `chunker`: batch → chunks bounded by count and bytes.
-//! - `order`: the per-identity order barrier.
-//! - `core`: [`core::AttemptCore`], one attempt's rules as pure state
+//! - `order`: the per-identity order barrier; `identity`: the order key
+//!   of an entity, found by a scan of its top-level fields.
+//! - `core/`: [`core::AttemptCore`], one attempt's rules as pure state
 //!   (windows, order, halving, commit order, panic deadline); its events
-//!   and actions in `core_types`.
+//!   and actions in `core/types.rs`, chunk bookkeeping in `chunks.rs`,
+//!   resumption in `recovery.rs`.
 //! - `import`: the async driver of one attempt (streams joined in one
-//!   `select!`, a store queue for Redis writes).
+//!   `select!`); `store_queue`: its Redis writes, in order.
 //! - `telemetry`: the attempt's one observer (logs, metrics, progress).
 //! - `run`: a whole run: services in order (or side by side with
 //!   `SERVICE_CONCURRENCY`), retries, `POST_UPDATE`.
@@ -27,12 +29,13 @@ use crate::store::{OrdinalStore, StoreError};
 
 pub mod chunker;
 pub mod core;
-
 pub mod daemon;
+pub(crate) mod identity;
 pub mod import;
 pub mod order;
 pub mod ports;
 pub mod run;
+mod store_queue;
 pub mod telemetry;
 
 pub use chunker::ChunkLimits;

@@ -33,10 +33,11 @@ use tokio::time::Instant;
 use super::chunker::{self, ChunkLimits};
 
 mod types;
-pub use types::*;
-use super::order::{distinct_keys, identity_key, ChunkSeq, IdentityKey, OrderBarrier};
+use super::identity::{distinct_keys, identity_key};
+use super::order::{ChunkSeq, IdentityKey, OrderBarrier};
 use crate::catalogue::IdentityKind;
 use crate::sinks::{Feedback, FeedbackStatus};
+pub use types::*;
 
 struct OpenBatch {
     no: u64,
@@ -337,7 +338,6 @@ impl AttemptCore {
     pub fn execution_hash(&self) -> &str {
         &self.execution_hash
     }
-
 }
 
 mod chunks;
