@@ -15,6 +15,10 @@
 //!
 //! `SOAK=1` runs more of everything (200,000 entities, 60 kills); `CHAOS_SEED`
 //! picks another schedule (the seed is printed).
+//!
+//! Longer than 400 lines on purpose: one scenario, whose fault injector,
+//! importer supervisor, Redis watcher and report only make sense together;
+//! split across files they would read as separate tools.
 
 mod common;
 

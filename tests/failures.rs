@@ -1,5 +1,7 @@
 //! Failure behaviour of SPEC §2 against real NATS and Redis and the fake
-//! Sisu's fault injection.
+//! Sisu's fault injection: one test per failure the spec names, in its
+//! order (hence one file of ~440 lines: the spec's failure list, read top
+//! to bottom).
 
 mod common;
 

@@ -170,6 +170,13 @@ impl Env {
         cmd
     }
 
+    /// A store on this environment's Redis.
+    pub async fn store(&self) -> OrdinalStore {
+        OrdinalStore::connect(&Secret::new(self.redis.url()))
+            .await
+            .expect("Redis answers")
+    }
+
     /// Waits until `id`'s committed ordinal is `want` (polling Redis every
     /// 100 ms, at most `within`); the last ordinal read.
     pub async fn wait_for_ordinal(
@@ -178,9 +185,7 @@ impl Env {
         want: Option<i64>,
         within: Duration,
     ) -> Option<i64> {
-        let store = OrdinalStore::connect(&Secret::new(self.redis.url()))
-            .await
-            .expect("Redis answers");
+        let store = self.store().await;
         let service = service(id);
         let deadline = tokio::time::Instant::now() + within;
         loop {

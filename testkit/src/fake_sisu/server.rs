@@ -1,5 +1,7 @@
 //! The HTTP side: one axum fallback handler routes a request to its service,
-//! asks the faults what to do, and renders the answer.
+//! asks the faults what to do, and renders the answer. (~450 lines: the
+//! renderers of the three answer kinds share the routing state and the
+//! fault verdicts; apart, each would need most of the others.)
 
 use super::changelog::Log;
 use super::faults::{Faults, Hostile, OneShot, Verdict};

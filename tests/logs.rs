@@ -1,0 +1,369 @@
+//! What the importer says as a process: no secret in any log, error or
+//! status; the progress line on a terminal and batch events in JSON logs;
+//! a feedback storm summarised; each outage logged once at each end; a
+//! warning for a stream with fewer replicas than asked.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::*;
+
+/// The JSON log lines of a run (other lines, such as panics, skipped).
+fn json_events(logs: &str) -> Vec<serde_json::Value> {
+    logs.lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_never_appear_in_logs_errors_or_status() {
+    let env = Env::start(30).await;
+    env.fake
+        .faults()
+        .require_basic_auth("importer", "pw-SECRET-basic-1");
+    env.fake.faults().fail_next("PERSON", 500, 2);
+    let secrets = [
+        ("SIS_API_PASSWORD", "pw-SECRET-wrong-2"),
+        ("PROXY_TOKEN", "tok-SECRET-proxy-3"),
+        ("API_KEY", "key-SECRET-api-4"),
+        ("ADMIN_TOKEN", "adm-SECRET-admin-5"),
+    ];
+    let mut cmd = env.command(&["once", "--service", "PERSON", "--service", "COUNTRY"]);
+    // The NATS credentials go to a real server (one without auth accepts
+    // and ignores them), so they are really sent and could really leak.
+    cmd.env("SIS_API_USER", "importer")
+        .env("RUST_LOG", "debug")
+        .env("NATS_TOKEN", "nats-SECRET-tok-9")
+        .env("NATS_USER", "importer")
+        .env("NATS_PASSWORD", "nats-SECRET-pw-10");
+    for (k, v) in secrets {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the wrong password fails PERSON"
+    );
+    let status = env.command(&["status", "--json"]).output().unwrap();
+    // A NATS token the server does not require still must not leak through
+    // the connect error either.
+    let nats = env
+        .command(&["once"])
+        .env("NATS_URL", "nats://127.0.0.1:1")
+        .env("NATS_TOKEN", "nats-SECRET-6")
+        .output()
+        .unwrap();
+    let nats_user = env
+        .command(&["once"])
+        .env("NATS_URL", "nats://127.0.0.1:1")
+        .env("NATS_USER", "importer")
+        .env("NATS_PASSWORD", "nats-SECRET-8")
+        .output()
+        .unwrap();
+    let redis = env
+        .command(&["status"])
+        .env("REDIS_URL", "redis://:redis-SECRET-7@127.0.0.1:1/")
+        .output()
+        .unwrap();
+    let everything = [
+        out.stdout,
+        out.stderr,
+        status.stdout,
+        status.stderr,
+        nats.stderr,
+        nats_user.stderr,
+        redis.stderr,
+    ]
+    .iter()
+    .map(|b| String::from_utf8_lossy(b).into_owned())
+    .collect::<Vec<_>>()
+    .join("\n");
+    assert!(everything.contains("401"), "the failure itself is reported");
+    assert!(
+        !everything.contains("SECRET"),
+        "a secret leaked:\n{everything}"
+    );
+}
+
+/// `once` on a terminal (a pty from util-linux `script`) draws a progress
+/// line per service and leaves a summary line for each; piped, it is quiet
+/// apart from JSON logs, which carry one event per committed batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_on_a_terminal_and_batch_events_in_json_logs() {
+    let env = Env::start(250).await;
+    let out = env
+        .command(&["once", "--service", "PERSON", "--service", "COUNTRY"])
+        .env("FETCH_AMOUNT", "100")
+        // No LOG_FORMAT: piped stderr must choose JSON by itself.
+        .env_remove("LOG_FORMAT")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let logs = String::from_utf8_lossy(&out.stderr);
+    assert!(!logs.contains("\x1b["), "no drawing when piped: {logs}");
+    let batches: Vec<serde_json::Value> = logs
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("JSON log lines"))
+        .filter(|v| v["message"] == "batch committed" && v["service"] == "PERSON")
+        .collect();
+    assert_eq!(batches.len(), 3, "250 entities in batches of 100: {logs}");
+    let first = &batches[0];
+    assert_eq!(first["since"], 0);
+    assert_eq!(first["entities"], 100);
+    for field in ["ordinal", "chunks", "fetch_ms", "ack_ms", "batch"] {
+        assert!(first[field].is_u64(), "{field} in {first}");
+    }
+    assert_eq!(batches[1]["since"], first["ordinal"], "ranges follow on");
+    assert_eq!(
+        batches[2]["ordinal"].as_i64(),
+        env.fake.greatest_ordinal("PERSON")
+    );
+
+    let store = env.store().await;
+    store.reset(&service("PERSON")).await.unwrap();
+    store.reset(&service("COUNTRY")).await.unwrap();
+    // No LOG_FORMAT: on a terminal the logs are text, not JSON.
+    let inner = format!("{BIN} once --service PERSON --service COUNTRY");
+    let out = env
+        .env_command("script", &["-qec", &inner, "/dev/null"])
+        .env("FETCH_AMOUNT", "100")
+        .env("TERM", "xterm")
+        .env_remove("LOG_FORMAT")
+        .output()
+        .unwrap();
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{screen}");
+    assert!(
+        screen.contains("batch committed") && !screen.contains("\"message\":\"batch committed\""),
+        "text logs on a terminal: {screen:?}"
+    );
+    assert!(
+        screen.contains("\r\x1b[2K"),
+        "the line is redrawn: {screen:?}"
+    );
+    let summary = |id: &str| {
+        screen
+            .split(['\r', '\n'])
+            .map(|l| l.trim_start_matches("\x1b[2K"))
+            .rfind(|l| l.starts_with(id) && l.contains(" ok "))
+            .unwrap_or_else(|| panic!("no summary line for {id}: {screen:?}"))
+            .to_owned()
+    };
+    let person = summary("PERSON");
+    assert!(person.contains("250 entities"), "{person}");
+    assert!(
+        person.contains(&format!(
+            "ordinal {}",
+            env.fake.greatest_ordinal("PERSON").unwrap()
+        )),
+        "{person}"
+    );
+    assert!(person.contains("dead letters 0"), "{person}");
+    assert!(person.contains("/s"), "{person}");
+    summary("COUNTRY");
+}
+
+/// A storm of garbage feedback during a run is told in summary lines (at
+/// most one per 10 s per service, counts by reason) and on the service's
+/// `service finished` line, not in a line per message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_feedback_storm_is_summarised_not_logged_per_message() {
+    let env = Env::start(2000).await;
+    env.consumer.set_latency(Duration::from_millis(10));
+    let nats = async_nats::connect(env.nats.url()).await.unwrap();
+    let noise = tokio::spawn(async move {
+        let mut sent = 0u64;
+        loop {
+            for _ in 0..20 {
+                let _ = nats
+                    .publish("SCHEDULER_STATUS_CHANNEL", "not json".into())
+                    .await;
+                sent += 1;
+            }
+            let _ = nats.flush().await;
+            if sent >= 100_000 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    });
+    let started = std::time::Instant::now();
+    let out = env
+        .command(&["once", "--service", "PERSON"])
+        .env("LOG_FORMAT", "json")
+        .output()
+        .unwrap();
+    let wall = started.elapsed();
+    noise.abort();
+    let logs = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{logs}");
+    let events = json_events(&logs);
+    let malformed_in = |text: &str| -> u64 {
+        text.split(' ')
+            .filter_map(|kv| kv.strip_prefix("malformed="))
+            .map(|n| n.parse::<u64>().unwrap())
+            .sum()
+    };
+    let summaries: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|v| {
+            v["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("feedback ignored"))
+        })
+        .collect();
+    let finished = events
+        .iter()
+        .find(|v| v["message"] == "service finished")
+        .expect("a service finished line");
+    let told: u64 = summaries
+        .iter()
+        .map(|v| malformed_in(v["ignored"].as_str().unwrap_or("")))
+        .sum::<u64>()
+        + malformed_in(finished["feedback_ignored"].as_str().unwrap_or(""));
+    assert!(
+        told >= 100,
+        "the storm was counted: {told} in {summaries:?} and {finished}"
+    );
+    let allowed = 1 + (wall.as_secs() / 10) as usize;
+    assert!(
+        !summaries.is_empty() && summaries.len() <= allowed,
+        "{} summary lines in {wall:?}",
+        summaries.len()
+    );
+    assert_eq!(
+        summaries[0]["level"], "WARN",
+        "malformed feedback is a warning"
+    );
+    assert!(
+        events.len() < 200,
+        "no line per message: {} log lines for {told} messages",
+        events.len()
+    );
+    env.assert_delivered("PERSON", &[]);
+}
+
+/// A NATS restart and a Redis restart during a run are each told in two
+/// WARN lines, when the outage begins and when it ends (with how long it
+/// lasted), however many operations failed in between.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_outage_is_logged_once_when_it_begins_and_once_when_it_ends() {
+    let mut env = Env::start(1500).await;
+    env.consumer.set_latency(Duration::from_millis(5));
+    let child = env
+        .command(&["once", "--service", "PERSON", "--service", "ATTAINMENT"])
+        .env("LOG_FORMAT", "json")
+        .env("PANIC_TIMEOUT", "3")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output());
+    assert!(
+        env.consumer
+            .wait_until(Duration::from_secs(30), |r| entities_of(r, "PERSON") >= 300)
+            .await
+    );
+    env.nats.kill();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    env.nats.restart().await.unwrap();
+    // Slower now, so the second service is still committing when Redis goes.
+    env.consumer.set_latency(Duration::from_millis(30));
+    assert!(
+        env.consumer
+            .wait_until(Duration::from_secs(60), |r| entities_of(r, "ATTAINMENT")
+                >= 300)
+            .await
+    );
+    env.redis.kill();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    env.redis.restart().await.unwrap();
+    env.consumer.set_latency(Duration::ZERO);
+    let out = tokio::time::timeout(Duration::from_secs(120), output)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let logs = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{logs}");
+    let events = json_events(&logs);
+    for system in ["NATS", "Redis"] {
+        let with = |prefix: &str| -> Vec<&serde_json::Value> {
+            events
+                .iter()
+                .filter(|v| {
+                    v["message"]
+                        .as_str()
+                        .is_some_and(|m| m.starts_with(&format!("{system} {prefix}")))
+                })
+                .collect()
+        };
+        let (began, ended) = (with("unreachable"), with("reachable again"));
+        assert_eq!(
+            began.len(),
+            1,
+            "{system}: one line when it went away: {logs}"
+        );
+        assert_eq!(
+            ended.len(),
+            1,
+            "{system}: one line when it came back: {logs}"
+        );
+        assert_eq!(began[0]["level"], "WARN");
+        let lasted = ended[0]["outage_ms"].as_u64().expect("outage_ms");
+        // NATS tells of the dropped connection at once, so its outage spans
+        // the server's whole absence. Redis is seen only when an operation
+        // or a pooled connection fails, which may be late in the absence
+        // (services side by side may have nothing to commit then).
+        if system == "NATS" {
+            assert!(
+                lasted >= 250,
+                "{system} was away at least the 300 ms sleep: {lasted}"
+            );
+        }
+    }
+    for id in ["PERSON", "ATTAINMENT"] {
+        env.assert_delivered(id, &[]);
+    }
+}
+
+/// NATS_STREAM_REPLICAS asks for more replicas than the existing stream
+/// has: the importer uses the stream as it is and says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_existing_stream_with_fewer_replicas_is_used_with_a_warning() {
+    let env = Env::start(50).await;
+    let first = env
+        .command(&["once", "--service", "PERSON"])
+        .output()
+        .unwrap();
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let store = env.store().await;
+    store.reset(&service("PERSON")).await.unwrap();
+    let out = env
+        .command(&["once", "--service", "PERSON"])
+        .env("NATS_STREAM_REPLICAS", "3")
+        .output()
+        .unwrap();
+    let logs = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{logs}");
+    let warned: Vec<serde_json::Value> = json_events(&logs)
+        .into_iter()
+        .filter(|v| {
+            v["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("existing stream has fewer replicas"))
+        })
+        .collect();
+    assert_eq!(warned.len(), 1, "{logs}");
+    assert_eq!(warned[0]["level"], "WARN");
+    assert_eq!(warned[0]["replicas"], 1);
+    assert_eq!(warned[0]["asked"], 3);
+    env.assert_delivered("PERSON", &[]);
+}
