@@ -7,7 +7,10 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// Tokio's clock, so that tests can pause and advance it.
+use tokio::time::Instant;
 
 /// One system's availability as the importer sees it.
 #[derive(Debug)]
@@ -81,6 +84,23 @@ impl Outage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn an_outage_lasts_from_its_first_failure_to_the_first_success() {
+        let o = Outage::new("nats");
+        o.failed("disconnected");
+        tokio::time::advance(Duration::from_secs(3)).await;
+        o.failed("still disconnected");
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert_eq!(o.succeeded(), Some(Duration::from_secs(5)));
+        o.failed("again");
+        tokio::time::advance(Duration::from_millis(250)).await;
+        assert_eq!(
+            o.succeeded(),
+            Some(Duration::from_millis(250)),
+            "the next outage is measured on its own"
+        );
+    }
 
     #[test]
     fn an_outage_is_told_once_when_it_begins_and_once_when_it_ends() {
