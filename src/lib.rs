@@ -6,22 +6,31 @@
 //! crash at any instant loses nothing.
 //!
 //! # Layout
-//! - [`sources`]: knows Sisu. HTTP client with retries and rate limit; the
-//!   paged export kinds and the whole-set kinds, each a stream of batches.
-//! - [`sinks`]: knows NATS. Connection and stream, the chunk envelope and
-//!   feedback wire format, the JetStream publisher, feedback read back from
-//!   the stream.
-//! - [`pipeline`]: composes them through small traits (`ports`): the
-//!   chunker, the per-identity order barrier, the sans-IO attempt core and
-//!   its async driver, whole runs (services in order or side by side) and
-//!   the cron daemon.
-//! - [`store`]: all Redis state (ordinals, window counters, dead letters,
-//!   caches, run records).
-//! - [`progress`]: the live progress line of `once` on a terminal.
-//! - [`admin`]: the admin HTTP API (health, metrics, status, force update,
-//!   reset).
-//! - [`catalogue`], [`config`]: the fixed service catalogue and the typed
-//!   configuration.
+//! The three parts of every service's stream, then what runs them:
+//! - [`sources`]: knows Sisu. `client` (auth, TLS, retries, rate limit),
+//!   `export` (the paged kinds) with `page_scan` (one validating pass over
+//!   a page), `whole_set` (URN, GraphQL, KORI public): streams of batches.
+//! - [`sinks`]: knows NATS. `connection` (connect, the stream, the
+//!   `POST_UPDATE` announcement), `wire` (the chunk envelope and feedback),
+//!   `publisher` (the JetStream publisher), `feedback` (feedback read from
+//!   the stream).
+//! - [`pipeline`]: composes them through small traits (`ports`): `chunker`,
+//!   `order` and `identity` (the per-identity order barrier), `core/` (the
+//!   sans-IO attempt core), `import` and `store_queue` (its async driver),
+//!   `telemetry`, `run` (services in order or side by side) and `daemon`
+//!   (the cron schedule).
+//! - [`store`]: all Redis state, `keys` naming every key and `lua/` holding
+//!   the scripts.
+//!
+//! Around them:
+//! - [`config`]: the typed configuration (`env` the environment table,
+//!   `validate`), [`catalogue`]: the 26 services.
+//! - [`check`]: `sis-importer check` and `/readyz`; [`admin`]: the admin
+//!   HTTP API; [`status`]: the `status` rows; [`progress`]: the live line of
+//!   `once`; [`metrics`]: the Prometheus registry.
+//! - [`lease`]: one importer at a time; [`shutdown`]: the stop signal;
+//!   `retry`: the one retry policy; [`redact`]: secrets and URLs; `outage`:
+//!   two log lines per outage; [`entity`]: one entity's JSON.
 //!
 //! The test kit (fake Sisu, reference consumer, NATS/Redis process
 //! harness, the `demo` and `fake-sisu` commands) is its own crate,
@@ -34,7 +43,7 @@ pub mod config;
 pub mod entity;
 pub mod lease;
 pub mod metrics;
-pub mod outage;
+pub(crate) mod outage;
 pub mod pipeline;
 pub mod progress;
 pub mod redact;

@@ -42,7 +42,7 @@ pub struct ServiceCounters {
 /// A fixed-bucket histogram.
 #[derive(Debug, Clone, Default)]
 pub struct Histogram {
-    /// Counts per bucket of [`BUCKETS`] (cumulative when rendered).
+    /// Counts per bucket of `BUCKETS` (cumulative when rendered).
     pub buckets: [u64; 10],
     /// Sum of observations.
     pub sum: f64,

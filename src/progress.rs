@@ -2,7 +2,7 @@
 //! per service, redrawn in place while it imports and left behind as a
 //! summary when it finishes.
 //!
-//! Logs go to the same terminal, so log output goes through [`LogWriter`]:
+//! Logs go to the same terminal, so log output goes through `LogWriter`:
 //! it wipes the progress line, writes the log event, and redraws the line
 //! under it. Nothing is drawn unless [`Progress::spawn`] was called.
 

@@ -1,6 +1,6 @@
 //! Redaction: everything the importer knows that must not reach a log, an
 //! error message or the status API. [`Secret`] holds a secret value and
-//! never shows it; [`url`] removes the credentials from a URL.
+//! never shows it; [`url()`] removes the credentials from a URL.
 
 use std::fmt;
 

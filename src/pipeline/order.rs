@@ -1,4 +1,4 @@
-//! [`OrderBarrier`]: per-identity order across chunks. Pure state.
+//! `OrderBarrier`: per-identity order across chunks. Pure state.
 //!
 //! Every chunk is admitted in creation order with the identity keys of its
 //! entities. For each key the barrier keeps the queue of unfinished chunks

@@ -1,7 +1,8 @@
 //! The small traits through which the pipeline reaches the world.
-//! `sources` implements [`BatchSource`], `sinks` implements [`ChunkSink`],
-//! [`FeedbackSource`] and [`Announcer`], `store` implements
-//! [`CursorStore`]. The pipeline knows no HTTP, no NATS and no Redis.
+//! `sources` implements [`BatchSource`], `sinks` implements `ChunkSink`
+//! and `FeedbackSource`, `store` implements `CursorStore`. The pipeline
+//! knows no HTTP, no NATS and no Redis (the `POST_UPDATE` announcement
+//! goes straight to `sinks::Nats`).
 
 use std::future::Future;
 

@@ -1,7 +1,7 @@
-//! [`AttemptObserver`]: the one place an attempt reports to the operator:
+//! `AttemptObserver`: the one place an attempt reports to the operator:
 //! logs, Prometheus counters and the live progress line. The hot path
 //! (every chunk, every feedback message) only adds to local counters; they
-//! reach the shared registries at [`flush`](AttemptObserver::flush), a few
+//! reach the shared registries at `flush`(AttemptObserver::flush), a few
 //! times a second and at every commit, so no lock is taken per message.
 
 use std::time::{Duration, Instant};

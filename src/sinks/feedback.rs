@@ -1,4 +1,4 @@
-//! [`JetStreamFeedback`]: consumers' feedback, read back from the stream
+//! `JetStreamFeedback`: consumers' feedback, read back from the stream
 //! that captures `SCHEDULER_STATUS_CHANNEL`, through an ordered push
 //! consumer. Feedback sent while the importer was reconnecting is stored by
 //! JetStream and delivered once the consumer is back, so a broker restart

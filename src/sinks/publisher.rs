@@ -1,4 +1,4 @@
-//! [`ChunkPublisher`]: the pipeline's [`ChunkSink`] on JetStream. It
+//! `ChunkPublisher`: the pipeline's `ChunkSink` on JetStream. It
 //! encodes the envelope (SPEC §4), waits for the optional rate limit inside
 //! the publish, awaits the publish ack and retries under the same
 //! `Nats-Msg-Id`, so that a publish retried after a lost ack is stored once.

@@ -9,7 +9,7 @@
 //! - at most `pipeline_depth` batches open (fetched, not yet committed);
 //! - at most `max_chunks_in_flight` chunks published and awaiting feedback,
 //!   at most `max_publishes_in_flight` awaiting their JetStream ack;
-//! - per-identity order through the [`OrderBarrier`];
+//! - per-identity order through the `OrderBarrier`;
 //! - `OK` finishes a chunk once, `FAIL` halves it, a failing lone entity is
 //!   dead-lettered; feedback for anything else is ignored;
 //! - an ordinal is committed only for a batch that is done, after every
@@ -19,7 +19,7 @@
 //!   ends the attempt;
 //! - resuming an interrupted attempt (same execution hash and epoch, so the
 //!   same chunk ids), feedback for chunks not sent again yet is remembered
-//!   ([`Recovered`]): such a chunk is finished when its turn comes instead
+//!   (`Recovered`): such a chunk is finished when its turn comes instead
 //!   of being sent, and a chunk the interrupted attempt split is made as
 //!   its halves.
 

@@ -21,7 +21,7 @@ pub struct Windows {
 }
 
 /// Which attempt a core runs, and whether it continues one that a crash
-/// or shutdown interrupted (crash recovery: see [`Recovered`]).
+/// or shutdown interrupted (crash recovery: see `Recovered`).
 #[derive(Debug, Clone)]
 pub struct Lineage {
     /// The execution hash (the interrupted attempt's when resuming).
@@ -119,7 +119,7 @@ pub(crate) enum Recovered {
 /// A chunk to publish: what the sink needs to build the envelope.
 #[derive(Debug, Clone)]
 pub struct ChunkOut {
-    /// `chunkId`: see [`ChunkKey`].
+    /// `chunkId`: see `ChunkKey`.
     pub chunk_id: String,
     /// The attempt's execution hash.
     pub execution_hash: Arc<str>,
