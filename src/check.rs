@@ -165,10 +165,8 @@ async fn sisu(client: &SisuClient, service: &Service) -> Check {
     let outcome = crate::sources::probe(client, service)
         .await
         .map(|n| {
-            format!(
-                "{:?} answers ({}: {n} entities)",
-                service.source, service.id
-            )
+            let entities = if n == 1 { "entity" } else { "entities" };
+            format!("{:?} answers ({}: {n} {entities})", service.source, service.id)
         })
         .map_err(|e| e.to_string());
     Check::new("sisu", outcome)
