@@ -166,7 +166,10 @@ async fn sisu(client: &SisuClient, service: &Service) -> Check {
         .await
         .map(|n| {
             let entities = if n == 1 { "entity" } else { "entities" };
-            format!("{:?} answers ({}: {n} {entities})", service.source, service.id)
+            format!(
+                "{:?} answers ({}: {n} {entities})",
+                service.source, service.id
+            )
         })
         .map_err(|e| e.to_string());
     Check::new("sisu", outcome)
