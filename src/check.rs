@@ -29,6 +29,11 @@ impl Check {
         Check { name, outcome }
     }
 
+    /// A failed check named `name`, for `reason`.
+    pub fn failed(name: &'static str, reason: impl fmt::Display) -> Check {
+        Check::new(name, Err(reason.to_string()))
+    }
+
     /// True when the check passed.
     pub fn ok(&self) -> bool {
         self.outcome.is_ok()

@@ -78,7 +78,14 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let outcome = Config::read(cli.config.as_deref())
+    let config = Config::read(cli.config.as_deref());
+    if let (Command::Check, Err(e)) = (&cli.command, &config) {
+        // `check` reports a configuration that does not even load as its
+        // first line, like any other failed check.
+        println!("{}", sis_importer::check::Check::failed("config", e));
+        return ExitCode::from(1);
+    }
+    let outcome = config
         .map_err(anyhow::Error::from)
         .and_then(|config| runtime(&config)?.block_on(execute(cli, config)));
     match outcome {

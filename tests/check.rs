@@ -66,6 +66,16 @@ async fn a_bad_setting_fails_the_config_check_by_name_and_nothing_else_is_tried(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_setting_that_does_not_parse_is_a_failed_config_line_too() {
+    let env = Env::start(5).await;
+    let (code, lines) = check(&env, &[("FETCH_AMOUNT", "abc")]);
+    assert_eq!(code, Some(1), "{lines:#?}");
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    assert!(lines[0].starts_with("FAIL  config "), "{lines:#?}");
+    assert!(lines[0].contains("FETCH_AMOUNT"), "{lines:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_missing_a_needed_subject_fails_the_nats_check_naming_it() {
     let env = Env::start(5).await;
     let client = async_nats::connect(env.nats.url()).await.unwrap();
@@ -125,4 +135,13 @@ async fn an_unreachable_sisu_fails_the_first_sisu_check() {
         ["ok config", "ok nats", "ok redis", "FAIL sisu"],
         "{lines:#?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_down_fails_the_nats_check_and_redis_is_not_asked() {
+    let mut env = Env::start(5).await;
+    env.nats.kill();
+    let (code, lines) = check(&env, &[]);
+    assert_eq!(code, Some(1), "{lines:#?}");
+    assert_eq!(names(&lines), ["ok config", "FAIL nats"], "{lines:#?}");
 }
