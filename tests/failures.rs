@@ -335,18 +335,14 @@ async fn nats_and_redis_restarts_mid_run_are_survived() {
             .wait_until(Duration::from_secs(30), |r| entities_of(r, "PERSON") >= 300)
             .await
     );
-    env.nats.kill();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    env.nats.restart().await.unwrap();
+    env.bounce_nats().await;
     assert!(
         env.consumer
             .wait_until(Duration::from_secs(60), |r| entities_of(r, "ATTAINMENT")
                 >= 300)
             .await
     );
-    env.redis.kill();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    env.redis.restart().await.unwrap();
+    env.bounce_redis().await;
     let summary = tokio::time::timeout(Duration::from_secs(120), run)
         .await
         .unwrap()

@@ -267,9 +267,7 @@ async fn each_outage_is_logged_once_when_it_begins_and_once_when_it_ends() {
             .wait_until(Duration::from_secs(30), |r| entities_of(r, "PERSON") >= 300)
             .await
     );
-    env.nats.kill();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    env.nats.restart().await.unwrap();
+    env.bounce_nats().await;
     // Slower now, so the second service is still committing when Redis goes.
     env.consumer.set_latency(Duration::from_millis(30));
     assert!(
@@ -278,9 +276,7 @@ async fn each_outage_is_logged_once_when_it_begins_and_once_when_it_ends() {
                 >= 300)
             .await
     );
-    env.redis.kill();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    env.redis.restart().await.unwrap();
+    env.bounce_redis().await;
     env.consumer.set_latency(Duration::ZERO);
     let out = tokio::time::timeout(Duration::from_secs(120), output)
         .await

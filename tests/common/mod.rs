@@ -170,6 +170,21 @@ impl Env {
         cmd
     }
 
+    /// Kills nats-server, leaves it down for 300 ms, and starts it again
+    /// with the same store (an outage clients must ride out).
+    pub async fn bounce_nats(&mut self) {
+        self.nats.kill();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        self.nats.restart().await.expect("nats-server restarts");
+    }
+
+    /// The same for redis-server (its data kept).
+    pub async fn bounce_redis(&mut self) {
+        self.redis.kill();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        self.redis.restart().await.expect("redis-server restarts");
+    }
+
     /// A store on this environment's Redis.
     pub async fn store(&self) -> OrdinalStore {
         OrdinalStore::connect(&Secret::new(self.redis.url()))
