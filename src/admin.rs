@@ -121,56 +121,51 @@ fn authorized(
 }
 
 /// `/readyz`: the NATS and Redis checks of `sis-importer check` on the
-/// importer's own connections, one line each, and a line about the lease
-/// (shown, not required: a standby replica is ready to take over). 200
-/// when both pass, 503 otherwise.
+/// importer's own connections (Redis: one `PING`), one line each, and a
+/// line about the lease (shown, not required: a standby replica is ready
+/// to take over). 200 when both pass, 503 otherwise. The three run side by
+/// side, each within 0.8 s, so a probe gets an answer, not a timeout.
 async fn readyz(State(state): State<AdminState>) -> Response {
+    use crate::check::{self, Check};
     let importer = state.daemon.importer();
     let services = state.daemon.services();
-    // Probes give up after a second or so: answer within that, never hang
-    // on the store's retries or a request to a lost server.
     let quick = std::time::Duration::from_millis(800);
-    let timed_out = |name| crate::check::Check {
-        name,
-        outcome: Err(format!("no answer within {quick:?}")),
+    let timed_out = |name| Check::failed(name, format!("no answer within {quick:?}"));
+    let nats = async {
+        match importer.nats.client.connection_state() {
+            async_nats::connection::State::Connected => tokio::time::timeout(
+                quick,
+                check::stream(&importer.nats, &importer.config, services, true),
+            )
+            .await
+            .unwrap_or_else(|_| timed_out("nats")),
+            state => Check::failed(
+                "nats",
+                format!("connection {state}; the client reconnects by itself"),
+            ),
+        }
     };
-    let nats = match importer.nats.client.connection_state() {
-        async_nats::connection::State::Connected => tokio::time::timeout(
-            quick,
-            crate::check::stream(&importer.nats, &importer.config, services),
-        )
-        .await
-        .unwrap_or_else(|_| timed_out("nats")),
-        state => crate::check::Check {
-            name: "nats",
-            outcome: Err(format!(
-                "connection {state}; the client reconnects by itself"
-            )),
-        },
+    let redis = async {
+        tokio::time::timeout(quick, check::redis_ping(&importer.store))
+            .await
+            .unwrap_or_else(|_| timed_out("redis"))
     };
-    let redis = tokio::time::timeout(quick, crate::check::redis(&importer.store, services))
-        .await
-        .unwrap_or_else(|_| timed_out("redis"));
-    let mut body = format!("{nats}\n{redis}\n");
-    if let Some(lease) = state.daemon.lease() {
-        let holder = match redis.ok() {
-            true => tokio::time::timeout(quick, crate::lease::holder(&importer.store))
-                .await
-                .ok()
-                .and_then(Result::ok)
-                .flatten(),
-            false => None,
+    let lease = async {
+        let lease = state.daemon.lease()?;
+        let holder = tokio::time::timeout(quick, crate::lease::holder(&importer.store)).await;
+        let held = match holder {
+            Ok(Ok(Some(h))) if h == lease.owner() => "held here".to_owned(),
+            Ok(Ok(Some(h))) => format!("held by {h}"),
+            Ok(Ok(None)) => "not held".to_owned(),
+            Ok(Err(_)) | Err(_) => "holder unknown (Redis did not answer)".to_owned(),
         };
-        let held = match holder.as_deref() {
-            Some(h) if h == lease.owner() => "held here".to_owned(),
-            Some(h) => format!("held by {h}"),
-            None => "not held".to_owned(),
-        };
-        body.push_str(&format!(
+        Some(format!(
             "ok    lease  this instance {}; lease {held}\n",
             lease.owner()
-        ));
-    }
+        ))
+    };
+    let (nats, redis, lease) = tokio::join!(nats, redis, lease);
+    let body = format!("{nats}\n{redis}\n{}", lease.unwrap_or_default());
     let code = if nats.ok() && redis.ok() {
         StatusCode::OK
     } else {

@@ -69,7 +69,7 @@ pub async fn all(config: &Config, mut out: impl FnMut(&Check)) -> bool {
         Ok(nats) => nats,
         Err(wrong) => return report(Check::new("nats", Err(wrong))),
     };
-    if !report(stream(&nats, config, &services).await) {
+    if !report(stream(&nats, config, &services, false).await) {
         return false;
     }
     let store = match within(CONNECT, OrdinalStore::connect(&config.redis_url)).await {
@@ -98,13 +98,11 @@ pub async fn all(config: &Config, mut out: impl FnMut(&Check)) -> bool {
 /// How long connecting to NATS or Redis may take in a check.
 const CONNECT: Duration = Duration::from_secs(10);
 
-/// Validation and the things validation alone does not reach (schedule,
-/// time zone, service selection).
+/// Validation (which covers the schedule, the time zone and the service
+/// selection too) and the services selected.
 fn configuration(config: &Config) -> Result<(Vec<Service>, String), String> {
     let wrong = |e: crate::config::ConfigError| e.to_string();
     config.validate().map_err(wrong)?;
-    config.schedule().map_err(wrong)?;
-    config.time_zone().map_err(wrong)?;
     let services = config.selected_services().map_err(wrong)?;
     let found = format!(
         "{} services, cron \"{}\" in {}",
@@ -116,10 +114,17 @@ fn configuration(config: &Config) -> Result<(Vec<Service>, String), String> {
 }
 
 /// The stream the importer publishes into: it captures every subject the
-/// selected services need, or is absent (the importer creates it).
-pub async fn stream(nats: &Nats, config: &Config, services: &[Service]) -> Check {
+/// selected services need, or, before the importer starts, is absent (the
+/// importer creates it at start). For a `running` importer an absent
+/// stream fails: it was deleted after the start, and publishes fail until
+/// it exists again.
+pub async fn stream(nats: &Nats, config: &Config, services: &[Service], running: bool) -> Check {
     let stream = &config.nats_stream;
     let outcome = match within(CONNECT, nats.stream_state(services)).await {
+        Ok(StreamState::Absent) if running => Err(format!(
+            "stream {stream} is gone (deleted after the start?): publishes fail until it \
+             exists; restarting the importer creates it"
+        )),
         Ok(StreamState::Absent) => Ok(format!(
             "{} reached; stream {stream} absent: the importer creates it ({} replica(s))",
             crate::redact::url(&config.nats_url),
@@ -146,6 +151,14 @@ pub async fn stream(nats: &Nats, config: &Config, services: &[Service]) -> Check
     Check::new("nats", outcome)
 }
 
+/// Redis answers `PING` (the probe's check: one round trip).
+pub async fn redis_ping(store: &OrdinalStore) -> Check {
+    let outcome = within(CONNECT, store.ping())
+        .await
+        .map(|()| "ping answered".to_owned());
+    Check::new("redis", outcome)
+}
+
 /// Redis answers and the services' ordinals can be read.
 pub async fn redis(store: &OrdinalStore, services: &[Service]) -> Check {
     let read = async {
@@ -165,9 +178,12 @@ pub async fn redis(store: &OrdinalStore, services: &[Service]) -> Check {
     Check::new("redis", outcome)
 }
 
+/// How long one Sisu request may take in a check.
+const SISU_REQUEST: Duration = Duration::from_secs(30);
+
 /// One cheap request for `service`'s source kind.
 async fn sisu(client: &SisuClient, service: &Service) -> Check {
-    let outcome = crate::sources::probe(client, service)
+    let outcome = within(SISU_REQUEST, crate::sources::probe(client, service))
         .await
         .map(|n| {
             let entities = if n == 1 { "entity" } else { "entities" };
@@ -175,8 +191,7 @@ async fn sisu(client: &SisuClient, service: &Service) -> Check {
                 "{:?} answers ({}: {n} {entities})",
                 service.source, service.id
             )
-        })
-        .map_err(|e| e.to_string());
+        });
     Check::new("sisu", outcome)
 }
 

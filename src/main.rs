@@ -20,7 +20,7 @@ use sis_importer::store::OrdinalStore;
 /// committing cursors in Redis only after consumers acknowledge.
 ///
 /// Configuration comes from --config (TOML) and the environment
-/// (SIS_API_URL, NATS_URL, REDIS_URL, ...; see the README).
+/// (SIS_API_URL, NATS_URL, REDIS_URL, ...; see docs/configuration.md).
 #[derive(Parser)]
 #[command(name = "sis-importer", version)]
 struct Cli {

@@ -29,15 +29,24 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// A URL as it may be shown: a password becomes `***` (the user name stays,
-/// so an operator can tell which account was used); a URL that does not
-/// parse is not shown at all, since it may be a secret pasted in the
-/// wrong place.
+/// A URL as it may be shown: its user info (user name and password) becomes
+/// `***`, since a token is sometimes written as the user name; a URL that
+/// does not parse is not shown at all, since it may be a secret pasted in
+/// the wrong place. A comma-separated list (`NATS_URL` of a cluster) is
+/// redacted entry by entry.
 pub fn url(url: &str) -> String {
+    if url.contains(',') {
+        return url
+            .split(',')
+            .map(|u| self::url(u.trim()))
+            .collect::<Vec<_>>()
+            .join(",");
+    }
     match url::Url::parse(url) {
         Ok(mut u) => {
-            if u.password().is_some() {
-                let _ = u.set_password(Some("***"));
+            if !u.username().is_empty() || u.password().is_some() {
+                let _ = u.set_password(None);
+                let _ = u.set_username("***");
             }
             u.to_string()
         }
@@ -53,7 +62,16 @@ mod tests {
     fn a_password_in_a_url_is_replaced() {
         assert_eq!(
             url("redis://user:hunter2@redis.example:6379/0"),
-            "redis://user:***@redis.example:6379/0"
+            "redis://***@redis.example:6379/0"
+        );
+        assert_eq!(
+            url("https://t0ken@sisu.example/"),
+            "https://***@sisu.example/",
+            "a token as the user name"
+        );
+        assert_eq!(
+            url("nats://a:pw@n1:4222, nats://n2:4222"),
+            "nats://***@n1:4222,nats://n2:4222"
         );
         assert_eq!(
             url("https://sisu.example/kori/api?x=1"),

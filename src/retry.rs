@@ -1,7 +1,8 @@
 //! The one retry policy every retry loop uses: Sisu requests, Redis
-//! operations, publishing a chunk and waiting for the import lease. Each
-//! caller names its own settings (see the constructors' callers); the
-//! loops differ only in what they call a failure.
+//! operations, publishing a chunk, opening the feedback consumer and
+//! waiting for the import lease. Each caller names its own settings next to
+//! its loop; the loops differ only in what they call a failure. (Renewing a
+//! held lease is a schedule, every third of its time to live, not a retry.)
 
 use std::time::Duration;
 

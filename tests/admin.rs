@@ -274,3 +274,21 @@ async fn the_old_get_forms_with_a_token_query_still_work() {
         "the GET form started a run"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_answers_503_when_the_stream_is_deleted_under_a_running_importer() {
+    let admin = Admin::start(5, &["PERSON"], Some(TOKEN)).await;
+    let client = async_nats::connect(admin.env.nats.url()).await.unwrap();
+    let stream = admin.importer.config.nats_stream.clone();
+    async_nats::jetstream::new(client)
+        .delete_stream(&stream)
+        .await
+        .unwrap();
+    let (status, body) = admin.get("/readyz").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(
+        body.contains(&format!("FAIL  nats   stream {stream} is gone")),
+        "{body}"
+    );
+    assert!(body.contains("ok    redis  "), "{body}");
+}

@@ -95,7 +95,7 @@ pub struct Config {
     /// `FETCH_AMOUNT`: entities per Sisu request, default 1000.
     pub fetch_amount: u32,
     /// `MAX_CHUNK_SIZE`: entities per chunk, default 250 (SPEC §7 says 100;
-    /// the tuning sweep chose 250, README "Performance").
+    /// the tuning sweep chose 250, docs/performance.md).
     pub max_chunk_size: usize,
     /// `MAX_CHUNK_BYTES`: payload bytes per chunk, default 900000.
     pub max_chunk_bytes: usize,
@@ -158,7 +158,7 @@ pub struct Config {
     pub service_concurrency: usize,
     /// `WORKER_THREADS`: threads of the importer's async runtime, default 1
     /// (one thread does it all, which costs the least CPU per GB; see the
-    /// README's "Performance"); more help only when several services are
+    /// docs/performance.md); more help only when several services are
     /// imported side by side and one core is the bound.
     pub worker_threads: usize,
     /// TOML `publish_timeout_secs` (seconds, fractions allowed): timeout of
@@ -191,7 +191,7 @@ pub struct Config {
     pub extra_services: Vec<Service>,
 }
 
-/// The defaults of the settings that have one (README "Configuration").
+/// The defaults of the settings that have one (docs/configuration.md).
 pub mod defaults {
     use std::time::Duration;
 

@@ -254,8 +254,9 @@ fn durations_that_cannot_be_are_refused_naming_the_setting() {
         let err = toml::from_str::<Config>(text).expect_err(text);
         let key = text.split(' ').next().unwrap();
         assert!(
-            err.message()
-                .starts_with(&format!("{key} must be zero or more seconds")),
+            err.message().starts_with(&format!(
+                "{key} must be a finite, non-negative number of seconds"
+            )),
             "{text}: {err}"
         );
     }

@@ -11,8 +11,11 @@ use serde::de::{Deserialize, Deserializer, Error};
 /// refused here, naming the key, since a [`Duration`] cannot hold them.
 fn secs_f64<'de, D: Deserializer<'de>>(d: D, key: &str) -> Result<Duration, D::Error> {
     let secs = f64::deserialize(d)?;
-    from_secs_f64(secs)
-        .ok_or_else(|| D::Error::custom(format!("{key} must be zero or more seconds, not {secs}")))
+    from_secs_f64(secs).ok_or_else(|| {
+        D::Error::custom(format!(
+            "{key} must be a finite, non-negative number of seconds, not {secs}"
+        ))
+    })
 }
 
 /// A `deserialize_with` function per seconds-as-float key, so that its

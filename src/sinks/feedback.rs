@@ -29,6 +29,7 @@ use crate::catalogue::FEEDBACK_SUBJECT;
 use crate::pipeline::ports::{
     FeedbackError, FeedbackItem, FeedbackSource, MalformedFeedback, StoredFeedback, Subscription,
 };
+use crate::retry::{Budget, RetryPolicy};
 
 /// Feedback from the stream (or core NATS when the stream misses it).
 #[derive(Clone)]
@@ -180,10 +181,15 @@ fn parse(body: &[u8]) -> FeedbackItem {
     })
 }
 
-/// How long opening the feedback consumer is retried: JetStream answers
-/// nothing while a clustered stream elects a leader or a restarted node
-/// catches up, which takes seconds.
-const OPEN_RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(30);
+/// Opening the feedback consumer's retry policy: from 200 ms doubling to
+/// 3 s, for 30 s. JetStream answers nothing while a clustered stream elects
+/// a leader or a restarted node catches up, which takes seconds.
+const OPEN_RETRY: RetryPolicy = RetryPolicy {
+    first: std::time::Duration::from_millis(200),
+    max: std::time::Duration::from_secs(3),
+    jitter: false,
+    budget: Budget::For(std::time::Duration::from_secs(30)),
+};
 
 /// How long reading the feedback stored for an interrupted attempt may
 /// take before it is given up (its chunks are then sent again).
@@ -200,22 +206,19 @@ impl FeedbackSource for JetStreamFeedback {
         if !self.captured {
             return self.open_core_subscription().await;
         }
-        let deadline = tokio::time::Instant::now() + OPEN_RETRY_FOR;
-        let mut delay = std::time::Duration::from_millis(200);
-        let mut told = false;
+        let mut retry = OPEN_RETRY.start();
         loop {
-            match self.open_stream().await {
+            let e = match self.open_stream().await {
                 Ok(stream) => return Ok(stream),
-                Err(e) if tokio::time::Instant::now() + delay < deadline => {
-                    if !told {
-                        tracing::warn!(error = %e, "cannot open the feedback consumer yet (a JetStream leader election or a node catching up?); retrying for up to 30 s");
-                        told = true;
-                    }
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(std::time::Duration::from_secs(3));
-                }
-                Err(e) => return Err(e),
+                Err(e) => e,
+            };
+            let Some(wait) = retry.failed() else {
+                return Err(e);
+            };
+            if retry.failures() == 1 {
+                tracing::warn!(error = %e, "cannot open the feedback consumer yet (a JetStream leader election or a node catching up?); retrying for up to 30 s");
             }
+            tokio::time::sleep(wait).await;
         }
     }
 }

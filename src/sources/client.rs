@@ -1,5 +1,5 @@
 //! The HTTP client towards Sisu: authentication, TLS, per-request timeouts,
-//! retries with exponential backoff and full jitter, `Retry-After`, a
+//! retries with exponential backoff and jitter (`crate::retry`), `Retry-After`, a
 //! `governor` rate limit, and 403 as "forbidden".
 
 use std::num::NonZeroU32;
@@ -41,8 +41,8 @@ struct Inner {
     proxy_token: Option<Secret>,
     api_key: Option<Secret>,
     limiter: Option<DefaultDirectRateLimiter>,
-    /// Sisu's retry policy: `SIS_RETRY_BASE_MS` doubling with jitter up
-    /// to `SIS_RETRY_MAX_MS`, `SIS_RETRY_LIMIT` attempts in all.
+    /// Sisu's retry policy: TOML `sis_retry_base_ms` doubling with jitter
+    /// up to `sis_retry_max_ms`, `SIS_RETRY_LIMIT` attempts in all.
     retry: RetryPolicy,
     timeout: Duration,
 }
@@ -265,6 +265,7 @@ impl SisuClient {
         }
     }
 
+    /// `SIS_API_URL` without a trailing slash.
     pub fn sis_api_url(&self) -> &str {
         &self.inner.sis_api_url
     }

@@ -1,5 +1,5 @@
 //! Every Redis key the importer reads or writes, in one place. Key names
-//! are a wire contract (SPEC §5, README "Redis keys"): other programs read
+//! are a wire contract (SPEC §5, docs/wire-contract.md "Redis keys"): other programs read
 //! them, so no key's text may change.
 //!
 //! - The committed ordinal of a service lives under its ordinal key
@@ -68,7 +68,7 @@ pub(crate) fn status_key(service: &str) -> String {
 mod tests {
     use super::*;
 
-    /// The key texts of SPEC §5 and the README, spelled out: a change here
+    /// The key texts of SPEC §5 and docs/wire-contract.md, spelled out: a change here
     /// breaks the programs that read them.
     #[test]
     fn store_key_names_are_the_wire_contract() {

@@ -8,8 +8,7 @@
 //! - `records`: the records kept (dead letters, attempt and run records).
 //! - `cursor`: ordinals, window counters, attempt records and reset.
 //! - `dead_letters`, `runs`, `cache`, `lease`: the other state, one file each.
-//! - `port`: [`OrdinalStore`] as the pipeline's
-//!   `CursorStore`(crate::pipeline::ports::CursorStore).
+//! - `port`: [`OrdinalStore`] as the pipeline's `CursorStore`.
 //!
 //! Every operation is one request (a command, a pipeline or a script call)
 //! sent by `OrdinalStore::query`, which retries a short while on

@@ -1,7 +1,6 @@
 //! Tests of the whole-set sources and of starting and stopping the fake.
 
 use super::test_util::*;
-use super::*;
 use serde_json::Value;
 use sis_importer::catalogue;
 
@@ -129,33 +128,4 @@ async fn shutdown_and_drop_stop_the_server() {
     drop(fake);
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     assert!(reqwest::Client::new().get(&url).send().await.is_err());
-}
-
-#[tokio::test]
-async fn serve_until_runs_in_the_foreground() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let config = FakeSisuConfig {
-        bind: ([127, 0, 0, 1], port).into(),
-        ..Default::default()
-    };
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve_until(config, async move {
-        let _ = stop_rx.await;
-    }));
-    let url = format!("http://127.0.0.1:{port}/kori/api/cached/codebooks/urn:code:study-level");
-    let mut status = 0;
-    for _ in 0..50 {
-        if let Ok(response) = reqwest::get(&url).await {
-            status = response.status().as_u16();
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    assert_eq!(status, 200);
-    stop_tx.send(()).unwrap();
-    server.await.unwrap().unwrap();
 }

@@ -40,7 +40,6 @@ pub use tls::TlsServerConfig;
 
 use changelog::Extra;
 use server::{Shared, Source};
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -279,25 +278,4 @@ impl Drop for FakeSisu {
             let _ = tx.send(());
         }
     }
-}
-
-/// Runs a fake Sisu in the foreground until `shutdown` completes (the
-/// `sis-importer fake-sisu` command), logging the URLs to point the
-/// importer at.
-pub async fn serve_until(
-    config: FakeSisuConfig,
-    shutdown: impl Future<Output = ()>,
-) -> std::io::Result<()> {
-    let fake = FakeSisu::start(config.clone()).await?;
-    tracing::info!(
-        sis_api_url = %fake.base_url(),
-        kori_public_api_url = %fake.kori_public_url(),
-        seed = config.seed,
-        entities_per_service = config.entities_per_service,
-        "fake Sisu listening"
-    );
-    shutdown.await;
-    fake.shutdown().await;
-    tracing::info!("fake Sisu stopped");
-    Ok(())
 }
