@@ -1,61 +1,37 @@
-//! The daemon (`sis-importer run`) as a process: start-up run, one-time
-//! services re-armed, cron runs that never overlap, SIGTERM. (The `demo`
-//! and `fake-sisu` commands are tested in testkit/tests/commands.rs.)
+//! The daemon (`sis-importer run`) as a process: the start-up run re-arms
+//! one-time services and clears the forbidden set, cron runs import what is
+//! new and never overlap, and SIGTERM ends it with 0. (The `demo` and
+//! `fake-sisu` commands are tested in testkit/tests/commands.rs.)
 
 mod common;
 
 use std::io::Read;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::*;
-use sis_importer::config::Secret;
-use sis_importer::store::OrdinalStore;
+use sis_testkit::consumer::Received;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn daemon_runs_at_start_and_on_schedule_rearms_one_time_services_and_stops_on_sigterm() {
-    let env = Env::start(400).await;
-    let store = OrdinalStore::connect(&Secret::new(env.redis.url()))
-        .await
-        .unwrap();
-    // COUNTRY was fetched by an earlier process: the daemon must re-arm it.
-    store.commit(&service("COUNTRY"), 1, 0, None).await.unwrap();
-    store.set_forbidden("PERSON", true).await.unwrap();
-    env.consumer.set_latency(Duration::from_millis(40));
-
-    let mut child = env
-        .command(&["run"])
+/// `run` for PERSON and COUNTRY with a tick every second.
+fn daemon(env: &Env) -> Child {
+    env.command(&["run"])
         .env("SERVICES", "PERSON,COUNTRY")
         .env("CRON", "* * * * * *")
         .env("PORT", "0")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
 
-    let all_person = |r: &sis_testkit::consumer::Received| {
-        entities_of(r, "PERSON") >= 400 && entities_of(r, "COUNTRY") > 0
-    };
-    assert!(
-        env.consumer
-            .wait_until(Duration::from_secs(60), all_person)
-            .await,
-        "start-up run imports, COUNTRY re-armed, PERSON no longer forbidden"
-    );
-    env.consumer.set_latency(Duration::ZERO);
-    env.fake.add_generation(25);
-    assert!(
-        env.wait_until_imported("PERSON", Duration::from_secs(10))
-            .await,
-        "a scheduled run imported the new generation"
-    );
-
+/// SIGTERM, then the exit code and everything the daemon logged.
+async fn terminate(mut child: Child) -> (Option<i32>, String) {
     Command::new("kill")
         .arg("-TERM")
         .arg(child.id().to_string())
         .status()
         .unwrap();
-    let status = tokio::task::spawn_blocking(move || {
+    tokio::task::spawn_blocking(move || {
         let status = child.wait().unwrap();
         let mut logs = String::new();
         child
@@ -64,13 +40,56 @@ async fn daemon_runs_at_start_and_on_schedule_rearms_one_time_services_and_stops
             .unwrap()
             .read_to_string(&mut logs)
             .unwrap();
-        (status, logs)
+        (status.code(), logs)
     })
     .await
-    .unwrap();
-    let (status, logs) = status;
-    assert_eq!(status.code(), Some(0), "{logs}");
+    .unwrap()
+}
+
+fn all_imported(r: &Received) -> bool {
+    entities_of(r, "PERSON") >= 400 && entities_of(r, "COUNTRY") > 0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_start_up_run_rearms_one_time_services_and_clears_forbidden() {
+    let env = Env::start(400).await;
+    let store = env.store().await;
+    // COUNTRY was fetched by an earlier process: the daemon must re-arm it.
+    store.commit(&service("COUNTRY"), 1, 0, None).await.unwrap();
+    store.set_forbidden("PERSON", true).await.unwrap();
+    let child = daemon(&env);
+    assert!(
+        env.consumer
+            .wait_until(Duration::from_secs(60), all_imported)
+            .await,
+        "start-up run imports COUNTRY again and PERSON, no longer forbidden"
+    );
+    let (code, logs) = terminate(child).await;
+    assert_eq!(code, Some(0), "SIGTERM ends the daemon with 0: {logs}");
     assert!(logs.contains("one-time services re-armed"), "{logs}");
+    env.assert_delivered("PERSON", &[]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cron_runs_import_what_is_new_and_a_tick_during_a_run_is_skipped() {
+    let env = Env::start(400).await;
+    // A slow first run, so that ticks come while it is under way.
+    env.consumer.set_latency(Duration::from_millis(40));
+    let child = daemon(&env);
+    assert!(
+        env.consumer
+            .wait_until(Duration::from_secs(60), all_imported)
+            .await
+    );
+    env.consumer.set_latency(Duration::ZERO);
+    env.fake.add_generation(25);
+    assert!(
+        env.wait_until_imported("PERSON", Duration::from_secs(10))
+            .await,
+        "a scheduled run imported the new generation"
+    );
+    let (code, logs) = terminate(child).await;
+    assert_eq!(code, Some(0), "{logs}");
     assert!(
         logs.contains("run skipped"),
         "the slow first run overlapped cron ticks, which were skipped: {logs}"
