@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn once_exits_zero_on_success_and_nonzero_on_panic_timeouts() {
+async fn once_exits_zero_when_every_chosen_service_finished_and_imports_only_those() {
     let env = Env::start(40).await;
     let out = env
         .command(&["once", "--service", "PERSON", "--service", "COUNTRY"])
@@ -31,7 +31,12 @@ async fn once_exits_zero_on_success_and_nonzero_on_panic_timeouts() {
         None,
         "only the chosen services"
     );
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn once_exits_one_when_panic_timeouts_use_up_the_retries_and_commits_nothing() {
+    let env = Env::start(40).await;
+    let store = env.store().await;
     env.consumer.set_never_answer(true);
     let out = env
         .command(&["once", "--service", "ORGANISATION"])
