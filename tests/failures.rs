@@ -330,19 +330,7 @@ async fn nats_and_redis_restarts_mid_run_are_survived() {
     config.panic_timeout = Duration::from_secs(3);
     let importer = env.importer(config).await;
     let run = spawn_run(&importer, &["PERSON", "ATTAINMENT"]);
-    assert!(
-        env.consumer
-            .wait_until(Duration::from_secs(30), |r| entities_of(r, "PERSON") >= 300)
-            .await
-    );
-    env.bounce_nats().await;
-    assert!(
-        env.consumer
-            .wait_until(Duration::from_secs(60), |r| entities_of(r, "ATTAINMENT")
-                >= 300)
-            .await
-    );
-    env.bounce_redis().await;
+    env.bounce_both_mid_import(None).await;
     let summary = tokio::time::timeout(Duration::from_secs(120), run)
         .await
         .unwrap()

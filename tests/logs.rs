@@ -262,22 +262,8 @@ async fn each_outage_is_logged_once_when_it_begins_and_once_when_it_ends() {
         .spawn()
         .unwrap();
     let output = tokio::task::spawn_blocking(move || child.wait_with_output());
-    assert!(
-        env.consumer
-            .wait_until(Duration::from_secs(30), |r| entities_of(r, "PERSON") >= 300)
-            .await
-    );
-    env.bounce_nats().await;
-    // Slower now, so the second service is still committing when Redis goes.
-    env.consumer.set_latency(Duration::from_millis(30));
-    assert!(
-        env.consumer
-            .wait_until(Duration::from_secs(60), |r| entities_of(r, "ATTAINMENT")
-                >= 300)
-            .await
-    );
-    env.bounce_redis().await;
-    env.consumer.set_latency(Duration::ZERO);
+    env.bounce_both_mid_import(Some(Duration::from_millis(30)))
+        .await;
     let out = tokio::time::timeout(Duration::from_secs(120), output)
         .await
         .unwrap()

@@ -185,6 +185,33 @@ impl Env {
         self.redis.restart().await.expect("redis-server restarts");
     }
 
+    /// The outages of an import of PERSON then ATTAINMENT under way: NATS
+    /// bounced once 300 PERSON entities have arrived, Redis once 300
+    /// ATTAINMENT ones have. With `latency`, the consumer answers that much
+    /// slower in between (so the second service is still committing when
+    /// Redis goes) and at full speed after.
+    pub async fn bounce_both_mid_import(&mut self, latency: Option<Duration>) {
+        let arrived = |id: &'static str| move |r: &Received| entities_of(r, id) >= 300;
+        assert!(
+            self.consumer
+                .wait_until(Duration::from_secs(30), arrived("PERSON"))
+                .await
+        );
+        self.bounce_nats().await;
+        if let Some(latency) = latency {
+            self.consumer.set_latency(latency);
+        }
+        assert!(
+            self.consumer
+                .wait_until(Duration::from_secs(60), arrived("ATTAINMENT"))
+                .await
+        );
+        self.bounce_redis().await;
+        if latency.is_some() {
+            self.consumer.set_latency(Duration::ZERO);
+        }
+    }
+
     /// A store on this environment's Redis.
     pub async fn store(&self) -> OrdinalStore {
         OrdinalStore::connect(&Secret::new(self.redis.url()))
