@@ -159,13 +159,7 @@ fn bench_encode(c: &mut Criterion) {
 }
 
 fn feedback(subject: &str, chunk_id: &str, status: FeedbackStatus) -> Feedback {
-    Feedback {
-        channel: subject.to_owned(),
-        status,
-        execution_hash: HASH.to_owned(),
-        chunk_id: chunk_id.to_owned(),
-        stack: None,
-    }
+    Feedback::precise(subject, status, HASH, chunk_id)
 }
 
 fn core(person: &sis_importer::catalogue::Service) -> AttemptCore {
@@ -181,6 +175,7 @@ fn core(person: &sis_importer::catalogue::Service) -> AttemptCore {
             epoch: 1,
             resuming: false,
             since: 0,
+            form: Default::default(),
         },
         1,
         limits(),

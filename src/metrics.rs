@@ -37,6 +37,10 @@ pub struct ServiceCounters {
     pub last_run_success: Option<bool>,
     /// Unix time of the last run's end.
     pub last_run_timestamp: f64,
+    /// Feedback messages ignored, by reason.
+    pub feedback_ignored: BTreeMap<&'static str, u64>,
+    /// How its consumers answer: `precise` or `seed` (`None`: not seen).
+    pub feedback_form: Option<&'static str>,
 }
 
 /// A fixed-bucket histogram.
@@ -56,7 +60,6 @@ pub(crate) const BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
 #[derive(Default)]
 struct Registry {
     services: BTreeMap<String, ServiceCounters>,
-    feedback_ignored: BTreeMap<&'static str, u64>,
     /// Per system (`redis`, `nats`): outages begun, seconds of ended ones.
     outages: BTreeMap<&'static str, (u64, f64)>,
 }
@@ -143,9 +146,16 @@ pub(crate) fn run_finished(service: &str, took: Duration, success: bool) {
 }
 
 /// `n` feedback messages ignored for `reason`.
-pub fn feedback_ignored(reason: &'static str, n: u64) {
-    let mut reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
-    *reg.feedback_ignored.entry(reason).or_default() += n;
+pub fn feedback_ignored(service: &str, reason: &'static str, n: u64) {
+    with_service(service, |s| {
+        *s.feedback_ignored.entry(reason).or_default() += n
+    });
+}
+
+/// The service's consumers were seen to answer in `form` (`precise`,
+/// `seed`).
+pub(crate) fn feedback_form(service: &str, form: &'static str) {
+    with_service(service, |s| s.feedback_form = Some(form));
 }
 
 /// An outage of `system` began.
@@ -291,10 +301,22 @@ pub fn render() -> String {
     let name = "sis_importer_feedback_ignored_total";
     let _ = writeln!(
         out,
-        "# HELP {name} Feedback messages ignored, by reason.\n# TYPE {name} counter"
+        "# HELP {name} Feedback messages ignored by the service's attempts, by reason.\n# TYPE {name} counter"
     );
-    for (reason, n) in &reg.feedback_ignored {
-        let _ = writeln!(out, "{name}{{reason=\"{reason}\"}} {n}");
+    for (svc, s) in &reg.services {
+        for (reason, n) in &s.feedback_ignored {
+            let _ = writeln!(out, "{name}{{service=\"{svc}\",reason=\"{reason}\"}} {n}");
+        }
+    }
+    let name = "sis_importer_feedback_form";
+    let _ = writeln!(
+        out,
+        "# HELP {name} 1 for the form the service's consumers answer in: precise (OK names the chunk) or seed (OK without chunkId: waves).\n# TYPE {name} gauge"
+    );
+    for (svc, s) in &reg.services {
+        if let Some(form) = s.feedback_form {
+            let _ = writeln!(out, "{name}{{service=\"{svc}\",form=\"{form}\"}} 1");
+        }
     }
     let (count, secs) = (
         "sis_importer_outages_total",

@@ -17,9 +17,10 @@ use std::time::Duration;
 use futures::StreamExt;
 use tokio::time::{sleep_until, Instant};
 
-use super::core::{Action, AttemptCore, BatchIn, Lineage, Verdict, Windows};
+use super::core::{Action, AttemptCore, BatchIn, ConsumerProgress, Lineage, Verdict, Windows};
 use super::ports::{
-    BatchSource, ChunkSink, CursorStore, FeedbackError, FeedbackSource, FeedbackStream,
+    BatchSource, ChunkSink, ConsumerAcks, CursorStore, FeedbackError, FeedbackSource,
+    FeedbackStream,
 };
 use super::store_queue::{StoreDone, StoreOp, StoreQueue};
 use super::telemetry::AttemptObserver;
@@ -65,6 +66,13 @@ pub struct AttemptStats {
 /// How often window counters and telemetry are flushed.
 const FLUSH_EVERY: Duration = Duration::from_millis(250);
 
+/// Seed form: how often the durable consumers' ack floors are read while
+/// an answered wave waits for them.
+const ACK_FLOOR_EVERY: Duration = Duration::from_millis(50);
+
+/// A read of the durable consumers' progress under way.
+type FloorRead = futures::future::BoxFuture<'static, Result<Vec<ConsumerProgress>, FeedbackError>>;
+
 impl Importer {
     /// Runs one attempt of `service` from the committed `since`, as `record` says
     /// (written to Redis once feedback is subscribed, before the first
@@ -98,6 +106,7 @@ impl Importer {
             epoch: record.epoch,
             resuming,
             since,
+            form: self.known_form(&service.id),
         };
         let mut core = AttemptCore::new(
             service,
@@ -108,6 +117,14 @@ impl Importer {
             config.panic_timeout,
             Instant::now(),
         );
+        // A seed-form wave also waits for the ack floors when some durable
+        // consumer reads the subject (the reading fails: no guard, said).
+        match self.nats.progress(&service.subject).await {
+            Ok(durables) => core.guard_with_ack_floors(!durables.is_empty()),
+            Err(e) => {
+                tracing::warn!(service = %service.id, error = %e, "cannot list the durable consumers; seed-form feedback is counted without their ack floors")
+            }
+        }
         match (resuming, record.feedback_after, subscription.after) {
             (true, Some(after), Some(through)) => {
                 match self.feedback.stored(after, through).await {
@@ -132,8 +149,9 @@ impl Importer {
             (false, _, after) => record.feedback_after = after,
             _ => {}
         }
-        if let Err(e) = self.store.begin_attempt(service, &record).await {
-            return failed(e.into());
+        match self.store.begin_attempt(service, &record).await {
+            Ok(receivers) => self.hash_published(&record.execution_hash, receivers).await,
+            Err(e) => return failed(e.into()),
         }
         let sink = ChunkPublisher::new(
             self.nats.clone(),
@@ -184,6 +202,7 @@ impl<C: CursorStore + Clone + 'static> Driver<'_, C> {
         let mut fetching = true;
         let mut source_error = None;
         let mut grace: Option<Instant> = None;
+        let mut floor_read: Option<FloorRead> = None;
         let service = &self.service.id;
 
         let end = loop {
@@ -192,6 +211,17 @@ impl<C: CursorStore + Clone + 'static> Driver<'_, C> {
                 sink.publish(chunk);
             }
             self.take_actions();
+            self.observer.form_seen(self.core.form());
+            while let Some(wave) = self.core.poll_wave_end() {
+                self.observer.wave_ended(&wave);
+            }
+            if floor_read.is_none() && self.core.poll_ack_floor().is_some() {
+                let read = self.importer.nats.progress(&self.service.subject);
+                floor_read = Some(Box::pin(async move {
+                    tokio::time::sleep(ACK_FLOOR_EVERY).await;
+                    read.await
+                }));
+            }
             if !fetching && self.core.open_batches() == 0 {
                 break match (grace, source_error.take()) {
                     (_, Some(e)) => AttemptEnd::Failed(ImportError::Source(e)),
@@ -231,9 +261,16 @@ impl<C: CursorStore + Clone + 'static> Driver<'_, C> {
                     None => break AttemptEnd::Failed(ImportError::Feedback(FeedbackError("the feedback stream ended".into()))),
                 },
                 ack = sink.next_ack() => match ack {
-                    Ok(_) => self.core.on_published(),
+                    Ok(published) => self.core.on_published(&published.chunk_id, published.stream_seq),
                     Err(failure) => break AttemptEnd::Failed(ImportError::Publish(failure)),
                 },
+                progress = async { floor_read.as_mut().expect("guarded").await }, if floor_read.is_some() => {
+                    floor_read = None;
+                    match progress {
+                        Ok(durables) => self.core.on_ack_floors(&durables, Instant::now()),
+                        Err(e) => tracing::debug!(service = %service, error = %e, "reading the ack floors failed; asking again"),
+                    }
+                }
                 _ = &mut panic_at, if deadline.is_some() => {
                     if self.core.on_timeout(Instant::now()) {
                         tracing::warn!(service = %service, unfinished = self.core.unfinished_chunks(), timeout_secs = config.panic_timeout.as_secs_f64(), "no feedback progress: abandoning the attempt");

@@ -57,12 +57,14 @@ pub enum ImportError {
     #[error(transparent)]
     Feedback(#[from] ports::FeedbackError),
     /// Every attempt ended in a panic timeout.
-    #[error("no feedback progress within PANIC_TIMEOUT ({timeout_secs} s) in {attempts} attempts; ordinal left at the last fully acknowledged batch")]
+    #[error("no feedback progress within PANIC_TIMEOUT ({timeout_secs} s) in {attempts} attempts: {why}; ordinal left at the last fully acknowledged batch")]
     PanicTimeouts {
         /// Attempts made (`UPDATE_RETRY_LIMIT`).
         attempts: u32,
         /// The timeout.
         timeout_secs: f64,
+        /// What feedback came and why it did not count, or that none came.
+        why: String,
     },
 }
 
@@ -144,7 +146,33 @@ pub struct Importer {
     lease_lost: std::sync::atomic::AtomicBool,
     /// Ignored feedback not yet told, per service.
     ignored_notes: Mutex<std::collections::HashMap<String, telemetry::IgnoredNote>>,
+    /// How each service's consumers answer, as last seen (in this process,
+    /// or read from Redis when a run starts).
+    forms: Mutex<std::collections::HashMap<String, core::FeedbackForm>>,
+    /// The run's execution hash and the services importing under it.
+    run_hash: Mutex<RunHash>,
 }
+
+/// One execution hash for a whole run, shared by its services: consumers
+/// that keep one current hash (importer-mankeli) drop chunks of any other,
+/// so services side by side must not each have their own. It changes
+/// between runs, and after a panic timeout when no other service is under
+/// way (SPEC §2's new hash); with others under way the retry gets a new
+/// epoch (new chunk ids) under the same hash instead.
+#[derive(Debug, Default)]
+struct RunHash {
+    /// The hash attempts start under.
+    hash: String,
+    /// Services of the run importing now.
+    in_flight: usize,
+    /// The hash this process last published on `CURRENT_EXECUTION_HASH`.
+    published: Option<String>,
+}
+
+/// After a new hash reached consumers, how long the first publish waits so
+/// that they have taken it in before its chunks arrive (a consumer that
+/// keeps one hash acks a chunk of another without feedback).
+const HASH_SETTLE: std::time::Duration = std::time::Duration::from_millis(250);
 
 impl Importer {
     /// Connects to Redis and NATS (failing fast), makes sure the stream
@@ -195,13 +223,129 @@ impl Importer {
             lease: Mutex::new(None),
             lease_lost: std::sync::atomic::AtomicBool::new(false),
             ignored_notes: Mutex::new(std::collections::HashMap::new()),
+            forms: Mutex::new(std::collections::HashMap::new()),
+            run_hash: Mutex::new(RunHash::default()),
         }))
+    }
+
+    /// How `service`'s consumers were last seen to answer.
+    fn known_form(&self, service: &str) -> core::FeedbackForm {
+        let forms = self.forms.lock().unwrap_or_else(|e| e.into_inner());
+        forms.get(service).copied().unwrap_or_default()
+    }
+
+    /// `service`'s consumers answer in `form`: said once per process (log,
+    /// metric); `import_service` records it in Redis for `status`.
+    fn note_form(&self, service: &crate::catalogue::Service, form: core::FeedbackForm) {
+        use core::FeedbackForm;
+        if form == FeedbackForm::Unknown {
+            return;
+        }
+        let mut forms = self.forms.lock().unwrap_or_else(|e| e.into_inner());
+        let before = forms.insert(service.id.clone(), form);
+        crate::metrics::feedback_form(&service.id, form.as_str());
+        if before == Some(form) {
+            return;
+        }
+        match form {
+            FeedbackForm::Seed => {
+                tracing::info!(service = %service.id, subject = %service.subject, feedback_form = form.as_str(), "consumers answer in the seed's form (OK without chunkId): chunks go out in waves, each wave's chunks finish together once the OK amounts (and the durable consumers' ack floors) cover them; no crash recovery without re-sending for this service")
+            }
+            _ => {
+                tracing::info!(service = %service.id, subject = %service.subject, feedback_form = form.as_str(), "consumers answer in the precise form (OK names the chunk)")
+            }
+        }
+    }
+
+    /// Reads the forms Redis remembers for services this process has not
+    /// seen answer yet (a failure only means the first OK will tell).
+    async fn load_forms(&self) {
+        let stored = match self.store.feedback_forms().await {
+            Ok(stored) => stored,
+            Err(e) => {
+                tracing::debug!(error = %e, "could not read the feedback forms");
+                return;
+            }
+        };
+        let mut forms = self.forms.lock().unwrap_or_else(|e| e.into_inner());
+        for (service, form) in stored {
+            let form = core::FeedbackForm::parse(&form);
+            if form != core::FeedbackForm::Unknown {
+                forms.entry(service).or_insert(form);
+            }
+        }
+    }
+
+    /// Chooses the run's execution hash: the current one when it belongs to
+    /// an interrupted run that one of `services` can resume (its attempt
+    /// record is open under it; seed-form services never resume, their
+    /// feedback cannot be matched to chunks), else a new one.
+    async fn begin_run_hash(&self, services: &[crate::catalogue::Service]) {
+        let current = self.store.execution_hash().await.ok().flatten();
+        let mut resumable = false;
+        if let Some(current) = &current {
+            for service in services {
+                if self.known_form(&service.id) == core::FeedbackForm::Seed {
+                    continue;
+                }
+                if let Ok(Some(record)) = self.store.attempt_record(service).await {
+                    if record.open && record.execution_hash == *current {
+                        resumable = true;
+                        break;
+                    }
+                }
+            }
+        }
+        let hash = match current {
+            Some(current) if resumable => current,
+            _ => new_execution_hash(),
+        };
+        let mut run = self.run_hash.lock().unwrap_or_else(|e| e.into_inner());
+        run.hash = hash;
+        run.in_flight = 0;
+    }
+
+    /// A service of the run starts importing.
+    fn service_entered(&self) {
+        let mut run = self.run_hash.lock().unwrap_or_else(|e| e.into_inner());
+        run.in_flight += 1;
+    }
+
+    /// A service of the run is done.
+    fn service_left(&self) {
+        let mut run = self.run_hash.lock().unwrap_or_else(|e| e.into_inner());
+        run.in_flight = run.in_flight.saturating_sub(1);
+    }
+
+    /// The hash an attempt starts under. A retry (after a panic timeout or
+    /// a feedback failure) gets a new hash when no other service is under
+    /// way (see [`RunHash`]).
+    fn attempt_hash(&self, retry: bool) -> String {
+        let mut run = self.run_hash.lock().unwrap_or_else(|e| e.into_inner());
+        if run.hash.is_empty() || (retry && run.in_flight <= 1) {
+            run.hash = new_execution_hash();
+        }
+        run.hash.clone()
+    }
+
+    /// `hash` was published and reached `receivers` subscribers: when it is
+    /// new to them, give them [`HASH_SETTLE`] to take it in.
+    async fn hash_published(&self, hash: &str, receivers: u64) {
+        let new = {
+            let mut run = self.run_hash.lock().unwrap_or_else(|e| e.into_inner());
+            let new = run.published.as_deref() != Some(hash);
+            run.published = Some(hash.to_owned());
+            new
+        };
+        if new && receivers > 0 {
+            tokio::time::sleep(HASH_SETTLE).await;
+        }
     }
 
     /// Adds ignored feedback of `service` (counts by reason) and tells the
     /// operator in one summary line when one is due (see
     /// [`telemetry::IgnoredNote`]).
-    fn note_ignored(&self, service: &str, counts: [u64; 4], example: Option<String>) {
+    fn note_ignored(&self, service: &str, counts: telemetry::Ignored, example: Option<String>) {
         let now = std::time::Instant::now();
         let mut notes = self.ignored_notes.lock().unwrap_or_else(|e| e.into_inner());
         let note = notes.entry(service.to_owned()).or_default();
@@ -218,6 +362,19 @@ impl Importer {
                 tracing::info!(service, ignored = %ignored, "feedback ignored (summary: at most one line per 10 s)");
             }
         }
+    }
+
+    /// Why the feedback about `service` since it started in this run did
+    /// not count, if any was ignored (see [`telemetry::IgnoredNote::why`]).
+    fn ignored_why(&self, service: &str) -> Option<String> {
+        let notes = self.ignored_notes.lock().unwrap_or_else(|e| e.into_inner());
+        notes.get(service).and_then(|n| n.why())
+    }
+
+    /// A service starts in a run: what was ignored before is forgotten.
+    fn forget_ignored(&self, service: &str) {
+        let mut notes = self.ignored_notes.lock().unwrap_or_else(|e| e.into_inner());
+        notes.remove(service);
     }
 
     /// What ignored feedback of `service` was not told yet, for its

@@ -92,6 +92,12 @@ impl OrderBarrier {
         self.wait(chunk, behind)
     }
 
+    /// The chunk first in line for `key`: the only one carrying it that
+    /// may be published (or is).
+    pub(crate) fn first_of(&self, key: IdentityKey) -> Option<ChunkSeq> {
+        self.queues.get(&key).map(|line| line.first)
+    }
+
     /// A published chunk is done: it leaves its queues. Returns the chunks
     /// that may now be published.
     pub fn release(&mut self, chunk: ChunkSeq, keys: &[IdentityKey]) -> Vec<ChunkSeq> {

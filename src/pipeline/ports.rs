@@ -1,6 +1,6 @@
 //! The small traits through which the pipeline reaches the world.
-//! `sources` implements [`BatchSource`], `sinks` implements `ChunkSink`
-//! and `FeedbackSource`, `store` implements `CursorStore`. The pipeline
+//! `sources` implements [`BatchSource`], `sinks` implements `ChunkSink`,
+//! `FeedbackSource` and `ConsumerAcks`, `store` implements `CursorStore`. The pipeline
 //! knows no HTTP, no NATS and no Redis (the `POST_UPDATE` announcement
 //! goes straight to `sinks::Nats`).
 
@@ -9,7 +9,7 @@ use std::future::Future;
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 
-use super::core::ChunkOut;
+use super::core::{ChunkOut, ConsumerProgress};
 use crate::catalogue::Service;
 use crate::sinks::{Feedback, PublishFailure};
 use crate::sources::{Batch, SourceError};
@@ -33,9 +33,27 @@ pub trait BatchSource: Send + Sync {
 pub(crate) trait ChunkSink: Send {
     /// Starts publishing `chunk`.
     fn publish(&mut self, chunk: ChunkOut);
-    /// The next finished publish (its chunk id); pending while none is
-    /// under way.
-    fn next_ack(&mut self) -> impl Future<Output = Result<String, PublishFailure>> + Send + '_;
+    /// The next finished publish; pending while none is under way.
+    fn next_ack(&mut self) -> impl Future<Output = Result<Published, PublishFailure>> + Send + '_;
+}
+
+/// A publish JetStream acknowledged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    /// The chunk.
+    pub chunk_id: String,
+    /// Where the stream stored it.
+    pub stream_seq: u64,
+}
+
+/// What the durable consumers reading a subject have acknowledged (a
+/// seed-form wave waits for it, see `core/seed.rs`).
+pub(crate) trait ConsumerAcks: Send + Sync {
+    /// The durable consumers with acknowledgements that read `subject`.
+    fn progress(
+        &self,
+        subject: &str,
+    ) -> BoxFuture<'static, Result<Vec<ConsumerProgress>, FeedbackError>>;
 }
 
 /// One item of the feedback stream.

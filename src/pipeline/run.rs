@@ -9,7 +9,7 @@ use futures::StreamExt;
 use serde::Serialize;
 
 use super::import::{AttemptEnd, AttemptStats};
-use super::{new_execution_hash, ImportError, Importer};
+use super::{ImportError, Importer};
 use crate::catalogue::Service;
 use crate::shutdown::Shutdown;
 use crate::store::{AttemptRecord, RunRecord};
@@ -115,6 +115,8 @@ impl Importer {
         let started_at = chrono::Utc::now().to_rfc3339();
         let started = Instant::now();
         let concurrency = self.config.service_concurrency.max(1);
+        self.load_forms().await;
+        self.begin_run_hash(services).await;
         tracing::info!(services = services.len(), concurrency, "run started");
         // Services start in catalogue order, at most `concurrency` at once;
         // reports come back in that order.
@@ -189,9 +191,22 @@ impl Importer {
         let started_at = chrono::Utc::now().to_rfc3339();
         let mut report = ServiceReport::new(service, ServiceOutcome::Ok);
         self.live_started(&service.id);
+        self.forget_ignored(&service.id);
+        self.service_entered();
         let (outcome, error) = self
             .import_attempts(service, &mut shutdown, &mut report)
             .await;
+        self.service_left();
+        let form = self.known_form(&service.id);
+        if form != super::core::FeedbackForm::Unknown {
+            if let Err(e) = self
+                .store
+                .set_feedback_form(&service.id, form.as_str())
+                .await
+            {
+                tracing::warn!(service = %service.id, error = %e, "could not record the feedback form");
+            }
+        }
         report.result = outcome;
         report.error = error.map(|e| e.to_string());
         report.duration_ms = started.elapsed().as_millis() as u64;
@@ -244,19 +259,27 @@ impl Importer {
                 Err(e) => return (ServiceOutcome::Failed, Some(e.into())),
             };
             let since = committed.unwrap_or(0);
-            // Only a run's first attempt resumes: later ones follow a panic
-            // timeout or a feedback failure, and SPEC §4 wants their data
-            // sent under a new hash. A committed ordinal below where the
-            // record started means someone moved it back: start afresh.
+            let hash = self.attempt_hash(attempt > 1);
+            // Only a run's first attempt resumes, under the run's hash:
+            // later ones follow a panic timeout or a feedback failure, and
+            // SPEC §4 wants their data to arrive again (new chunk ids). A
+            // committed ordinal below where the record started means
+            // someone moved it back; seed-form feedback names no chunk to
+            // recover: both start afresh.
             let resumable = record.as_ref().filter(|r| {
-                attempt == 1 && r.open && r.feedback_after.is_some() && since >= r.since
+                attempt == 1
+                    && r.open
+                    && r.feedback_after.is_some()
+                    && since >= r.since
+                    && r.execution_hash == hash
+                    && self.known_form(&service.id) != super::core::FeedbackForm::Seed
             });
             let (record, resuming) = match resumable {
                 Some(r) => (r.clone(), true),
                 None => (
                     AttemptRecord {
                         epoch: record.map_or(0, |r| r.epoch) + 1,
-                        execution_hash: new_execution_hash(),
+                        execution_hash: hash,
                         since,
                         feedback_after: None,
                         open: true,
@@ -317,6 +340,9 @@ impl Importer {
             Some(ImportError::PanicTimeouts {
                 attempts: limit,
                 timeout_secs: self.config.panic_timeout.as_secs_f64(),
+                why: self
+                    .ignored_why(&service.id)
+                    .unwrap_or_else(|| format!("no feedback about {} arrived", service.subject)),
             }),
         )
     }

@@ -6,7 +6,9 @@
 
 use std::time::{Duration, Instant};
 
-use super::core::{ChunkOut, Commit, IgnoreReason, Opened, Verdict};
+use super::core::{
+    ChunkOut, Commit, FeedbackForm, IgnoreReason, Opened, Verdict, WaveConfirmation, WaveEnd,
+};
 use super::import::AttemptStats;
 use super::ports::MalformedFeedback;
 use super::Importer;
@@ -23,16 +25,12 @@ struct Unreported {
     acknowledged: u64,
     splits: u64,
     poisons: u64,
-    ignored: [u64; 4],
+    ignored: Ignored,
     malformed_example: Option<String>,
 }
 
-const IGNORED: [&str; 4] = [
-    "other_channel",
-    "old_execution",
-    "unknown_or_done",
-    "malformed",
-];
+/// Feedback messages ignored, by [`IgnoreReason::index`].
+pub(crate) type Ignored = [u64; IgnoreReason::ALL.len()];
 
 /// At most one summary line of ignored feedback per service this often.
 pub(crate) const IGNORED_NOTE_EVERY: Duration = Duration::from_secs(10);
@@ -45,20 +43,53 @@ pub(crate) const IGNORED_NOTE_EVERY: Duration = Duration::from_secs(10);
 #[derive(Debug, Default)]
 pub(crate) struct IgnoredNote {
     last: Option<Instant>,
-    pending: [u64; 4],
+    pending: Ignored,
     example: Option<String>,
+    /// Everything ignored since the service started in this run, told or
+    /// not (for the reason a service gives when it does not finish).
+    total: Ignored,
+    /// The latest malformed message's error, kept for that reason too.
+    last_malformed: Option<String>,
 }
 
 impl IgnoredNote {
-    /// Counts by reason (in the order of [`IGNORED`]) and the latest
-    /// malformed message's error, if any.
-    pub fn add(&mut self, counts: [u64; 4], example: Option<String>) {
-        for (p, n) in self.pending.iter_mut().zip(counts) {
+    /// Counts by reason (in the order of [`IgnoreReason::ALL`]) and the
+    /// latest malformed message's error, if any.
+    pub fn add(&mut self, counts: Ignored, example: Option<String>) {
+        for ((p, t), n) in self.pending.iter_mut().zip(&mut self.total).zip(counts) {
             *p += n;
+            *t += n;
         }
         if example.is_some() {
+            self.last_malformed.clone_from(&example);
             self.example = example;
         }
+    }
+
+    /// Why this service's feedback did not count, since it started in
+    /// this run: e.g. `47 feedback messages ignored: 40 with another
+    /// execution hash (…), 7 not feedback JSON (last: …)`; `None` when
+    /// nothing about this service was ignored. Feedback about other
+    /// services is left out: with one feedback subject it is normal.
+    pub(crate) fn why(&self) -> Option<String> {
+        let parts: Vec<String> = IgnoreReason::ALL
+            .iter()
+            .zip(self.total)
+            .filter(|(r, n)| *n > 0 && **r != IgnoreReason::OtherChannel)
+            .map(|(r, n)| match (r, &self.last_malformed) {
+                (IgnoreReason::Malformed, Some(last)) => {
+                    format!("{n} {} (last: {last})", r.meaning())
+                }
+                _ => format!("{n} {}", r.meaning()),
+            })
+            .collect();
+        let sum: u64 = IgnoreReason::ALL
+            .iter()
+            .zip(self.total)
+            .filter(|(r, _)| **r != IgnoreReason::OtherChannel)
+            .map(|(_, n)| n)
+            .sum();
+        (sum > 0).then(|| format!("{sum} feedback messages ignored: {}", parts.join(", ")))
     }
 
     /// Whether a summary is due at `now`: something is pending and none was
@@ -78,18 +109,18 @@ impl IgnoredNote {
         }
         self.last = Some(now);
         let counts = std::mem::take(&mut self.pending);
-        let text: Vec<String> = IGNORED
+        let text: Vec<String> = IgnoreReason::ALL
             .iter()
             .zip(counts)
             .filter(|(_, n)| *n > 0)
-            .map(|(r, n)| format!("{r}={n}"))
+            .map(|(r, n)| format!("{}={n}", r.as_str()))
             .collect();
         Some((text.join(" "), self.example.take()))
     }
 
     /// Whether malformed messages are among those pending.
     pub(crate) fn has_malformed(&self) -> bool {
-        self.pending[3] > 0
+        self.pending[IgnoreReason::Malformed.index()] > 0
     }
 }
 
@@ -101,6 +132,10 @@ pub(crate) struct AttemptObserver<'a> {
     unreported: Unreported,
     /// The live progress line needs an update.
     dirty: bool,
+    /// The feedback form last told to the importer.
+    form: FeedbackForm,
+    /// Waves ended on their amounts alone after the ack-floor wait.
+    unconfirmed_waves: u64,
 }
 
 impl<'a> AttemptObserver<'a> {
@@ -115,6 +150,8 @@ impl<'a> AttemptObserver<'a> {
             },
             unreported: Unreported::default(),
             dirty: false,
+            form: FeedbackForm::Unknown,
+            unconfirmed_waves: 0,
         }
     }
 
@@ -150,13 +187,11 @@ impl<'a> AttemptObserver<'a> {
     pub fn feedback(&mut self, fb: &Feedback, verdict: &Verdict) {
         match verdict {
             Verdict::Ignored(reason) => {
-                tracing::debug!(service = %self.service.id, chunk_id = %fb.chunk_id, reason = reason.as_str(), "feedback ignored");
-                let i = match reason {
-                    IgnoreReason::OtherChannel => 0,
-                    IgnoreReason::OldExecution => 1,
-                    IgnoreReason::UnknownOrDone => 2,
-                };
-                self.unreported.ignored[i] += 1;
+                tracing::debug!(service = %self.service.id, chunk_id = %fb.chunk_label(), reason = reason.as_str(), "feedback ignored");
+                self.unreported.ignored[reason.index()] += 1;
+            }
+            Verdict::Credited { entities, .. } => {
+                tracing::trace!(service = %self.service.id, amount = entities, "seed-form OK counted towards the wave");
             }
             Verdict::Done { entities } => {
                 self.stats.acknowledged += *entities as u64;
@@ -168,7 +203,7 @@ impl<'a> AttemptObserver<'a> {
                 tracing::warn!(service = %self.service.id, chunk_id = %failed, stack = %fb.stack_text(), halves = ?halves, "chunk failed; re-publishing it in two halves");
             }
             Verdict::Remembered => {
-                tracing::debug!(service = %self.service.id, chunk_id = %fb.chunk_id, "feedback of the interrupted attempt remembered");
+                tracing::debug!(service = %self.service.id, chunk_id = %fb.chunk_label(), "feedback of the interrupted attempt remembered");
             }
             Verdict::Poison { chunk_id } => {
                 self.unreported.poisons += 1;
@@ -181,8 +216,34 @@ impl<'a> AttemptObserver<'a> {
     /// see [`IgnoredNote`]).
     pub fn malformed(&mut self, m: &MalformedFeedback) {
         tracing::debug!(service = %self.service.id, error = %m.reason, bytes = m.bytes, "malformed feedback ignored");
-        self.unreported.ignored[3] += 1;
+        self.unreported.ignored[IgnoreReason::Malformed.index()] += 1;
         self.unreported.malformed_example = Some(format!("{} ({} bytes)", m.reason, m.bytes));
+    }
+
+    /// The form the consumers answer in, as the core sees it now: a change
+    /// is told to the importer (which says so once per process).
+    pub(crate) fn form_seen(&mut self, form: FeedbackForm) {
+        if form != self.form {
+            self.form = form;
+            self.importer.note_form(self.service, form);
+        }
+    }
+
+    /// A seed-form wave ended: its chunks are acknowledged.
+    pub(crate) fn wave_ended(&mut self, wave: &WaveEnd) {
+        self.stats.acknowledged += wave.entities;
+        self.unreported.acknowledged += wave.entities;
+        self.dirty = true;
+        tracing::debug!(service = %self.service.id, chunks = wave.chunks, entities = wave.entities, by = ?wave.by, "seed-form wave answered");
+        if wave.surplus > 0 {
+            tracing::warn!(service = %self.service.id, surplus = wave.surplus, entities = wave.entities, "seed-form OK amounts exceeded the wave's entities (duplicated feedback?); the surplus is dropped");
+        }
+        if wave.by == WaveConfirmation::AmountsAfterWait {
+            self.unconfirmed_waves += 1;
+            if self.unconfirmed_waves == 1 {
+                tracing::warn!(service = %self.service.id, chunks = wave.chunks, wait_secs = super::core::ACK_FLOOR_WAIT.as_secs(), "a seed-form wave ended on its OK amounts alone: the durable consumers' ack floors did not cover it in time (a consumer that died after answering, or a duplicated OK); told once per attempt");
+            }
+        }
     }
 
     /// A dead letter was written (`new`: not recorded before).
@@ -247,9 +308,9 @@ impl<'a> AttemptObserver<'a> {
         if u.splits + u.poisons > 0 {
             crate::metrics::chunks_failed(id, u.splits, u.poisons);
         }
-        for (n, reason) in u.ignored.iter().zip(IGNORED) {
+        for (n, reason) in u.ignored.iter().zip(IgnoreReason::ALL) {
             if *n > 0 {
-                crate::metrics::feedback_ignored(reason, *n);
+                crate::metrics::feedback_ignored(id, reason.as_str(), *n);
             }
         }
         if u.ignored.iter().any(|n| *n > 0) {
@@ -271,12 +332,12 @@ mod tests {
         let t0 = Instant::now();
         let mut note = IgnoredNote::default();
         assert!(!note.due(t0), "nothing pending");
-        note.add([0, 0, 0, 3], Some("expected value".into()));
+        note.add([0, 0, 0, 0, 0, 0, 3], Some("expected value".into()));
         assert!(note.due(t0), "the first one goes at once");
         let (text, example) = note.take(t0).unwrap();
         assert_eq!(text, "malformed=3");
         assert_eq!(example.as_deref(), Some("expected value"));
-        note.add([2, 1, 0, 0], None);
+        note.add([2, 1, 0, 0, 0, 0, 0], None);
         assert!(!note.due(t0 + Duration::from_secs(9)));
         assert!(note.due(t0 + IGNORED_NOTE_EVERY));
         let (text, example) = note.take(t0 + IGNORED_NOTE_EVERY).unwrap();

@@ -9,8 +9,11 @@
 //!   the same `Nats-Msg-Id`.
 //! - `feedback`: consumers' feedback read from the stream (an ordered
 //!   consumer, so nothing sent during a reconnect is lost).
+//! - `consumers`: the durable consumers reading the stream (ack waits,
+//!   ack floors).
 
 pub mod connection;
+pub mod consumers;
 pub mod feedback;
 pub mod publisher;
 pub mod wire;

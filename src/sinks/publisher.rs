@@ -17,7 +17,7 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use super::wire::encode_chunk;
 use super::Nats;
 use crate::pipeline::core::ChunkOut;
-use crate::pipeline::ports::ChunkSink;
+use crate::pipeline::ports::{ChunkSink, Published};
 use crate::retry::{Budget, RetryPolicy};
 
 /// Publishing's retry policy: from 100 ms doubling to 5 s, for 60 s (a NATS
@@ -60,7 +60,7 @@ pub(crate) struct ChunkPublisher {
     subject: String,
     /// Each future publishes one chunk (with its retries) and resolves to
     /// its outcome; pushed by `publish`, drained by `next_ack`.
-    in_flight: FuturesUnordered<BoxFuture<'static, Result<String, PublishFailure>>>,
+    in_flight: FuturesUnordered<BoxFuture<'static, Result<Published, PublishFailure>>>,
     limiter: Option<Arc<DefaultDirectRateLimiter>>,
     ack_timeout: Duration,
 }
@@ -101,9 +101,9 @@ impl ChunkPublisher {
         }));
     }
 
-    /// The next finished publish (its chunk id); pending forever when none
-    /// is in flight (so it can sit in a `select!`).
-    pub(crate) async fn next_ack(&mut self) -> Result<String, PublishFailure> {
+    /// The next finished publish; pending forever when none is in flight
+    /// (so it can sit in a `select!`).
+    pub(crate) async fn next_ack(&mut self) -> Result<Published, PublishFailure> {
         match self.in_flight.next().await {
             Some(outcome) => outcome,
             None => std::future::pending().await,
@@ -118,7 +118,7 @@ impl ChunkSink for ChunkPublisher {
 
     fn next_ack(
         &mut self,
-    ) -> impl std::future::Future<Output = Result<String, PublishFailure>> + Send + '_ {
+    ) -> impl std::future::Future<Output = Result<Published, PublishFailure>> + Send + '_ {
         ChunkPublisher::next_ack(self)
     }
 }
@@ -128,7 +128,7 @@ async fn publish_with_retries(
     subject: String,
     chunk: Encoded,
     timeout: Duration,
-) -> Result<String, PublishFailure> {
+) -> Result<Published, PublishFailure> {
     let mut retry = PUBLISH_RETRY.start();
     loop {
         let message = Publish::build()
@@ -140,7 +140,12 @@ async fn publish_with_retries(
         })
         .await;
         let (error, permanent) = match outcome {
-            Ok(Ok(_ack)) => return Ok(chunk.chunk_id),
+            Ok(Ok(ack)) => {
+                return Ok(Published {
+                    chunk_id: chunk.chunk_id,
+                    stream_seq: ack.sequence,
+                })
+            }
             Ok(Err(e)) => (e.to_string(), is_permanent(e.kind())),
             Err(_) => (format!("no publish ack within {timeout:?}"), false),
         };

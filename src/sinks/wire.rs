@@ -2,6 +2,7 @@
 
 use bytes::Bytes;
 use serde::Deserialize;
+use serde_json::value::RawValue;
 
 use crate::entity::Entity;
 
@@ -33,9 +34,11 @@ fn push_json_string(out: &mut Vec<u8>, s: &str) {
     serde_json::to_writer(out, s).expect("strings serialize");
 }
 
-/// What a consumer said about a chunk.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "camelCase")]
+/// What a consumer said about a chunk, in either of SPEC §4's forms: the
+/// precise one names the chunk (`chunkId`) in OK and FAIL alike; the
+/// seed's (importer-mankeli's) OK carries only `amount`, and its FAIL
+/// echoes the chunk message, `chunkId` included when the chunk had one.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Feedback {
     /// The subject the chunk came on.
     pub channel: String,
@@ -43,11 +46,35 @@ pub struct Feedback {
     pub status: FeedbackStatus,
     /// The attempt's hash.
     pub execution_hash: String,
-    /// The chunk.
-    pub chunk_id: String,
+    /// The chunk; `None` in a seed-form OK.
+    pub chunk_id: Option<String>,
+    /// Entities the consumer stored (OK) or 0 (FAIL), as the consumer
+    /// counted them; `None` when absent.
+    pub amount: Option<u64>,
     /// The consumer's error text on FAIL.
-    #[serde(default)]
     pub stack: Option<serde_json::Value>,
+    /// A FAIL without `chunkId`: the echoed chunk's entities, by which the
+    /// chunk is found (empty otherwise: with a `chunkId` the importer
+    /// splits its own copy and the echo is not read).
+    pub echoed: Vec<Entity>,
+}
+
+/// The fields as they come; `entities` is kept raw and read only when it
+/// is needed.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct FeedbackWire<'a> {
+    channel: String,
+    status: FeedbackStatus,
+    execution_hash: String,
+    #[serde(default)]
+    chunk_id: Option<String>,
+    #[serde(default)]
+    amount: Option<u64>,
+    #[serde(default)]
+    stack: Option<serde_json::Value>,
+    #[serde(default, borrow)]
+    entities: Option<&'a RawValue>,
 }
 
 /// Feedback status.
@@ -62,10 +89,53 @@ pub enum FeedbackStatus {
 }
 
 impl Feedback {
-    /// Parses a feedback message; the echoed `entities` are not read (the
-    /// importer splits its own copy).
+    /// Parses a feedback message. The echoed `entities` of a FAIL are read
+    /// only when it has no `chunkId` (they are the only way to find the
+    /// chunk then); they must be an array then.
     pub fn parse(body: &[u8]) -> Result<Feedback, serde_json::Error> {
-        serde_json::from_slice(body)
+        let wire: FeedbackWire = serde_json::from_slice(body)?;
+        let echoed = match (&wire.chunk_id, wire.status, wire.entities) {
+            (None, FeedbackStatus::Fail, Some(raw)) => {
+                let list: Vec<&RawValue> = serde_json::from_str(raw.get())?;
+                list.into_iter()
+                    .map(|e| Entity::from_json(e.get().to_owned()))
+                    .collect()
+            }
+            _ => Vec::new(),
+        };
+        Ok(Feedback {
+            channel: wire.channel,
+            status: wire.status,
+            execution_hash: wire.execution_hash,
+            chunk_id: wire.chunk_id,
+            amount: wire.amount,
+            stack: wire.stack,
+            echoed,
+        })
+    }
+
+    /// Feedback in the precise form about `chunk_id`, as a consumer would
+    /// send it (benchmarks and tests).
+    pub fn precise(
+        channel: &str,
+        status: FeedbackStatus,
+        execution_hash: &str,
+        chunk_id: &str,
+    ) -> Feedback {
+        Feedback {
+            channel: channel.to_owned(),
+            status,
+            execution_hash: execution_hash.to_owned(),
+            chunk_id: Some(chunk_id.to_owned()),
+            amount: None,
+            stack: None,
+            echoed: Vec::new(),
+        }
+    }
+
+    /// The chunk id for logs (`-` when the feedback names none).
+    pub(crate) fn chunk_label(&self) -> &str {
+        self.chunk_id.as_deref().unwrap_or("-")
     }
 
     /// The consumer's error text, shortened for logs and dead letters.
@@ -118,10 +188,46 @@ mod tests {
         let fail = Feedback::parse(br#"{"channel":"C","status":"FAIL","amount":0,"executionHash":"h","chunkId":"c","entities":[{}],"stack":"boom"}"#).unwrap();
         assert_eq!(fail.status, FeedbackStatus::Fail);
         assert_eq!(fail.stack_text(), "boom");
+        assert_eq!(fail.chunk_id.as_deref(), Some("c"));
+        assert!(
+            fail.echoed.is_empty(),
+            "the echo is not read with a chunkId"
+        );
         assert!(Feedback::parse(b"{").is_err());
         assert!(Feedback::parse(
             br#"{"channel":"C","status":"MAYBE","executionHash":"h","chunkId":"c"}"#
         )
         .is_err());
+    }
+
+    #[test]
+    fn the_seeds_ok_has_an_amount_and_no_chunk_id() {
+        // importer-mankeli's OK: its handler's result, then these four.
+        let ok = Feedback::parse(
+            br#"{"rows":3,"status":"OK","amount":3,"channel":"C","executionHash":"h"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (ok.status, ok.chunk_id, ok.amount),
+            (FeedbackStatus::Ok, None, Some(3))
+        );
+    }
+
+    #[test]
+    fn a_fail_without_chunk_id_carries_its_echoed_entities() {
+        let fail = Feedback::parse(
+            br#"{"executionHash":"h","entities":[{"id":"a"}, {"id":"b"}],"status":"FAIL","amount":0,"channel":"C","stack":"Error: boom\n    at x"}"#,
+        )
+        .unwrap();
+        assert_eq!(fail.chunk_id, None);
+        let echoed: Vec<&str> = fail.echoed.iter().map(|e| e.get()).collect();
+        assert_eq!(echoed, [r#"{"id":"a"}"#, r#"{"id":"b"}"#]);
+        assert!(
+            Feedback::parse(
+                br#"{"executionHash":"h","entities":{},"status":"FAIL","channel":"C"}"#
+            )
+            .is_err(),
+            "an echo that is not a list is malformed"
+        );
     }
 }

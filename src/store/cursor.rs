@@ -24,13 +24,14 @@ impl OrdinalStore {
     }
 
     /// Starts an attempt: the window counters go to 0, the execution hash
-    /// is stored and published, and the attempt record written, in one
-    /// transaction.
+    /// is stored and published (consumers that keep one current hash learn
+    /// it from the channel), and the attempt record written, in one
+    /// transaction. Returns how many subscribers the hash reached.
     pub(crate) async fn begin_attempt(
         &self,
         service: &Service,
         record: &AttemptRecord,
-    ) -> Result<(), StoreError> {
+    ) -> Result<u64, StoreError> {
         let hash = &record.execution_hash;
         let mut pipe = redis::pipe();
         pipe.atomic()
@@ -41,10 +42,16 @@ impl OrdinalStore {
             .set(keys::EXECUTION_HASH, hash)
             .ignore()
             .publish(keys::EXECUTION_HASH, hash)
-            .ignore()
             .hset_multiple(attempt_key(&service.id), &record.to_fields())
             .ignore();
-        self.query("begin attempt", &pipe).await
+        let (receivers,): (u64,) = self.query("begin attempt", &pipe).await?;
+        Ok(receivers)
+    }
+
+    /// The current execution hash (`CURRENT_EXECUTION_HASH`), if any.
+    pub(crate) async fn execution_hash(&self) -> Result<Option<String>, StoreError> {
+        self.query("read execution hash", &Cmd::get(keys::EXECUTION_HASH))
+            .await
     }
 
     /// The service's latest attempt record, if any (one that cannot be

@@ -21,6 +21,10 @@ pub(crate) const EXECUTION_HASH: &str = "CURRENT_EXECUTION_HASH";
 /// Set of services Sisu answered 403 for in the running process.
 pub(crate) const FORBIDDEN: &str = "SIS_IMPORTER:FORBIDDEN";
 
+/// Hash: per service id, the form its consumers answer in (`precise` or
+/// `seed`), as last seen.
+pub(crate) const FEEDBACK_FORM: &str = "SIS_IMPORTER:FEEDBACK_FORM";
+
 /// Hash with the last whole run's summary.
 pub(crate) const LAST_RUN: &str = "SIS_IMPORTER:LAST_RUN";
 
@@ -75,6 +79,7 @@ mod tests {
         assert_eq!(EXECUTION_HASH, "CURRENT_EXECUTION_HASH");
         assert_eq!(FORBIDDEN, format!("{PREFIX}FORBIDDEN"));
         assert_eq!(FORBIDDEN, "SIS_IMPORTER:FORBIDDEN");
+        assert_eq!(FEEDBACK_FORM, "SIS_IMPORTER:FEEDBACK_FORM");
         assert_eq!(LAST_RUN, format!("{PREFIX}LAST_RUN"));
         assert_eq!(LAST_RUN, "SIS_IMPORTER:LAST_RUN");
         assert_eq!(lease_key(), "SIS_IMPORTER:LOCK");

@@ -33,6 +33,22 @@ impl OrdinalStore {
             .await
     }
 
+    /// Records the form `service`'s consumers answer in (`precise`, `seed`).
+    pub(crate) async fn set_feedback_form(
+        &self,
+        service: &str,
+        form: &str,
+    ) -> Result<(), StoreError> {
+        let write = Cmd::hset(keys::FEEDBACK_FORM, service, form);
+        self.query("record feedback form", &write).await
+    }
+
+    /// The form each service's consumers were last seen to answer in.
+    pub async fn feedback_forms(&self) -> Result<BTreeMap<String, String>, StoreError> {
+        self.query("read feedback forms", &Cmd::hgetall(keys::FEEDBACK_FORM))
+            .await
+    }
+
     /// Stores a service's last-run record.
     pub(crate) async fn record_run(
         &self,

@@ -37,6 +37,7 @@ impl AttemptCore {
                 distinct,
                 half,
                 published: false,
+                stream_seq: None,
             },
         );
         seq

@@ -21,7 +21,9 @@
 //!   same chunk ids), feedback for chunks not sent again yet is remembered
 //!   (`Recovered`): such a chunk is finished when its turn comes instead
 //!   of being sent, and a chunk the interrupted attempt split is made as
-//!   its halves.
+//!   its halves;
+//! - feedback in the seed's form (an OK without `chunkId`) switches the
+//!   attempt to waves: see `seed.rs`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
@@ -59,6 +61,8 @@ struct Chunk {
     /// A half of a failed chunk: its entities are counted in `_SCHEDULED`.
     half: bool,
     published: bool,
+    /// Its stream sequence, once JetStream acknowledged the publish.
+    stream_seq: Option<u64>,
 }
 
 /// See the module doc.
@@ -87,9 +91,20 @@ pub struct AttemptCore {
     ready: BTreeSet<(u64, ChunkSeq)>,
     awaiting_feedback: usize,
     awaiting_publish_ack: usize,
+    /// Entities of the chunks awaiting feedback.
+    awaiting_entities: u64,
     actions: VecDeque<Action>,
     window: WindowDelta,
     last_progress: Instant,
+    /// How the consumers answer: see [`FeedbackForm`].
+    form: FeedbackForm,
+    /// Seed form: the wave under way.
+    wave: seed::Wave,
+    /// Seed form: a wave's end waits for the durable consumers' ack
+    /// floors (some durable consumer reads the subject).
+    ack_floor_guard: bool,
+    /// Seed form: waves that ended, for telemetry.
+    wave_ends: VecDeque<WaveEnd>,
 }
 
 impl AttemptCore {
@@ -126,10 +141,21 @@ impl AttemptCore {
             ready: BTreeSet::new(),
             awaiting_feedback: 0,
             awaiting_publish_ack: 0,
+            awaiting_entities: 0,
             actions: VecDeque::new(),
             window: WindowDelta::default(),
             last_progress: now,
+            form: lineage.form,
+            wave: seed::Wave::default(),
+            ack_floor_guard: false,
+            wave_ends: VecDeque::new(),
         }
+    }
+
+    /// Seed form: whether a wave's end also waits (a bounded while) for
+    /// the ack floors of the durable consumers reading the subject.
+    pub(crate) fn guard_with_ack_floors(&mut self, on: bool) {
+        self.ack_floor_guard = on;
     }
 
     /// Whether another batch may be opened now.
@@ -229,6 +255,7 @@ impl AttemptCore {
         }
         if self.awaiting_feedback >= self.windows.max_chunks_in_flight
             || self.awaiting_publish_ack >= self.windows.max_publishes_in_flight
+            || self.wave_under_way()
         {
             return None;
         }
@@ -236,6 +263,7 @@ impl AttemptCore {
         let chunk = self.chunks.get_mut(&seq).expect("a ready chunk exists");
         chunk.published = true;
         self.awaiting_feedback += 1;
+        self.awaiting_entities += chunk.entities.len() as u64;
         self.awaiting_publish_ack += 1;
         if !chunk.half {
             self.window.scheduled += chunk.entities.len() as u64;
@@ -248,14 +276,21 @@ impl AttemptCore {
         })
     }
 
-    /// JetStream acknowledged (stored) a publish.
-    pub(crate) fn on_published(&mut self) {
+    /// JetStream acknowledged (stored) the publish of `chunk_id` at
+    /// `stream_seq`.
+    pub(crate) fn on_published(&mut self, chunk_id: &str, stream_seq: u64) {
         self.awaiting_publish_ack = self.awaiting_publish_ack.saturating_sub(1);
+        if let Some(seq) = self.by_id.get(chunk_id) {
+            if let Some(chunk) = self.chunks.get_mut(seq) {
+                chunk.stream_seq = Some(stream_seq);
+            }
+        }
     }
 
     /// Applies one feedback message. Duplicates and strangers are ignored,
     /// so nothing ever counts twice. Resuming, feedback for a chunk not
-    /// sent (again) yet is remembered.
+    /// sent (again) yet is remembered. A seed-form OK counts towards the
+    /// wave under way.
     pub fn on_feedback(&mut self, fb: &Feedback, now: Instant) -> Verdict {
         if fb.channel != self.subject {
             return Verdict::Ignored(IgnoreReason::OtherChannel);
@@ -263,15 +298,35 @@ impl AttemptCore {
         if *fb.execution_hash != *self.execution_hash {
             return Verdict::Ignored(IgnoreReason::OldExecution);
         }
-        let sent = self.by_id.get(&fb.chunk_id).copied();
-        let Some(seq) = sent.filter(|seq| self.chunks[seq].published) else {
-            return self.remember(fb);
+        let verdict = match (&fb.chunk_id, fb.status) {
+            (Some(id), _) => match self.by_id.get(id).copied() {
+                Some(seq) if self.chunks[&seq].published => self.answer(seq, fb, now),
+                _ => return self.remember(fb),
+            },
+            (None, FeedbackStatus::Ok) => self.credit(fb.amount, now),
+            (None, FeedbackStatus::Fail) => match self.chunk_of_echo(&fb.echoed) {
+                Some(seq) => self.answer(seq, fb, now),
+                None => Verdict::Ignored(IgnoreReason::UnidentifiedFail),
+            },
         };
+        self.wave_answered(now);
+        self.commit_ready();
+        verdict
+    }
+
+    /// Feedback about the published chunk `seq`: OK finishes it, FAIL
+    /// halves it or, alone, dead-letters its entity.
+    fn answer(&mut self, seq: ChunkSeq, fb: &Feedback, now: Instant) -> Verdict {
         self.last_progress = now;
+        self.seal_wave();
         self.awaiting_feedback -= 1;
         let chunk = self.remove_chunk(seq);
-        let verdict = match fb.status {
+        self.awaiting_entities -= chunk.entities.len() as u64;
+        match fb.status {
             FeedbackStatus::Ok => {
+                if self.form == FeedbackForm::Unknown {
+                    self.form = FeedbackForm::Precise;
+                }
                 self.window.updated += chunk.entities.len() as u64;
                 self.finish(seq, &chunk);
                 Verdict::Done {
@@ -289,20 +344,33 @@ impl AttemptCore {
                 Verdict::Poison { chunk_id: chunk.id }
             }
             FeedbackStatus::Fail => self.split(seq, chunk),
-        };
-        self.commit_ready();
-        verdict
+        }
     }
 
-    /// The panic deadline, while chunks are unfinished.
+    /// The next deadline: the panic deadline while chunks are unfinished,
+    /// or sooner the end of a seed-form wave's wait for ack floors.
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
-        (self.unfinished_chunks() > 0).then(|| self.last_progress + self.panic_timeout)
+        let panic = (self.unfinished_chunks() > 0).then(|| self.panic_deadline());
+        match (panic, self.ack_floor_deadline()) {
+            (Some(p), Some(f)) => Some(p.min(f)),
+            (p, f) => p.or(f),
+        }
     }
 
-    /// Whether the attempt must be abandoned at `now` (no feedback
-    /// progress for the panic timeout while chunks are unfinished).
-    pub(crate) fn on_timeout(&self, now: Instant) -> bool {
-        self.poll_timeout().is_some_and(|deadline| now >= deadline)
+    fn panic_deadline(&self) -> Instant {
+        self.last_progress + self.panic_timeout
+    }
+
+    /// A deadline passed: a wave whose ack floors did not come ends on
+    /// its amounts; then, whether the attempt must be abandoned at `now`
+    /// (no feedback progress for the panic timeout while chunks are
+    /// unfinished).
+    pub(crate) fn on_timeout(&mut self, now: Instant) -> bool {
+        if self.ack_floor_deadline().is_some_and(|at| now >= at) {
+            self.end_wave(WaveConfirmation::AmountsAfterWait, now);
+            self.commit_ready();
+        }
+        self.unfinished_chunks() > 0 && now >= self.panic_deadline()
     }
 
     /// The next store write, in the order they must happen.
@@ -338,9 +406,16 @@ impl AttemptCore {
     pub fn execution_hash(&self) -> &str {
         &self.execution_hash
     }
+
+    /// How the service's consumers answer, as far as seen.
+    pub fn form(&self) -> FeedbackForm {
+        self.form
+    }
 }
 
 mod chunks;
 mod recovery;
+mod seed;
+pub(crate) use seed::ACK_FLOOR_WAIT;
 #[cfg(test)]
 mod tests;

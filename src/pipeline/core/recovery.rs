@@ -58,7 +58,7 @@ impl AttemptCore {
         if fb.channel != self.subject || *fb.execution_hash != *self.execution_hash {
             return None;
         }
-        ChunkKey::parse(&fb.chunk_id, &self.service_id, self.epoch)
+        ChunkKey::parse(fb.chunk_id.as_deref()?, &self.service_id, self.epoch)
             .filter(|key| key.since >= self.since)
     }
 

@@ -57,6 +57,7 @@ fn resumed_from(resuming: bool, since: i64) -> Lineage {
         epoch: 1,
         resuming,
         since,
+        form: FeedbackForm::Unknown,
     }
 }
 
@@ -71,13 +72,7 @@ fn core(max_entities: usize) -> AttemptCore {
 }
 
 fn fb(core: &AttemptCore, chunk: &str, status: FeedbackStatus) -> Feedback {
-    Feedback {
-        channel: core.subject.clone(),
-        status,
-        execution_hash: core.execution_hash().to_owned(),
-        chunk_id: chunk.into(),
-        stack: None,
-    }
+    Feedback::precise(&core.subject, status, core.execution_hash(), chunk)
 }
 
 fn publish_all(core: &mut AttemptCore) -> Vec<ChunkOut> {
@@ -179,7 +174,9 @@ fn failures_halve_until_the_poison_entity_is_dead_lettered_before_the_commit() {
         match c.on_feedback(&fb(&c, &chunk.chunk_id, status), now) {
             Verdict::Done { entities } => done += entities,
             Verdict::Split { .. } | Verdict::Poison { .. } => {}
-            v @ (Verdict::Ignored(_) | Verdict::Remembered) => panic!("{v:?}"),
+            v @ (Verdict::Ignored(_) | Verdict::Remembered | Verdict::Credited { .. }) => {
+                panic!("{v:?}")
+            }
         }
         queue.extend(publish_all(&mut c));
     }
@@ -402,4 +399,5 @@ fn resuming_sends_only_what_the_interrupted_attempt_did_not_finish() {
     assert_eq!(ids(&publish_all(&mut fresh)), [id(20, 0, 4)]);
 }
 
+mod seed;
 mod simulations;

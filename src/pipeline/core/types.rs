@@ -35,6 +35,43 @@ pub struct Lineage {
     /// The committed ordinal the attempt starts from: feedback about
     /// batches below it (committed already) is not remembered.
     pub since: i64,
+    /// How the service's consumers were last seen to answer (`Unknown`:
+    /// not seen yet; the attempt finds out from the first OK).
+    pub form: FeedbackForm,
+}
+
+/// How a service's consumers answer (SPEC §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FeedbackForm {
+    /// No OK seen yet.
+    #[default]
+    Unknown,
+    /// OK names the chunk (`chunkId`): chunks finish one by one and the
+    /// attempt pipelines freely.
+    Precise,
+    /// The seed's OK: an `amount` and no `chunkId`. Chunks go out in
+    /// waves (see `core/seed.rs`).
+    Seed,
+}
+
+impl FeedbackForm {
+    /// `unknown`, `precise` or `seed` (logs, metrics, `status`, Redis).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FeedbackForm::Unknown => "unknown",
+            FeedbackForm::Precise => "precise",
+            FeedbackForm::Seed => "seed",
+        }
+    }
+
+    /// The form named by [`FeedbackForm::as_str`]; `Unknown` for anything else.
+    pub fn parse(text: &str) -> FeedbackForm {
+        match text {
+            "precise" => FeedbackForm::Precise,
+            "seed" => FeedbackForm::Seed,
+            _ => FeedbackForm::Unknown,
+        }
+    }
 }
 
 /// Where a chunk lies: its batch's range and its entity range in the
@@ -190,15 +227,61 @@ pub enum IgnoreReason {
     OldExecution,
     /// Not a chunk this attempt is waiting for (unknown, or already done).
     UnknownOrDone,
+    /// A seed-form OK (no `chunkId`) without a positive `amount`: nothing
+    /// to count.
+    NoAmount,
+    /// A seed-form OK while no chunk awaits feedback: more was
+    /// acknowledged than was sent (a duplicated OK).
+    Surplus,
+    /// A FAIL without `chunkId` whose echoed entities match no chunk
+    /// awaiting feedback.
+    UnidentifiedFail,
+    /// Not feedback JSON at all (counted by telemetry, never a verdict).
+    Malformed,
 }
 
 impl IgnoreReason {
+    /// Every reason, in the order of [`IgnoreReason::index`].
+    pub const ALL: [IgnoreReason; 7] = [
+        IgnoreReason::OtherChannel,
+        IgnoreReason::OldExecution,
+        IgnoreReason::UnknownOrDone,
+        IgnoreReason::NoAmount,
+        IgnoreReason::Surplus,
+        IgnoreReason::UnidentifiedFail,
+        IgnoreReason::Malformed,
+    ];
+
+    /// Its place in [`IgnoreReason::ALL`] (for counting arrays).
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     /// Label for logs and metrics.
     pub fn as_str(self) -> &'static str {
         match self {
             IgnoreReason::OtherChannel => "other_channel",
             IgnoreReason::OldExecution => "old_execution",
             IgnoreReason::UnknownOrDone => "unknown_or_done",
+            IgnoreReason::NoAmount => "no_amount",
+            IgnoreReason::Surplus => "surplus",
+            IgnoreReason::UnidentifiedFail => "unidentified_fail",
+            IgnoreReason::Malformed => "malformed",
+        }
+    }
+
+    /// What it tells the operator when an attempt made no progress.
+    pub fn meaning(self) -> &'static str {
+        match self {
+            IgnoreReason::OtherChannel => "about other services",
+            IgnoreReason::OldExecution => {
+                "with another execution hash (an earlier attempt's, or consumers that do not follow CURRENT_EXECUTION_HASH)"
+            }
+            IgnoreReason::UnknownOrDone => "about chunks not awaited (unknown ids, or answered already)",
+            IgnoreReason::NoAmount => "OK without chunkId and without a positive amount",
+            IgnoreReason::Surplus => "OK without chunkId when nothing awaited feedback (duplicates)",
+            IgnoreReason::UnidentifiedFail => "FAIL without chunkId whose entities match no chunk awaited",
+            IgnoreReason::Malformed => "not feedback JSON",
         }
     }
 }
@@ -228,6 +311,53 @@ pub enum Verdict {
     /// Resuming: feedback of the interrupted attempt for a chunk not (yet)
     /// sent again, kept to finish that chunk without sending it.
     Remembered,
+    /// A seed-form OK counted towards the wave under way (its chunks
+    /// finish together, see [`WaveEnd`]).
+    Credited {
+        /// Its `amount`.
+        entities: u64,
+        /// It was the first seed-form OK this attempt saw: the service
+        /// now goes in waves.
+        switched: bool,
+    },
+}
+
+/// A wave of seed-form chunks finished (see `core/seed.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WaveEnd {
+    /// Chunks finished together.
+    pub chunks: usize,
+    /// Their entities.
+    pub entities: u64,
+    /// OK amounts beyond the wave's entities (duplicated OKs), dropped.
+    pub surplus: u64,
+    /// How the end was decided.
+    pub by: WaveConfirmation,
+}
+
+/// What ended a wave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaveConfirmation {
+    /// The OK amounts, with no durable consumer to ask (none reads the
+    /// subject with explicit acks).
+    Amounts,
+    /// The OK amounts and the durable consumers' ack floors.
+    AckFloor,
+    /// The OK amounts alone, after the ack floors did not cover the wave
+    /// within the wait.
+    AmountsAfterWait,
+}
+
+/// What a durable consumer of a service's subject has done, from
+/// JetStream's consumer info (stream sequences).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerProgress {
+    /// The durable's name.
+    pub name: String,
+    /// The last stream sequence delivered to it.
+    pub delivered: u64,
+    /// Every message up to this stream sequence is acknowledged.
+    pub ack_floor: u64,
 }
 
 /// What opening a batch did, for telemetry.

@@ -101,7 +101,8 @@ fn simulate(seed: u64, w: Windows) {
     let mut in_flight: Vec<ChunkOut> = Vec::new();
     let mut consumer = ModelConsumer::new(seed);
     let mut committed = Vec::new();
-    let mut publish_acks = 0usize;
+    // Publishes awaiting their JetStream ack, oldest first.
+    let mut publish_acks = std::collections::VecDeque::new();
     loop {
         if !batches.is_empty() && c.wants_batch() && next(3) == 0 {
             c.on_batch(batches.pop().unwrap(), now);
@@ -117,15 +118,15 @@ fn simulate(seed: u64, w: Windows) {
                     "seed {seed}: {id} in two chunks at once"
                 );
             }
+            publish_acks.push_back(chunk.chunk_id.clone());
             in_flight.push(chunk);
-            publish_acks += 1;
         }
         assert!(c.awaiting_feedback <= w.max_chunks_in_flight);
         assert!(c.awaiting_publish_ack <= w.max_publishes_in_flight);
         assert!(c.open_batches() <= w.pipeline_depth);
-        if publish_acks > 0 && next(2) == 0 {
-            c.on_published();
-            publish_acks -= 1;
+        if !publish_acks.is_empty() && next(2) == 0 {
+            let id = publish_acks.pop_front().expect("not empty");
+            c.on_published(&id, 1);
         }
         for a in actions(&mut c) {
             if let Action::Commit(commit) = a {
@@ -137,8 +138,8 @@ fn simulate(seed: u64, w: Windows) {
                 break;
             }
             if batches.is_empty() && c.awaiting_publish_ack > 0 {
-                c.on_published();
-                publish_acks -= 1;
+                let id = publish_acks.pop_front().expect("an ack is awaited");
+                c.on_published(&id, 1);
             }
             continue;
         }
@@ -234,10 +235,11 @@ fn simulate_crashes(seed: u64) -> (u32, usize, usize) {
             fed += 1;
         }
         while let Some(chunk) = core.poll_publish() {
-            if msg_ids.insert(chunk.chunk_id.clone()) {
+            let id = chunk.chunk_id.clone();
+            if msg_ids.insert(id.clone()) {
                 stored_messages.push(chunk);
             }
-            core.on_published();
+            core.on_published(&id, 1);
         }
         for a in actions(&mut core) {
             if let Action::Commit(commit) = a {
