@@ -160,7 +160,7 @@ async fn readyz(State(state): State<AdminState>) -> Response {
             Ok(Err(_)) | Err(_) => "holder unknown (Redis did not answer)".to_owned(),
         };
         Some(format!(
-            "ok    lease  this instance {}; lease {held}\n",
+            "ok    lease     this instance {}; lease {held}\n",
             lease.owner()
         ))
     };

@@ -18,15 +18,22 @@ use crate::store::OrdinalStore;
 /// One check's line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Check {
-    /// What was checked: `config`, `nats`, `redis`, `sisu`.
+    /// What was checked: `config`, `nats`, `redis`, `consumers`, `sisu`.
     pub name: &'static str,
     /// What was found, or why it failed.
     pub outcome: Result<String, String>,
+    /// Passed, but with something the operator should know (`warn` line;
+    /// the exit code stays 0).
+    pub warning: bool,
 }
 
 impl Check {
     fn new(name: &'static str, outcome: Result<String, String>) -> Check {
-        Check { name, outcome }
+        Check {
+            name,
+            outcome,
+            warning: false,
+        }
     }
 
     /// A failed check named `name`, for `reason`.
@@ -43,8 +50,9 @@ impl Check {
 impl fmt::Display for Check {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.outcome {
-            Ok(found) => write!(f, "ok    {:<7}{found}", self.name),
-            Err(wrong) => write!(f, "FAIL  {:<7}{wrong}", self.name),
+            Ok(found) if self.warning => write!(f, "warn  {:<10}{found}", self.name),
+            Ok(found) => write!(f, "ok    {:<10}{found}", self.name),
+            Err(wrong) => write!(f, "FAIL  {:<10}{wrong}", self.name),
         }
     }
 }
@@ -77,6 +85,9 @@ pub async fn all(config: &Config, mut out: impl FnMut(&Check)) -> bool {
         Err(wrong) => return report(Check::new("redis", Err(wrong))),
     };
     if !report(redis(&store, &services).await) {
+        return false;
+    }
+    if !report(consumers(&nats, config, &services).await) {
         return false;
     }
     // One attempt per request: a check says what is wrong now, it does not
@@ -178,6 +189,57 @@ pub async fn redis(store: &OrdinalStore, services: &[Service]) -> Check {
     Check::new("redis", outcome)
 }
 
+/// The durable consumers reading the selected services' subjects: how
+/// many services have one, and a warning when one redelivers later than
+/// the importer waits for feedback (`PANIC_TIMEOUT × UPDATE_RETRY_LIMIT`).
+/// A stream that does not exist yet has none, which is fine.
+pub async fn consumers(nats: &Nats, config: &Config, services: &[Service]) -> Check {
+    let durables = match within(CONNECT, nats.durable_consumers()).await {
+        Ok(durables) => durables,
+        Err(_) if matches!(nats.stream_state(services).await, Ok(StreamState::Absent)) => {
+            Vec::new()
+        }
+        Err(wrong) => return Check::new("consumers", Err(wrong)),
+    };
+    let budget = config.panic_timeout * config.update_retry_limit;
+    let read = crate::sinks::consumers::readers(services, &durables);
+    let unread: Vec<&str> = read
+        .iter()
+        .filter(|(_, r)| r.is_empty())
+        .map(|(s, _)| s.id.as_str())
+        .collect();
+    let longest = read
+        .iter()
+        .flat_map(|(_, r)| r.iter().map(|d| d.ack_wait))
+        .max();
+    let mut found = format!(
+        "{} of {} services have a durable consumer",
+        services.len() - unread.len(),
+        services.len()
+    );
+    if let Some(longest) = longest {
+        found += &format!("; longest ack wait {} s", longest.as_secs_f64());
+    }
+    if !unread.is_empty() && unread.len() < services.len() {
+        found += &format!(" (none reads {})", unread.join(", "));
+    }
+    let slow = crate::sinks::consumers::ack_waits_beyond(services, &durables, budget);
+    if slow.is_empty() {
+        return Check::new("consumers", Ok(found));
+    }
+    Check {
+        warning: true,
+        ..Check::new(
+            "consumers",
+            Ok(format!(
+                "{found}; these redeliver later than PANIC_TIMEOUT × UPDATE_RETRY_LIMIT ({} s), so a chunk of a consumer killed mid-chunk comes back after the importer gave up: {}; raise PANIC_TIMEOUT or UPDATE_RETRY_LIMIT, or lower the ack wait",
+                budget.as_secs_f64(),
+                slow.join(", ")
+            )),
+        )
+    }
+}
+
 /// How long one Sisu request may take in a check.
 const SISU_REQUEST: Duration = Duration::from_secs(30);
 
@@ -228,8 +290,14 @@ mod tests {
     fn lines_line_up() {
         let ok = Check::new("nats", Ok("found".into()));
         let fail = Check::new("redis", Err("gone".into()));
-        assert_eq!(ok.to_string(), "ok    nats   found");
-        assert_eq!(fail.to_string(), "FAIL  redis  gone");
+        let warn = Check {
+            warning: true,
+            ..Check::new("consumers", Ok("slow".into()))
+        };
+        assert_eq!(ok.to_string(), "ok    nats      found");
+        assert_eq!(fail.to_string(), "FAIL  redis     gone");
+        assert_eq!(warn.to_string(), "warn  consumers slow");
+        assert!(warn.ok());
     }
 
     #[test]

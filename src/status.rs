@@ -24,6 +24,10 @@ pub struct ServiceStatus {
     pub forbidden: bool,
     /// Dead letters kept.
     pub dead_letters: u64,
+    /// How its consumers answer: `precise` (OK names the chunk) or `seed`
+    /// (OK without chunkId: the service goes in waves); `None` before any
+    /// OK was seen.
+    pub feedback_form: Option<String>,
 }
 
 /// Reads the status of `services` from Redis.
@@ -43,6 +47,7 @@ pub async fn collect(
             last_run: state.last_run,
             forbidden: forbidden.contains(&service.id),
             dead_letters: state.dead_letters,
+            feedback_form: state.feedback_form,
         });
     }
     Ok(rows)
@@ -58,7 +63,9 @@ pub fn render_table(rows: &[ServiceStatus]) -> String {
         "DURATION".into(),
         "RESULT".into(),
         "FORBIDDEN".into(),
+        "FEEDBACK".into(),
         "DEAD".into(),
+        "ERROR".into(),
     ]];
     for r in rows {
         let run = r.last_run.as_ref();
@@ -82,10 +89,14 @@ pub fn render_table(rows: &[ServiceStatus]) -> String {
             } else {
                 "-".into()
             },
+            r.feedback_form.clone().unwrap_or_else(|| "-".into()),
             r.dead_letters.to_string(),
+            run.and_then(|r| r.error.as_deref())
+                .map(shorten)
+                .unwrap_or_default(),
         ]);
     }
-    let widths: Vec<usize> = (0..8)
+    let widths: Vec<usize> = (0..table[0].len())
         .map(|i| {
             table
                 .iter()
@@ -105,4 +116,14 @@ pub fn render_table(rows: &[ServiceStatus]) -> String {
         out.push('\n');
     }
     out
+}
+
+/// An error for the table: its first 80 characters (the whole text is in
+/// `status --json` and the log).
+fn shorten(error: &str) -> String {
+    const KEEP: usize = 80;
+    match error.char_indices().nth(KEEP) {
+        Some((cut, _)) => format!("{}…", &error[..cut]),
+        None => error.to_owned(),
+    }
 }

@@ -95,7 +95,7 @@ async fn readyz_lists_nats_redis_and_the_lease_in_check_lines() {
     let names: Vec<&str> = body.lines().map(|l| &l[..12]).collect();
     assert_eq!(
         names,
-        ["ok    nats   ", "ok    redis  ", "ok    lease  "].map(|n| &n[..12])
+        ["ok    nats      ", "ok    redis     ", "ok    lease     "].map(|n| &n[..12])
     );
     assert!(
         body.contains("this instance test (pid"),
@@ -118,9 +118,9 @@ async fn readyz_answers_503_at_once_when_redis_is_gone() {
         asked.elapsed()
     );
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
-    assert!(body.contains("FAIL  redis  "), "{body}");
+    assert!(body.contains("FAIL  redis     "), "{body}");
     assert!(
-        body.contains("ok    nats   "),
+        body.contains("ok    nats      "),
         "NATS is still there: {body}"
     );
 }
@@ -287,8 +287,8 @@ async fn readyz_answers_503_when_the_stream_is_deleted_under_a_running_importer(
     let (status, body) = admin.get("/readyz").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert!(
-        body.contains(&format!("FAIL  nats   stream {stream} is gone")),
+        body.contains(&format!("FAIL  nats      stream {stream} is gone")),
         "{body}"
     );
-    assert!(body.contains("ok    redis  "), "{body}");
+    assert!(body.contains("ok    redis     "), "{body}");
 }

@@ -33,12 +33,12 @@ async fn every_check_passes_against_a_working_setup_with_one_sisu_request_per_so
     assert_eq!(code, Some(0), "{lines:#?}");
     let names = names(&lines);
     assert_eq!(
-        &names[..3],
-        ["ok config", "ok nats", "ok redis"],
+        &names[..4],
+        ["ok config", "ok nats", "ok redis", "ok consumers"],
         "{lines:#?}"
     );
     // ORI, KORI, ILMO, OSUVA, URN, GraphQL, KORI public: seven kinds.
-    assert_eq!(names[3..], vec!["ok sisu"; 7], "{lines:#?}");
+    assert_eq!(names[4..], vec!["ok sisu"; 7], "{lines:#?}");
     for kind in [
         "Ori",
         "Kori",
@@ -132,7 +132,13 @@ async fn an_unreachable_sisu_fails_the_first_sisu_check() {
     assert_eq!(code, Some(1), "{lines:#?}");
     assert_eq!(
         names(&lines),
-        ["ok config", "ok nats", "ok redis", "FAIL sisu"],
+        [
+            "ok config",
+            "ok nats",
+            "ok redis",
+            "ok consumers",
+            "FAIL sisu"
+        ],
         "{lines:#?}"
     );
 }
@@ -144,4 +150,37 @@ async fn nats_down_fails_the_nats_check_and_redis_is_not_asked() {
     let (code, lines) = check(&env, &[]);
     assert_eq!(code, Some(1), "{lines:#?}");
     assert_eq!(names(&lines), ["ok config", "FAIL nats"], "{lines:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_that_redelivers_later_than_the_importer_waits_is_a_warning() {
+    let env = Env::start(5).await;
+    // The importer creates the stream; the reference consumer's durables
+    // (ack wait 30 s) then read every subject.
+    let out = env
+        .command(&["once", "--service", "PERSON"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let (code, lines) = check(&env, &[]);
+    assert_eq!(code, Some(0), "{lines:#?}");
+    let line = lines.iter().find(|l| l.contains("consumers")).unwrap();
+    assert!(
+        line.starts_with(
+            "ok    consumers 26 of 26 services have a durable consumer; longest ack wait 30 s"
+        ),
+        "PANIC_TIMEOUT 5 s × UPDATE_RETRY_LIMIT 6 is enough: {lines:#?}"
+    );
+    let (code, lines) = check(&env, &[("PANIC_TIMEOUT", "2"), ("UPDATE_RETRY_LIMIT", "3")]);
+    assert_eq!(
+        code,
+        Some(0),
+        "a warning does not fail the check: {lines:#?}"
+    );
+    let line = lines.iter().find(|l| l.contains("consumers")).unwrap();
+    assert!(line.starts_with("warn  consumers "), "{lines:#?}");
+    assert!(
+        line.contains("PERSON: reference_PERSON (ack wait 30 s)") && line.contains("(6 s)"),
+        "{line}"
+    );
 }

@@ -60,7 +60,9 @@ async fn status_table_shows_ordinal_window_result_forbidden_and_dead_letters() {
         "DURATION",
         "RESULT",
         "FORBIDDEN",
+        "FEEDBACK",
         "DEAD",
+        "ERROR",
     ] {
         assert!(header.contains(column), "{header}");
     }
@@ -84,6 +86,10 @@ async fn status_table_shows_ordinal_window_result_forbidden_and_dead_letters() {
         "window counters: {person:?}"
     );
     assert!(person.contains(&"ok".to_owned()), "{person:?}");
+    assert!(
+        person.contains(&"precise".to_owned()),
+        "the reference consumer names its chunks: {person:?}"
+    );
     assert_eq!(
         person.last().map(String::as_str),
         Some("1"),
@@ -95,6 +101,10 @@ async fn status_table_shows_ordinal_window_result_forbidden_and_dead_letters() {
         "{organisation:?}"
     );
     assert!(organisation.contains(&"yes".to_owned()), "{organisation:?}");
+    assert!(
+        organisation.last().is_some_and(|e| e.contains("403")),
+        "the error, shortened: {organisation:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -151,6 +151,8 @@ pub struct Importer {
     forms: Mutex<std::collections::HashMap<String, core::FeedbackForm>>,
     /// The run's execution hash and the services importing under it.
     run_hash: Mutex<RunHash>,
+    /// Warnings given once per process (their text).
+    warned: Mutex<HashSet<String>>,
 }
 
 /// One execution hash for a whole run, shared by its services: consumers
@@ -225,7 +227,14 @@ impl Importer {
             ignored_notes: Mutex::new(std::collections::HashMap::new()),
             forms: Mutex::new(std::collections::HashMap::new()),
             run_hash: Mutex::new(RunHash::default()),
+            warned: Mutex::new(HashSet::new()),
         }))
+    }
+
+    /// Whether `warning` is new in this process (then it is remembered).
+    fn first_warning(&self, warning: &str) -> bool {
+        let mut warned = self.warned.lock().unwrap_or_else(|e| e.into_inner());
+        warned.insert(warning.to_owned())
     }
 
     /// How `service`'s consumers were last seen to answer.

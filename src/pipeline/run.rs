@@ -117,6 +117,7 @@ impl Importer {
         let concurrency = self.config.service_concurrency.max(1);
         self.load_forms().await;
         self.begin_run_hash(services).await;
+        self.warn_about_ack_waits(services).await;
         tracing::info!(services = services.len(), concurrency, "run started");
         // Services start in catalogue order, at most `concurrency` at once;
         // reports come back in that order.
@@ -148,6 +149,24 @@ impl Importer {
             .collect();
         tracing::info!(success = summary.success, took_ms = started.elapsed().as_millis() as u64, failed = ?failed, "run finished");
         Ok(summary)
+    }
+
+    /// Warns about durable consumers whose ack wait is longer than the
+    /// importer waits for a service's feedback (once per process for each).
+    async fn warn_about_ack_waits(&self, services: &[Service]) {
+        let durables = match self.nats.durable_consumers().await {
+            Ok(durables) => durables,
+            Err(e) => {
+                tracing::debug!(error = %e, "could not list the durable consumers");
+                return;
+            }
+        };
+        let budget = self.config.panic_timeout * self.config.update_retry_limit;
+        for slow in crate::sinks::consumers::ack_waits_beyond(services, &durables, budget) {
+            if self.first_warning(&slow) {
+                tracing::warn!(consumer = %slow, panic_timeout_secs = self.config.panic_timeout.as_secs_f64(), update_retry_limit = self.config.update_retry_limit, "a durable consumer redelivers an unacknowledged chunk later than PANIC_TIMEOUT × UPDATE_RETRY_LIMIT: a consumer killed in the middle of a chunk gets it back only after the importer has given up on the service; raise PANIC_TIMEOUT or UPDATE_RETRY_LIMIT, or lower the consumer's ack wait");
+            }
+        }
     }
 
     /// One service's part of a run; nothing more starts after a shutdown

@@ -13,6 +13,7 @@ use futures::TryStreamExt;
 
 use super::connection::subject_matches;
 use super::Nats;
+use crate::catalogue::Service;
 use crate::pipeline::core::ConsumerProgress;
 use crate::pipeline::ports::{ConsumerAcks, FeedbackError};
 
@@ -44,6 +45,52 @@ impl DurableConsumer {
                 .iter()
                 .any(|f| subject_matches(f, subject))
     }
+}
+
+/// Each of `services` with the durable consumers (with acks) that read
+/// its subject.
+pub fn readers<'a>(
+    services: &'a [Service],
+    durables: &'a [DurableConsumer],
+) -> Vec<(&'a Service, Vec<&'a DurableConsumer>)> {
+    services
+        .iter()
+        .map(|s| {
+            let reading = durables
+                .iter()
+                .filter(|d| d.acks && d.reads(&s.subject))
+                .collect();
+            (s, reading)
+        })
+        .collect()
+}
+
+/// The durable consumers of `services` that redeliver a message later than
+/// `budget` after it was delivered (`PANIC_TIMEOUT × UPDATE_RETRY_LIMIT`,
+/// the longest the importer waits for a service's feedback): a consumer
+/// killed in the middle of a chunk gets it back only after the importer
+/// has given up on the service. As `SERVICE: durable (ack wait N s)`.
+pub fn ack_waits_beyond(
+    services: &[Service],
+    durables: &[DurableConsumer],
+    budget: Duration,
+) -> Vec<String> {
+    readers(services, durables)
+        .into_iter()
+        .flat_map(|(s, reading)| {
+            reading
+                .into_iter()
+                .filter(|d| d.ack_wait > budget)
+                .map(move |d| {
+                    format!(
+                        "{}: {} (ack wait {} s)",
+                        s.id,
+                        d.name,
+                        d.ack_wait.as_secs_f64()
+                    )
+                })
+        })
+        .collect()
 }
 
 impl Nats {
@@ -121,6 +168,21 @@ mod tests {
             delivered: 0,
             ack_floor: 0,
         }
+    }
+
+    #[test]
+    fn ack_waits_longer_than_the_importers_patience_are_named() {
+        let services = crate::catalogue::builtin();
+        let mut slow = consumer(&["ORI_PERSON_CHANNEL"]);
+        slow.name = "mankeli".into();
+        slow.ack_wait = Duration::from_secs(120);
+        let quick = consumer(&["KORI_ORGANISATION_CHANNEL"]);
+        let durables = [slow, quick];
+        assert_eq!(
+            ack_waits_beyond(&services, &durables, Duration::from_secs(90)),
+            ["PERSON: mankeli (ack wait 120 s)"]
+        );
+        assert!(ack_waits_beyond(&services, &durables, Duration::from_secs(120)).is_empty());
     }
 
     #[test]

@@ -118,6 +118,8 @@ pub struct ServiceState {
     pub last_run: Option<RunRecord>,
     /// Number of dead letters.
     pub dead_letters: u64,
+    /// How its consumers were last seen to answer (`precise`, `seed`).
+    pub feedback_form: Option<String>,
 }
 
 /// A stored ordinal: one another program wrote that is not a number counts

@@ -10,6 +10,17 @@ use super::records::parse_ordinal;
 use super::{OrdinalStore, RunRecord, ServiceState, StoreError};
 use crate::catalogue::Service;
 
+/// The status pipeline's answer: ordinal, `_SCHEDULED`, `_UPDATED`, the
+/// run record, the dead-letter count, the feedback form.
+type StatusReply = (
+    Option<String>,
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
+    u64,
+    Option<String>,
+);
+
 impl OrdinalStore {
     /// Marks or clears a service as forbidden.
     pub async fn set_forbidden(&self, service: &str, forbidden: bool) -> Result<(), StoreError> {
@@ -84,20 +95,17 @@ impl OrdinalStore {
             .get(service.scheduled_key())
             .get(service.updated_key())
             .get(status_key(&service.id))
-            .llen(dead_letter_key(&service.id));
-        let (ordinal, scheduled, updated, record, dead_letters): (
-            Option<String>,
-            Option<i64>,
-            Option<i64>,
-            Option<String>,
-            u64,
-        ) = self.query("read status", &pipe).await?;
+            .llen(dead_letter_key(&service.id))
+            .hget(keys::FEEDBACK_FORM, &service.id);
+        let (ordinal, scheduled, updated, record, dead_letters, feedback_form): StatusReply =
+            self.query("read status", &pipe).await?;
         Ok(ServiceState {
             ordinal: ordinal.as_deref().map(parse_ordinal),
             scheduled: scheduled.unwrap_or(0),
             updated: updated.unwrap_or(0),
             last_run: record.and_then(|r| serde_json::from_str(&r).ok()),
             dead_letters,
+            feedback_form,
         })
     }
 }
