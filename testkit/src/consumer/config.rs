@@ -35,6 +35,9 @@ pub struct ConsumerConfig {
     /// `ack_wait` of the durable consumers (redelivery of unacked chunks);
     /// default 30 s.
     pub ack_wait: Duration,
+    /// An entity whose field of this name is truthy (in the JavaScript
+    /// sense) makes its chunk FAIL; default `testError`.
+    pub fail_field: String,
 }
 
 impl ConsumerConfig {
@@ -52,6 +55,7 @@ impl ConsumerConfig {
             jitter_seed: 0,
             record: true,
             ack_wait: Duration::from_secs(30),
+            fail_field: "testError".to_owned(),
         }
     }
 }
@@ -80,6 +84,7 @@ impl std::fmt::Debug for ConsumerConfig {
             .field("jitter_seed", &self.jitter_seed)
             .field("record", &self.record)
             .field("ack_wait", &self.ack_wait)
+            .field("fail_field", &self.fail_field)
             .finish()
     }
 }

@@ -6,9 +6,9 @@
 //! created the stream, runs one pull loop per service on a shared durable
 //! pull consumer `<prefix>_<service id>` (one filter subject each: nats-server
 //! 2.9 knows no more), so instances split the work. Per chunk it waits the
-//! configured latency, answers `FAIL` when an entity carries a truthy
-//! `testError` and `OK` otherwise, publishing the feedback through JetStream
-//! and awaiting its ack before acking the chunk (a crash in between means a
+//! configured latency, answers `FAIL` when an entity carries a truthy fail
+//! field (`testError` by default) and `OK` otherwise, publishing the
+//! feedback through JetStream and awaiting its ack before acking the chunk (a crash in between means a
 //! redelivery: at least once). What arrived is recorded for assertions,
 //! including an upserting store (last write wins per entity identity) that
 //! counts versions stored after a newer one (see [`ServiceReceived::stored`]).
@@ -21,11 +21,13 @@
 //! - `config`: [`ConsumerConfig`] and its defaults.
 //! - `pull`: the instances and their pull loops: connecting, waiting for the
 //!   stream, pulling, handling one chunk, acking.
-//! - `message`: the chunk message decoded, the feedback message sent.
+//! - `message`: the chunk message decoded, its entities judged.
+//! - `feedback`: the feedback message, and publishing it.
 //! - `record`: [`Received`], [`ServiceReceived`], the order-violation
 //!   bookkeeping, [`SeenProbe`].
 
 mod config;
+mod feedback;
 mod message;
 mod pull;
 mod record;
@@ -174,7 +176,7 @@ impl ReferenceConsumer {
                     })
                 }
             };
-            message::publish_feedback(&js, body.into()).await
+            feedback::publish_feedback(&js, body.into()).await
         }
     }
 

@@ -14,7 +14,8 @@ use tracing::{debug, error, info, warn};
 
 use sis_importer::catalogue::Service;
 
-use super::message::{max_payload, publish_feedback, ChunkMessage, Feedback};
+use super::feedback::{max_payload, publish_feedback, Feedback};
+use super::message::ChunkMessage;
 use super::{timed, ConsumerError, Shared, NATS_TIMEOUT};
 
 /// Pause between attempts to connect, find the stream or reopen a consumer.
@@ -114,7 +115,8 @@ impl Instance {
             match options.connect(servers).await {
                 Ok(client) => return Some(client),
                 Err(err) if !warned => {
-                    warn!(instance = self.index, url = %config.nats_url, error = %err, "reference consumer cannot connect yet; retrying");
+                    let url = sis_importer::redact::url(&config.nats_url);
+                    warn!(instance = self.index, %url, error = %err, "reference consumer cannot connect yet; retrying");
                     warned = true;
                 }
                 Err(err) => debug!(instance = self.index, error = %err, "connect retry failed"),
@@ -241,7 +243,8 @@ impl PullLoop {
     /// Processes one chunk message as SPEC §4 wants (see the `consumer` module doc).
     async fn handle(&self, message: jetstream::Message, shutdown_rx: &mut watch::Receiver<bool>) {
         let service = &self.service;
-        let chunk: ChunkMessage = match serde_json::from_slice(&message.payload) {
+        let config = &self.shared.config;
+        let chunk = match ChunkMessage::decode(&message.payload) {
             Ok(chunk) => chunk,
             Err(err) => {
                 warn!(service = %service.id, subject = %message.subject, error = %err, "not a chunk message; terminating it without feedback");
@@ -257,7 +260,7 @@ impl PullLoop {
             ack(&message, AckKind::Nak(None)).await;
             return;
         }
-        let feedback = Feedback::answer(service, &chunk);
+        let feedback = Feedback::answer(service, &chunk, &config.fail_field);
         let bytes = message.payload.len();
         if feedback.is_fail() {
             self.shared

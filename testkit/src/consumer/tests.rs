@@ -9,7 +9,7 @@ use serde_json::value::RawValue;
 
 use sis_importer::catalogue::{self, Service, FEEDBACK_SUBJECT};
 
-use super::message::has_test_error;
+use super::message::is_truthy;
 use super::{ConsumerConfig, Received, ReferenceConsumer, NATS_TIMEOUT};
 use crate::servers::NatsServer;
 
@@ -332,7 +332,7 @@ async fn full_catalogue_with_default_config() {
 
 #[test]
 fn truthiness_follows_javascript() {
-    let t = |json: &str| has_test_error(&RawValue::from_string(json.into()).unwrap());
+    let t = |json: &str| is_truthy(&RawValue::from_string(json.into()).unwrap(), "testError");
     for yes in [
         r#"{"testError":true}"#,
         r#"{"testError":1}"#,
