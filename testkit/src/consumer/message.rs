@@ -1,4 +1,5 @@
-//! The chunk message of SPEC §4 as the consumer sees it: decoded, and its
+//! The chunk message of SPEC §4 as the consumer sees it: decoded with its
+//! top-level fields kept in order (the seed's FAIL echoes them), and its
 //! entities judged: the fail field, identity.
 
 use std::borrow::Cow;
@@ -15,10 +16,14 @@ pub(super) struct ChunkMessage<'a> {
     pub(super) execution_hash: String,
     pub(super) chunk_id: String,
     pub(super) entities: Vec<&'a RawValue>,
+    /// Every top-level field as received, in order, the three above
+    /// included: the seed's FAIL answer is this message echoed.
+    pub(super) fields: Fields<'a>,
 }
 
 impl<'a> ChunkMessage<'a> {
-    /// Decodes a chunk message body; other top-level fields are allowed.
+    /// Decodes a chunk message body; other top-level fields are allowed and
+    /// kept in `fields`.
     pub(super) fn decode(payload: &'a [u8]) -> Result<Self, serde_json::Error> {
         let fields: Fields<'a> = serde_json::from_slice(payload)?;
         let field = |name: &'static str| {
@@ -33,6 +38,7 @@ impl<'a> ChunkMessage<'a> {
             execution_hash,
             chunk_id,
             entities,
+            fields,
         })
     }
 
@@ -46,7 +52,7 @@ impl<'a> ChunkMessage<'a> {
 }
 
 /// The top-level fields of a JSON object in their order, values raw.
-struct Fields<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+pub(super) struct Fields<'a>(pub(super) Vec<(Cow<'a, str>, &'a RawValue)>);
 
 impl<'a> Fields<'a> {
     /// The (last) value of field `name`.
