@@ -3,10 +3,13 @@
 //! [`FeedbackForm`] it answers in, and [`ConfigError`] for a configuration
 //! that cannot work.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use sis_importer::catalogue::{self, Service};
 use sis_importer::redact;
+
+use super::store::StoreSink;
 
 /// The form of the feedback a consumer sends (SPEC §4).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -71,6 +74,9 @@ pub struct ConsumerConfig {
     /// An entity whose field of this name is truthy (in the JavaScript
     /// sense) makes its chunk FAIL; default `testError`.
     pub fail_field: String,
+    /// Where the entities of every OK chunk are written before its feedback
+    /// is sent (a stand-in for the consumer's database); default none.
+    pub store_sink: Option<Arc<dyn StoreSink>>,
 }
 
 impl ConsumerConfig {
@@ -91,6 +97,7 @@ impl ConsumerConfig {
             form: FeedbackForm::Precise,
             redis_url: None,
             fail_field: "testError".to_owned(),
+            store_sink: None,
         }
     }
 
@@ -176,6 +183,7 @@ impl std::fmt::Debug for ConsumerConfig {
             .field("form", &self.form)
             .field("redis_url", &self.redis_url.as_deref().map(redact::url))
             .field("fail_field", &self.fail_field)
+            .field("store_sink", &self.store_sink.as_ref().map(|_| "set"))
             .finish()
     }
 }

@@ -1,6 +1,6 @@
 //! The chunk message of SPEC §4 as the consumer sees it: decoded with its
 //! top-level fields kept in order (the seed's FAIL echoes them), and its
-//! entities judged: the fail field, identity.
+//! entities judged: the fail field, identity, document state.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -129,6 +129,11 @@ pub(super) fn is_truthy(entity: &RawValue, name: &str) -> bool {
         Some(Value::String(s)) => !s.is_empty(),
         Some(Value::Array(_) | Value::Object(_)) => true,
     }
+}
+
+/// The entity's `documentState` when it is a string.
+pub(super) fn document_state(entity: &RawValue) -> Option<String> {
+    serde_json::from_str(field(entity, "documentState")?.get()).ok()
 }
 
 fn is_object(entity: &RawValue) -> bool {

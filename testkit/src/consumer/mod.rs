@@ -8,8 +8,9 @@
 //! 2.9 knows no more), so instances split the work; each loop handles one
 //! chunk at a time. Per chunk it waits the configured latency, answers
 //! `FAIL` when an entity carries a truthy fail field (`testError` by
-//! default) and `OK` otherwise, publishing the feedback through JetStream
-//! and awaiting its ack before acking the chunk (a crash in between means a
+//! default) and `OK` otherwise, writes an OK chunk's entities to the
+//! configured [`StoreSink`], and publishes the feedback through JetStream,
+//! awaiting its ack before acking the chunk (a crash in between means a
 //! redelivery: at least once). What arrived is recorded for assertions,
 //! including an upserting store (last write wins per entity identity) that
 //! counts versions stored after a newer one (see [`ServiceReceived::stored`]).
@@ -35,6 +36,8 @@
 //! - `current_hash`: the seed's form's current execution hash, followed in Redis.
 //! - `message`: the chunk message decoded, its entities judged.
 //! - `feedback`: the feedback message in both forms, and publishing it.
+//! - `store`: [`StoreSink`], where OK entities go before the answer, and
+//!   [`JsonLinesFile`].
 //! - `record`: [`Received`], [`ServiceReceived`], the order-violation
 //!   bookkeeping, [`SeenProbe`].
 
@@ -46,11 +49,13 @@ mod pull;
 mod record;
 #[cfg(test)]
 mod seed_tests;
+mod store;
 #[cfg(test)]
 mod tests;
 
 pub use config::{ConfigError, ConsumerConfig, FeedbackForm};
 pub use record::{Received, SeenProbe, ServiceReceived};
+pub use store::{JsonLinesFile, StoreSink, StoredEntity};
 
 use std::future::{Future, IntoFuture};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -102,6 +107,13 @@ pub enum ConsumerError {
     Closed {
         /// What ended.
         what: &'static str,
+    },
+    /// Writing an OK chunk's entities to the [`StoreSink`] failed.
+    #[error("storing the entities failed: {source}")]
+    Store {
+        /// The sink's error.
+        #[source]
+        source: std::io::Error,
     },
 }
 

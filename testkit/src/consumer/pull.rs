@@ -17,7 +17,7 @@ use sis_importer::catalogue::Service;
 
 use super::feedback::{max_payload, publish_feedback, Feedback};
 use super::message::ChunkMessage;
-use super::{current_hash, timed, ConsumerError, FeedbackForm, Shared, NATS_TIMEOUT};
+use super::{current_hash, store, timed, ConsumerError, FeedbackForm, Shared, NATS_TIMEOUT};
 
 /// Pause between attempts to connect, find the stream or reopen a consumer.
 const RETRY_PAUSE: Duration = Duration::from_millis(100);
@@ -343,6 +343,15 @@ impl PullLoop {
             self.shared
                 .record_failure(self.instance, service, &chunk, bytes);
         } else {
+            // Stored before answered, as a database transaction commits
+            // before the consumer says OK.
+            if let Some(sink) = &config.store_sink {
+                if let Err(err) = store::write(sink, service, &chunk).await {
+                    error!(service = %service.id, chunk_id = %chunk.chunk_id, error = %err, "entities not stored; NAKing the chunk for redelivery");
+                    ack(&message, AckKind::Nak(Some(Duration::from_secs(1)))).await;
+                    return;
+                }
+            }
             self.shared.record_ok(self.instance, service, &chunk, bytes);
         }
         debug!(service = %service.id, instance = self.instance, chunk_id = %chunk.chunk_id, status = feedback.status(), "chunk processed");

@@ -2,6 +2,9 @@
 //! the fail field in both forms, against real `nats-server` and
 //! `redis-server` processes.
 
+use std::io;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer::pull, stream};
@@ -14,7 +17,7 @@ use super::tests::{
     chunk_of, collect, create_stream, feedback_subscriber, init_logging, publish, two_services,
     WAIT,
 };
-use super::{ConsumerConfig, FeedbackForm, ReferenceConsumer};
+use super::{ConsumerConfig, FeedbackForm, ReferenceConsumer, StoreSink, StoredEntity};
 use crate::servers::{NatsOptions, NatsServer, RedisServer};
 
 const PERSON: &str = "ORI_PERSON_CHANNEL";
@@ -23,14 +26,33 @@ const P1: &str = r#"{"id":"p1","documentState":"ACTIVE","metadata":{"modificatio
 const P2: &str = r#"{"id": "p2", "documentState":"DELETED"}"#;
 const BAD: &str = r#"{"id":"p3","testError":true,"x":[1, 2]}"#;
 
-/// Servers, a seed-form consumer on two services, the stream, and a Redis
-/// connection to play the importer with.
+/// A [`StoreSink`] keeping what it is given.
+#[derive(Default)]
+struct MemoryStore(Mutex<Vec<StoredEntity>>);
+
+impl StoreSink for MemoryStore {
+    fn store(&self, entities: &[StoredEntity]) -> io::Result<()> {
+        self.0.lock().unwrap().extend_from_slice(entities);
+        Ok(())
+    }
+}
+
+impl MemoryStore {
+    fn identities(&self) -> Vec<String> {
+        let stored = self.0.lock().unwrap();
+        stored.iter().map(|e| e.identity.clone()).collect()
+    }
+}
+
+/// Servers, a seed-form consumer on two services storing into `store`, the
+/// stream, and a Redis connection to play the importer with.
 struct Rig {
     nats: NatsServer,
     redis_server: RedisServer,
     redis: MultiplexedConnection,
     js: jetstream::Context,
     consumer: ReferenceConsumer,
+    store: Arc<MemoryStore>,
 }
 
 /// What a rig differs in.
@@ -58,8 +80,10 @@ async fn rig_with(setup: Setup, change: impl FnOnce(&mut ConsumerConfig)) -> Rig
     if let Some(hash) = setup.preset_hash {
         set_key(&mut redis, hash).await;
     }
+    let store = Arc::new(MemoryStore::default());
     let mut config = ConsumerConfig {
         services: two_services(),
+        store_sink: Some(store.clone()),
         ..ConsumerConfig::seed(nats.url(), redis_server.url())
     };
     change(&mut config);
@@ -71,6 +95,7 @@ async fn rig_with(setup: Setup, change: impl FnOnce(&mut ConsumerConfig)) -> Rig
         redis,
         js,
         consumer,
+        store,
     }
 }
 
@@ -161,6 +186,19 @@ async fn seed_form_answers_ok_without_chunk_id_and_fail_as_the_chunk_echoed() {
         (1, 1, 0)
     );
     assert_eq!(r.per_service["PERSON"].chunk_ids, ["ok-1"]);
+    let stored = rig.store.0.lock().unwrap().clone();
+    let p2 = StoredEntity {
+        service: "PERSON".into(),
+        identity: "p2".into(),
+        ordinal: None,
+        document_state: Some("DELETED".into()),
+    };
+    assert_eq!(stored.len(), 2);
+    assert_eq!(
+        (stored[0].identity.as_str(), stored[0].ordinal),
+        ("p1", Some(7))
+    );
+    assert_eq!(stored[1], p2);
     rig.consumer.stop().await;
 }
 
@@ -219,10 +257,12 @@ async fn a_chunk_of_another_hash_is_acked_unprocessed_and_unanswered() {
         [("h0".to_string(), "old-1".to_string())]
     );
     assert!(person.stored.is_empty() && person.seen.is_empty());
+    assert!(rig.store.identities().is_empty());
 
     // The loop goes on: the current hash's next chunk is answered.
     publish(&rig.js, PERSON, chunk_of("h1", "new-1", &[P2])).await;
     assert_eq!(collect(&mut sub, Duration::from_secs(3)).await.len(), 1);
+    assert_eq!(rig.store.identities(), ["p2"]);
     rig.consumer.stop().await;
 }
 
@@ -375,6 +415,40 @@ async fn a_chunk_whose_feedback_cannot_be_published_is_not_acked() {
         .unwrap();
     let body: serde_json::Value = serde_json::from_slice(&feedback.payload).unwrap();
     assert_eq!(body["status"], "OK");
+    rig.consumer.stop().await;
+}
+
+/// A [`StoreSink`] whose first write fails, as a database that is down;
+/// counts the writes.
+#[derive(Default)]
+struct DownOnce(AtomicU32);
+
+impl StoreSink for DownOnce {
+    fn store(&self, _: &[StoredEntity]) -> io::Result<()> {
+        match self.0.fetch_add(1, Ordering::SeqCst) {
+            0 => Err(io::Error::other("database down")),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_chunk_not_stored_is_not_answered_but_comes_again() {
+    let setup = Setup {
+        preset_hash: Some("h1"),
+        ..Setup::default()
+    };
+    let store = Arc::new(DownOnce::default());
+    let sink = store.clone();
+    let rig = rig_with(setup, |config| config.store_sink = Some(sink)).await;
+    assert!(rig.knows("h1", 1).await);
+    let mut sub = feedback_subscriber(&rig.nats).await;
+    publish(&rig.js, PERSON, chunk_of("h1", "c-1", &[P1])).await;
+    // Handed back (NAKed) unanswered, then stored and answered once.
+    assert!(rig.acked_through(1).await);
+    assert_eq!(collect(&mut sub, Duration::from_secs(2)).await.len(), 1);
+    assert_eq!(rig.consumer.received().chunks_ok, 1);
+    assert_eq!(store.0.load(Ordering::SeqCst), 2);
     rig.consumer.stop().await;
 }
 
