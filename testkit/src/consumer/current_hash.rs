@@ -51,11 +51,17 @@ pub(super) async fn follow(
     let mut pause = RECONNECT_PAUSE;
     let mut healthy = true;
     loop {
+        let mut subscribed = false;
         let ended = tokio::select! {
             biased;
             _ = shutdown_rx.wait_for(|stop| *stop) => return,
-            ended = subscribe_and_follow(&holder, &client, &mut pause) => ended,
+            ended = subscribe_and_follow(&holder, &client, &mut subscribed) => ended,
         };
+        if subscribed {
+            // That outage is over; this failure is a new one.
+            pause = RECONNECT_PAUSE;
+            healthy = true;
+        }
         // Warn once per outage; retries of the same outage are debug.
         if healthy {
             warn!(instance, error = %ended, "lost the current execution hash's Redis connection; reconnecting");
@@ -72,12 +78,12 @@ pub(super) async fn follow(
 }
 
 /// One connection's life: subscribes, reads the key, then applies every
-/// message until the connection fails; returns why it ended. Resets
-/// `pause` once subscribed.
+/// message until the connection fails; returns why it ended. Sets
+/// `subscribed` once subscribed and the key read.
 async fn subscribe_and_follow(
     holder: &Holder,
     client: &redis::Client,
-    pause: &mut Duration,
+    subscribed: &mut bool,
 ) -> ConsumerError {
     let instance = holder.instance;
     let pubsub = match redis_timed("connecting to Redis", client.get_async_pubsub()).await {
@@ -97,7 +103,7 @@ async fn subscribe_and_follow(
         Ok(None) => debug!(instance, "no {HASH_KEY} in Redis yet"),
         Err(err) => return err,
     }
-    *pause = RECONNECT_PAUSE;
+    *subscribed = true;
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.tick().await;
     loop {
