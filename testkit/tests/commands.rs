@@ -1,10 +1,20 @@
 //! The test kit's commands as processes: `demo` on servers of its own,
-//! and `fake-sisu` serving pages with the latency asked.
+//! `fake-sisu` serving pages with the latency asked, and `consumer` in the
+//! seed's form surviving a SIGKILL.
 
 use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer::pull, stream};
+use futures::StreamExt;
+use sis_importer::catalogue::{self, FEEDBACK_SUBJECT, POST_UPDATE_SUBJECT};
+use sis_testkit::consumer::{JsonLinesFile, StoredEntity};
+use sis_testkit::servers::{NatsServer, RedisOptions, RedisServer};
+use tokio::io::AsyncBufReadExt;
 
 const DEMO: &str = env!("CARGO_BIN_EXE_demo");
 const FAKE_SISU: &str = env!("CARGO_BIN_EXE_fake-sisu");
+const CONSUMER: &str = env!("CARGO_BIN_EXE_consumer");
 
 #[test]
 fn demo_runs_on_its_own_servers_and_prints_a_summary() {
@@ -88,4 +98,184 @@ async fn fake_sisu_command_serves_pages_with_the_latency_asked() {
     );
     let page: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(page["entities"].as_array().unwrap().len(), 5);
+}
+
+/// `consumer --form seed` as a process: answers a chunk of the current hash
+/// in the seed's form after writing its entity to the store file; killed
+/// (SIGKILL) mid-chunk, its successor resumes on the same durable consumer:
+/// the chunk in progress comes again, what was acked does not, nothing is
+/// lost. SIGTERM ends it with 0. The Redis password is never printed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumer_command_answers_in_the_seed_form_and_resumes_after_a_kill() {
+    let nats = NatsServer::start().await.unwrap();
+    let redis = RedisServer::start_with(RedisOptions {
+        password: Some("hunter2-redis".into()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let mut con = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("CURRENT_EXECUTION_HASH")
+        .arg("h1")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    // The stream as the importer creates it.
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let js = jetstream::new(client.clone());
+    let mut subjects: Vec<String> = catalogue::builtin()
+        .into_iter()
+        .map(|s| s.subject)
+        .collect();
+    subjects
+        .extend([FEEDBACK_SUBJECT, POST_UPDATE_SUBJECT, "POST_UPDATE_FINISH"].map(String::from));
+    let stream = js
+        .create_stream(stream::Config {
+            name: "SIS_IMPORTER".into(),
+            subjects,
+            storage: stream::StorageType::File,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut feedback = client.subscribe(FEEDBACK_SUBJECT).await.unwrap();
+    client.flush().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("stored.jsonl");
+    let spawn = |run: &str| {
+        let log = std::fs::File::create(dir.path().join(format!("{run}.log"))).unwrap();
+        let mut child = tokio::process::Command::new(CONSUMER)
+            .args(["--form", "seed", "--nats-url", &nats.url()])
+            .args(["--latency-ms", "1000", "--ack-wait-secs", "3"])
+            .arg("--store-file")
+            .arg(&store)
+            .env_clear()
+            .env("REDIS_URL", redis.url())
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        (child, tokio::io::BufReader::new(stdout).lines())
+    };
+    let person = |id: &str, ordinal: i64| {
+        format!(
+            r#"{{"id":"{id}","documentState":"ACTIVE","metadata":{{"modificationOrdinal":{ordinal}}}}}"#
+        )
+    };
+    let chunk = |chunk_id: &str, entity: &str| {
+        format!(r#"{{"executionHash":"h1","chunkId":"{chunk_id}","entities":[{entity}]}}"#)
+    };
+    let stored = |id: &str, ordinal: i64| StoredEntity {
+        service: "PERSON".into(),
+        identity: id.into(),
+        ordinal: Some(ordinal),
+        document_state: Some("ACTIVE".into()),
+    };
+    let acked_through = |seq: u64| {
+        let stream = stream.clone();
+        async move {
+            for _ in 0..200 {
+                let durable = stream
+                    .get_consumer::<pull::Config>("reference_PERSON")
+                    .await;
+                if let Ok(mut durable) = durable {
+                    if durable.info().await.unwrap().ack_floor.stream_sequence >= seq {
+                        return true;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            false
+        }
+    };
+
+    let (mut first, mut out) = spawn("first");
+    let line = out.next_line().await.unwrap().unwrap();
+    assert_eq!(
+        line,
+        "consumer running: form=seed, instances=1, stream=SIS_IMPORTER"
+    );
+    let publish = |body: String| {
+        let js = js.clone();
+        async move {
+            js.publish("ORI_PERSON_CHANNEL", body.into())
+                .await
+                .unwrap()
+                .await
+                .unwrap()
+        }
+    };
+    let ok = |amount: usize| {
+        format!(
+            r#"{{"status":"OK","amount":{amount},"channel":"ORI_PERSON_CHANNEL","executionHash":"h1"}}"#
+        )
+    };
+    publish(chunk("c-1", &person("p1", 1))).await;
+    assert_eq!(next_feedback(&mut feedback).await, ok(1));
+    assert_eq!(JsonLinesFile::read(&store).unwrap(), [stored("p1", 1)]);
+    assert!(acked_through(1).await);
+    // Killed while c-2 waits out its processing delay: neither stored nor
+    // answered nor acked.
+    let two = format!("{},{}", person("p2", 2), person("p3", 3));
+    let c2 = publish(chunk("c-2", &two)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    first.kill().await.unwrap();
+    assert_eq!(JsonLinesFile::read(&store).unwrap(), [stored("p1", 1)]);
+
+    // The successor takes the same durable: c-2 comes again once its ack
+    // wait is over; c-1, acked before the kill, does not.
+    let (mut second, mut out) = spawn("second");
+    let line = out.next_line().await.unwrap().unwrap();
+    assert!(line.starts_with("consumer running: form=seed"), "{line}");
+    assert_eq!(next_feedback(&mut feedback).await, ok(2));
+    assert!(acked_through(c2.sequence).await);
+    let c3 = publish(chunk("c-3", &person("p4", 4))).await;
+    assert_eq!(next_feedback(&mut feedback).await, ok(1));
+    assert!(acked_through(c3.sequence).await);
+    assert_eq!(
+        JsonLinesFile::read(&store).unwrap(),
+        [
+            stored("p1", 1),
+            stored("p2", 2),
+            stored("p3", 3),
+            stored("p4", 4)
+        ]
+    );
+    let names: Vec<String> = stream.consumer_names().map(|n| n.unwrap()).collect().await;
+    assert_eq!(
+        names.iter().filter(|n| n.ends_with("_PERSON")).count(),
+        1,
+        "{names:?}"
+    );
+
+    let pid = second.id().unwrap().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = tokio::time::timeout(Duration::from_secs(15), second.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    for run in ["first", "second"] {
+        let log = std::fs::read_to_string(dir.path().join(format!("{run}.log"))).unwrap();
+        assert!(!log.contains("hunter2-redis"), "{log}");
+    }
+}
+
+/// The next message's body, within 20 s.
+async fn next_feedback(feedback: &mut async_nats::Subscriber) -> String {
+    let next = tokio::time::timeout(Duration::from_secs(20), feedback.next());
+    String::from_utf8(next.await.unwrap().unwrap().payload.to_vec()).unwrap()
 }

@@ -1,185 +1,128 @@
-//! The messages of SPEC §4 as the consumer sees them: decoding a chunk
-//! message, judging its entities (`testError`, identity), and the feedback
-//! message it answers with, published through JetStream.
+//! The chunk message of SPEC §4 as the consumer sees it: decoded with its
+//! top-level fields kept in order (the seed's FAIL echoes them), and its
+//! entities judged: the fail field, identity, document state.
 
-use std::future::IntoFuture;
-use std::time::Duration;
+use std::borrow::Cow;
+use std::fmt;
 
-use async_nats::jetstream;
-use serde::{Deserialize, Serialize};
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::Deserialize;
 use serde_json::value::RawValue;
-use tracing::{debug, warn};
 
-use sis_importer::catalogue::{Service, FEEDBACK_SUBJECT};
-
-use super::{timed, ConsumerError};
-
-/// Attempts to publish one feedback message before the chunk is NAKed.
-const FEEDBACK_ATTEMPTS: u32 = 8;
-/// Wait for one feedback publish ack. Shorter than `NATS_TIMEOUT`: a publish
-/// written into a dying connection is never answered, and a retry after a
-/// reconnect is cheap (the importer ignores duplicate feedback).
-const FEEDBACK_ACK_TIMEOUT: Duration = Duration::from_secs(2);
+use sis_importer::catalogue::Service;
 
 /// A chunk message (SPEC §4); entities stay raw JSON, forwarded as received.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
 pub(super) struct ChunkMessage<'a> {
     pub(super) execution_hash: String,
     pub(super) chunk_id: String,
-    #[serde(borrow)]
     pub(super) entities: Vec<&'a RawValue>,
+    /// Every top-level field as received, in order, the three above
+    /// included: the seed's FAIL answer is this message echoed.
+    pub(super) fields: Fields<'a>,
 }
 
-/// A feedback message (SPEC §4), fields in the documented order.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-pub(super) struct Feedback<'a> {
-    channel: &'a str,
-    status: &'static str,
-    amount: usize,
-    execution_hash: &'a str,
-    chunk_id: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    entities: Option<&'a [&'a RawValue]>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    stack: Option<String>,
-}
-
-impl<'a> Feedback<'a> {
-    /// The answer to `chunk` on `service`: FAIL naming the first entity with
-    /// a truthy `testError`, the chunk's entities attached; else OK with the
-    /// entity count.
-    pub(super) fn answer(service: &'a Service, chunk: &'a ChunkMessage<'_>) -> Self {
-        match chunk.entities.iter().find(|entity| has_test_error(entity)) {
-            Some(entity) => Feedback {
-                channel: &service.subject,
-                status: "FAIL",
-                amount: 0,
-                execution_hash: &chunk.execution_hash,
-                chunk_id: &chunk.chunk_id,
-                entities: Some(&chunk.entities),
-                stack: Some(format!("testError in entity {}", identity(service, entity))),
-            },
-            None => Feedback {
-                channel: &service.subject,
-                status: "OK",
-                amount: chunk.entities.len(),
-                execution_hash: &chunk.execution_hash,
-                chunk_id: &chunk.chunk_id,
-                entities: None,
-                stack: None,
-            },
-        }
+impl<'a> ChunkMessage<'a> {
+    /// Decodes a chunk message body; other top-level fields are allowed and
+    /// kept in `fields`.
+    pub(super) fn decode(payload: &'a [u8]) -> Result<Self, serde_json::Error> {
+        let fields: Fields<'a> = serde_json::from_slice(payload)?;
+        let field = |name: &'static str| {
+            fields
+                .get(name)
+                .ok_or_else(|| <serde_json::Error as de::Error>::missing_field(name))
+        };
+        let execution_hash = serde_json::from_str(field("executionHash")?.get())?;
+        let chunk_id = serde_json::from_str(field("chunkId")?.get())?;
+        let entities = serde_json::from_str(field("entities")?.get())?;
+        Ok(ChunkMessage {
+            execution_hash,
+            chunk_id,
+            entities,
+            fields,
+        })
     }
 
-    /// `"OK"` or `"FAIL"`.
-    pub(super) fn status(&self) -> &'static str {
-        self.status
-    }
-
-    pub(super) fn is_fail(&self) -> bool {
-        self.status == "FAIL"
-    }
-
-    /// The JSON body. A FAIL that would exceed the server's `max_payload`
-    /// (a chunk near the limit plus the feedback envelope) goes without its
-    /// entities rather than not at all; the importer knows the chunk's entities.
-    pub(super) fn into_body(mut self, max_payload: usize) -> bytes::Bytes {
-        let body = serde_json::to_vec(&self).expect("feedback serialises");
-        if body.len() <= max_payload || self.entities.is_none() {
-            return body.into();
-        }
-        warn!(
-            chunk_id = self.chunk_id,
-            bytes = body.len(),
-            max_payload,
-            "FAIL feedback too large; sending it without entities"
-        );
-        self.entities = None;
-        serde_json::to_vec(&self)
-            .expect("feedback serialises")
-            .into()
+    /// The first entity whose `fail_field` is truthy, if any.
+    pub(super) fn failing_entity(&self, fail_field: &str) -> Option<&'a RawValue> {
+        self.entities
+            .iter()
+            .copied()
+            .find(|entity| is_truthy(entity, fail_field))
     }
 }
 
-/// The connection's `max_payload` (0 before the first INFO: no limit known).
-pub(super) fn max_payload(js: &jetstream::Context) -> usize {
-    match js.client().server_info().max_payload {
-        0 => usize::MAX,
-        n => n,
+/// The top-level fields of a JSON object in their order, values raw.
+pub(super) struct Fields<'a>(pub(super) Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'a> Fields<'a> {
+    /// The (last) value of field `name`.
+    fn get(&self, name: &str) -> Option<&'a RawValue> {
+        self.0
+            .iter()
+            .rev()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| *value)
     }
 }
 
-/// Publishes on the feedback subject through JetStream and awaits the ack,
-/// retrying with backoff (the server may be restarting). A subject no stream
-/// captures falls back to a core publish, so a plain subscriber still hears it.
-pub(super) async fn publish_feedback(
-    js: &jetstream::Context,
-    body: bytes::Bytes,
-) -> Result<(), ConsumerError> {
-    let mut pause = Duration::from_millis(100);
-    for attempt in 1..=FEEDBACK_ATTEMPTS {
-        let result = async {
-            let ack = timed(
-                "publishing feedback",
-                js.publish(FEEDBACK_SUBJECT, body.clone()),
-            )
-            .await?;
-            match tokio::time::timeout(FEEDBACK_ACK_TIMEOUT, ack.into_future()).await {
-                Ok(result) => result.map_err(|err| ConsumerError::Nats {
-                    operation: "awaiting the feedback publish ack",
-                    source: err.into(),
-                }),
-                Err(_) => Err(ConsumerError::TimedOut {
-                    operation: "awaiting the feedback publish ack",
-                    after: FEEDBACK_ACK_TIMEOUT,
-                }),
+impl<'de> Deserialize<'de> for Fields<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct FieldsVisitor;
+        impl<'de> Visitor<'de> for FieldsVisitor {
+            type Value = Fields<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut fields = Vec::new();
+                while let Some(Key(key)) = map.next_key()? {
+                    fields.push((key, map.next_value::<&'de RawValue>()?));
+                }
+                Ok(Fields(fields))
             }
         }
-        .await;
-        match result {
-            Ok(_) => return Ok(()),
-            Err(ConsumerError::Nats { source, .. }) if is_stream_not_found(&source) => {
-                warn!("no stream captures {FEEDBACK_SUBJECT}; sending feedback as a core NATS message");
-                let client = js.client();
-                timed(
-                    "publishing feedback (core)",
-                    client.publish(FEEDBACK_SUBJECT, body.clone()),
-                )
-                .await?;
-                return timed("flushing feedback", client.flush()).await;
+        deserializer.deserialize_map(FieldsVisitor)
+    }
+}
+
+/// An object key, borrowed from the input unless it had escapes.
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string key")
             }
-            Err(err) if attempt == FEEDBACK_ATTEMPTS => return Err(err),
-            Err(err) => debug!(attempt, error = %err, "feedback publish failed; retrying"),
+            fn visit_borrowed_str<E: de::Error>(self, key: &'de str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Borrowed(key)))
+            }
+            fn visit_str<E: de::Error>(self, key: &str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Owned(key.to_owned())))
+            }
         }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_secs(2));
+        deserializer.deserialize_str(KeyVisitor)
     }
-    unreachable!("the last attempt returns")
 }
 
-fn is_stream_not_found(err: &async_nats::Error) -> bool {
-    err.downcast_ref::<jetstream::context::PublishError>()
-        .is_some_and(|e| e.kind() == jetstream::context::PublishErrorKind::StreamNotFound)
-}
-
-/// True when the entity is an object with a truthy (JavaScript sense) `testError`.
-pub(super) fn has_test_error(entity: &RawValue) -> bool {
-    #[derive(Deserialize)]
-    struct Probe {
-        #[serde(rename = "testError")]
-        test_error: Option<serde_json::Value>,
-    }
-    use serde_json::Value;
-    // Serde would also read a JSON array into the struct, field by position.
+/// Field `name` of an entity that is a JSON object, if it has one.
+fn field<'a>(entity: &'a RawValue, name: &str) -> Option<&'a RawValue> {
+    // Only objects: serde would read a JSON array into a struct by position.
     if !is_object(entity) {
-        return false;
+        return None;
     }
-    match serde_json::from_str::<Probe>(entity.get())
-        .ok()
-        .and_then(|p| p.test_error)
-    {
+    serde_json::from_str::<Fields<'a>>(entity.get())
+        .ok()?
+        .get(name)
+}
+
+/// True when the entity is an object whose field `name` is truthy in the
+/// JavaScript sense (importer-mankeli's `if (entity.testError)`).
+pub(super) fn is_truthy(entity: &RawValue, name: &str) -> bool {
+    use serde_json::Value;
+    match field(entity, name).and_then(|raw| serde_json::from_str(raw.get()).ok()) {
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => b,
         Some(Value::Number(n)) => n.as_f64().is_some_and(|f| f != 0.0 && !f.is_nan()),
@@ -188,25 +131,24 @@ pub(super) fn has_test_error(entity: &RawValue) -> bool {
     }
 }
 
+/// The entity's `documentState` when it is a string.
+pub(super) fn document_state(entity: &RawValue) -> Option<String> {
+    serde_json::from_str(field(entity, "documentState")?.get()).ok()
+}
+
 fn is_object(entity: &RawValue) -> bool {
     entity.get().trim_start().starts_with('{')
 }
 
 /// The service's identity of an entity, else its `id`, else its raw JSON.
 pub(super) fn identity(service: &Service, entity: &RawValue) -> String {
-    #[derive(Deserialize)]
-    struct IdProbe {
-        id: Option<serde_json::Value>,
-    }
     service
         .identity_of(entity.get())
         .or_else(|| {
-            if !is_object(entity) {
-                return None;
-            }
-            let id = serde_json::from_str::<IdProbe>(entity.get()).ok()?.id?;
+            let id: serde_json::Value = serde_json::from_str(field(entity, "id")?.get()).ok()?;
             Some(match id {
                 serde_json::Value::String(s) => s,
+                serde_json::Value::Null => return None,
                 other => other.to_string(),
             })
         })

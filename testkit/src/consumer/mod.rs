@@ -5,35 +5,57 @@
 //! Every instance has its own NATS connection and, once the importer has
 //! created the stream, runs one pull loop per service on a shared durable
 //! pull consumer `<prefix>_<service id>` (one filter subject each: nats-server
-//! 2.9 knows no more), so instances split the work. Per chunk it waits the
-//! configured latency, answers `FAIL` when an entity carries a truthy
-//! `testError` and `OK` otherwise, publishing the feedback through JetStream
-//! and awaiting its ack before acking the chunk (a crash in between means a
+//! 2.9 knows no more), so instances split the work; each loop handles one
+//! chunk at a time. Per chunk it waits the configured latency, answers
+//! `FAIL` when an entity carries a truthy fail field (`testError` by
+//! default) and `OK` otherwise, writes an OK chunk's entities to the
+//! configured [`StoreSink`], and publishes the feedback through JetStream,
+//! awaiting its ack before acking the chunk (a crash in between means a
 //! redelivery: at least once). What arrived is recorded for assertions,
 //! including an upserting store (last write wins per entity identity) that
 //! counts versions stored after a newer one (see [`ServiceReceived::stored`]).
 //! Test switches change the latency, withhold or duplicate feedback, and raw
 //! feedback can be injected.
 //!
+//! It answers in one of two forms ([`FeedbackForm`]). The precise form
+//! names the chunk in every answer. The seed's form is importer-mankeli's
+//! (SPEC §4, "The consumer that exists speaks the seed's form"): each
+//! instance follows the one current execution hash in Redis, acks chunks of
+//! any other hash without processing or answering them, answers OK without
+//! `chunkId` and FAIL by echoing the chunk message, and holds at most one
+//! unacked chunk per service (mankeli's `maxInFlight(1)`).
+//!
 //! # Layout
 //! - this file: [`ReferenceConsumer`] (start, stop, the test switches,
 //!   reading what was received), the state its tasks share, [`ConsumerError`].
-//! - `config`: [`ConsumerConfig`] and its defaults.
+//! - `config`: [`ConsumerConfig`], [`FeedbackForm`], their defaults,
+//!   [`ConfigError`].
 //! - `pull`: the instances and their pull loops: connecting, waiting for the
-//!   stream, pulling, handling one chunk, acking.
-//! - `message`: the chunk message decoded, the feedback message sent.
+//!   stream (and, in the seed's form, for a hash), pulling, handling one
+//!   chunk, acking.
+//! - `current_hash`: the seed's form's current execution hash, followed in Redis.
+//! - `message`: the chunk message decoded, its entities judged.
+//! - `feedback`: the feedback message in both forms, and publishing it.
+//! - `store`: [`StoreSink`], where OK entities go before the answer, and
+//!   [`JsonLinesFile`].
 //! - `record`: [`Received`], [`ServiceReceived`], the order-violation
 //!   bookkeeping, [`SeenProbe`].
 
 mod config;
+mod current_hash;
+mod feedback;
 mod message;
 mod pull;
 mod record;
 #[cfg(test)]
+mod seed_tests;
+mod store;
+#[cfg(test)]
 mod tests;
 
-pub use config::ConsumerConfig;
+pub use config::{ConfigError, ConsumerConfig, FeedbackForm};
 pub use record::{Received, SeenProbe, ServiceReceived};
+pub use store::{JsonLinesFile, StoreSink, StoredEntity};
 
 use std::future::{Future, IntoFuture};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -51,7 +73,7 @@ const NATS_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long `stop` lets chunks in progress finish before aborting.
 const STOP_GRACE: Duration = Duration::from_secs(10);
 
-/// Errors of the consumer's own NATS operations, naming the operation.
+/// Errors of the consumer's own NATS and Redis operations, naming the operation.
 #[derive(Debug, thiserror::Error)]
 pub enum ConsumerError {
     /// A NATS operation did not finish within its timeout.
@@ -70,6 +92,28 @@ pub enum ConsumerError {
         /// The client's error.
         #[source]
         source: async_nats::Error,
+    },
+    /// A Redis operation failed (the seed's form following the hash).
+    #[error("{operation} failed: {source}")]
+    Redis {
+        /// What was attempted.
+        operation: &'static str,
+        /// The client's error.
+        #[source]
+        source: redis::RedisError,
+    },
+    /// A connection or subscription ended under the consumer.
+    #[error("{what} was closed")]
+    Closed {
+        /// What ended.
+        what: &'static str,
+    },
+    /// Writing an OK chunk's entities to the [`StoreSink`] failed.
+    #[error("storing the entities failed: {source}")]
+    Store {
+        /// The sink's error.
+        #[source]
+        source: std::io::Error,
     },
 }
 
@@ -102,13 +146,15 @@ struct Shared {
 
 impl ReferenceConsumer {
     /// Starts the instances in spawned tasks and returns at once; they
-    /// connect, wait for the stream and create their consumers on their own.
-    /// Must be called inside a Tokio runtime; panics on an empty `nats_url`.
+    /// connect, wait for the stream (in the seed's form also for a current
+    /// hash) and create their consumers on their own. Must be called inside
+    /// a Tokio runtime; panics on a configuration
+    /// [`ConsumerConfig::validate`] refuses (an empty `nats_url`, the seed's
+    /// form without a Redis URL).
     pub fn start(config: ConsumerConfig) -> ReferenceConsumer {
-        assert!(
-            !config.nats_url.is_empty(),
-            "ConsumerConfig::nats_url is empty"
-        );
+        if let Err(err) = config.validate() {
+            panic!("{err}");
+        }
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let (link_tx, link_rx) = watch::channel(None);
         let shared = Arc::new(Shared {
@@ -174,7 +220,7 @@ impl ReferenceConsumer {
                     })
                 }
             };
-            message::publish_feedback(&js, body.into()).await
+            feedback::publish_feedback(&js, body.into()).await
         }
     }
 

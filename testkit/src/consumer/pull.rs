@@ -1,6 +1,7 @@
-//! The pull side: per instance a NATS connection that waits for the stream,
-//! then one pull loop per service on its durable pull consumer, handling
-//! chunk messages one by one and acking each after its feedback.
+//! The pull side: per instance a NATS connection that waits for the stream
+//! (in the seed's form also for a current execution hash), then one pull
+//! loop per service on its durable pull consumer, handling chunk messages
+//! one by one and acking each after its feedback.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -14,8 +15,9 @@ use tracing::{debug, error, info, warn};
 
 use sis_importer::catalogue::Service;
 
-use super::message::{max_payload, publish_feedback, ChunkMessage, Feedback};
-use super::{timed, ConsumerError, Shared, NATS_TIMEOUT};
+use super::feedback::{max_payload, publish_feedback, Feedback};
+use super::message::ChunkMessage;
+use super::{current_hash, store, timed, ConsumerError, FeedbackForm, Shared, NATS_TIMEOUT};
 
 /// Pause between attempts to connect, find the stream or reopen a consumer.
 const RETRY_PAUSE: Duration = Duration::from_millis(100);
@@ -29,6 +31,10 @@ const PULL_EXPIRES: Duration = Duration::from_millis(500);
 /// `ack_wait` clock is already running. The client re-pulls at half, so
 /// processing stays pipelined.
 const PULL_BATCH: usize = 2;
+/// Messages one pull request asks for in the seed's form: one, so an
+/// instance holds at most one unacked chunk per service, as
+/// importer-mankeli's `maxInFlight(1)` subscription did.
+const PULL_BATCH_SEED: usize = 1;
 
 /// Runs instance `index` until shutdown. Only the instance given `link_tx`
 /// sends its JetStream context through it once connected (for
@@ -69,17 +75,45 @@ impl Instance {
         if let Some(link_tx) = link_tx {
             let _ = link_tx.send(Some(js.clone()));
         }
-        if self.wait_for_stream(&js, &mut shutdown_rx).await {
-            self.run_pull_loops(&js, &shutdown_rx).await;
+        // The seed's form: the hash follower runs beside the pull loops until
+        // shutdown; dropping the set (on abort) aborts it.
+        let mut follower = JoinSet::new();
+        let current_hash = self.shared.config.redis_url.as_ref().and_then(|url| {
+            (self.shared.config.form == FeedbackForm::Seed).then(|| {
+                let (hash_tx, hash_rx) = watch::channel(None);
+                let follow = current_hash::follow(
+                    self.index,
+                    url.clone(),
+                    self.shared.clone(),
+                    hash_tx,
+                    shutdown_rx.clone(),
+                );
+                follower.spawn(follow);
+                hash_rx
+            })
+        });
+        let hash_known = match current_hash.clone() {
+            Some(hash_rx) => self.wait_for_hash(hash_rx, &mut shutdown_rx).await,
+            None => true,
+        };
+        if hash_known && self.wait_for_stream(&js, &mut shutdown_rx).await {
+            self.run_pull_loops(&js, current_hash, &shutdown_rx).await;
         }
+        while follower.join_next().await.is_some() {}
         // Drain sends the last acks and closes the connection.
         let _ = tokio::time::timeout(NATS_TIMEOUT, client.drain()).await;
     }
 
-    /// Runs one pull loop per service until shutdown.
-    async fn run_pull_loops(&self, js: &jetstream::Context, shutdown_rx: &watch::Receiver<bool>) {
+    /// Runs one pull loop per service until shutdown; `current_hash` is the
+    /// seed's form's hash, `None` in the precise form.
+    async fn run_pull_loops(
+        &self,
+        js: &jetstream::Context,
+        current_hash: Option<watch::Receiver<Option<String>>>,
+        shutdown_rx: &watch::Receiver<bool>,
+    ) {
         let config = &self.shared.config;
-        info!(instance = self.index, stream = %config.stream, services = config.services.len(), "reference consumer running");
+        info!(instance = self.index, form = %config.form, stream = %config.stream, services = config.services.len(), "reference consumer running");
         // Pull loops end when `shutdown_rx` flips; dropping the set (on abort)
         // aborts them.
         let mut loops = JoinSet::new();
@@ -90,6 +124,7 @@ impl Instance {
                 js: js.clone(),
                 service: service.clone(),
                 shared: self.shared.clone(),
+                current_hash: current_hash.clone(),
             };
             loops.spawn(pull.run(shutdown_rx.clone()));
         }
@@ -114,7 +149,8 @@ impl Instance {
             match options.connect(servers).await {
                 Ok(client) => return Some(client),
                 Err(err) if !warned => {
-                    warn!(instance = self.index, url = %config.nats_url, error = %err, "reference consumer cannot connect yet; retrying");
+                    let url = sis_importer::redact::url(&config.nats_url);
+                    warn!(instance = self.index, %url, error = %err, "reference consumer cannot connect yet; retrying");
                     warned = true;
                 }
                 Err(err) => debug!(instance = self.index, error = %err, "connect retry failed"),
@@ -122,6 +158,26 @@ impl Instance {
             if sleep_or_shutdown(RETRY_PAUSE, shutdown_rx).await {
                 return None;
             }
+        }
+    }
+
+    /// Waits until the seed's form knows a current hash; false on shutdown.
+    async fn wait_for_hash(
+        &self,
+        mut hash_rx: watch::Receiver<Option<String>>,
+        shutdown_rx: &mut watch::Receiver<bool>,
+    ) -> bool {
+        if hash_rx.borrow().is_none() {
+            info!(
+                instance = self.index,
+                "waiting for a current execution hash in Redis"
+            );
+        }
+        tokio::select! {
+            biased;
+            _ = shutdown_rx.wait_for(|stop| *stop) => false,
+            // An error: the follower gave up (it only does on shutdown).
+            known = hash_rx.wait_for(|hash| hash.is_some()) => known.is_ok(),
         }
     }
 
@@ -155,6 +211,9 @@ struct PullLoop {
     js: jetstream::Context,
     service: Service,
     shared: Arc<Shared>,
+    /// The seed's form's current execution hash (sent by the instance's
+    /// follower); `None` in the precise form.
+    current_hash: Option<watch::Receiver<Option<String>>>,
 }
 
 impl PullLoop {
@@ -165,6 +224,10 @@ impl PullLoop {
     /// the delay between a publish and its processing small.
     async fn run(self, mut shutdown_rx: watch::Receiver<bool>) {
         let mut healthy = true;
+        let batch_size = match self.shared.config.form {
+            FeedbackForm::Precise => PULL_BATCH,
+            FeedbackForm::Seed => PULL_BATCH_SEED,
+        };
         loop {
             match self.open().await {
                 Ok(consumer) => {
@@ -172,7 +235,7 @@ impl PullLoop {
                     'batches: loop {
                         let batch = consumer
                             .batch()
-                            .max_messages(PULL_BATCH)
+                            .max_messages(batch_size)
                             .expires(PULL_EXPIRES)
                             .messages();
                         let mut messages = match timed("requesting a batch", batch).await {
@@ -219,6 +282,14 @@ impl PullLoop {
         }
     }
 
+    /// True in the precise form; in the seed's form, when the chunk carries
+    /// the current execution hash.
+    fn is_current(&self, chunk: &ChunkMessage<'_>) -> bool {
+        self.current_hash.as_ref().is_none_or(|hash_rx| {
+            hash_rx.borrow().as_deref() == Some(chunk.execution_hash.as_str())
+        })
+    }
+
     async fn open(&self) -> Result<jetstream::consumer::PullConsumer, ConsumerError> {
         let config = &self.shared.config;
         let durable = format!("{}_{}", config.durable_prefix, self.service.id);
@@ -241,7 +312,8 @@ impl PullLoop {
     /// Processes one chunk message as SPEC §4 wants (see the `consumer` module doc).
     async fn handle(&self, message: jetstream::Message, shutdown_rx: &mut watch::Receiver<bool>) {
         let service = &self.service;
-        let chunk: ChunkMessage = match serde_json::from_slice(&message.payload) {
+        let config = &self.shared.config;
+        let chunk = match ChunkMessage::decode(&message.payload) {
             Ok(chunk) => chunk,
             Err(err) => {
                 warn!(service = %service.id, subject = %message.subject, error = %err, "not a chunk message; terminating it without feedback");
@@ -250,6 +322,14 @@ impl PullLoop {
                 return;
             }
         };
+        if !self.is_current(&chunk) {
+            // importer-mankeli's way: an old run's chunk is not worth a
+            // thing, nor an answer; acked so it is never seen again.
+            debug!(service = %service.id, instance = self.instance, chunk_id = %chunk.chunk_id, execution_hash = %chunk.execution_hash, "chunk of another execution hash; acking it unprocessed");
+            self.shared.record_dropped(service, &chunk);
+            ack(&message, AckKind::Ack).await;
+            return;
+        }
         let counter = self.chunk_counter.fetch_add(1, Ordering::Relaxed);
         let latency = self.shared.latency(self.instance, counter);
         if !latency.is_zero() && sleep_or_shutdown(latency, shutdown_rx).await {
@@ -257,12 +337,21 @@ impl PullLoop {
             ack(&message, AckKind::Nak(None)).await;
             return;
         }
-        let feedback = Feedback::answer(service, &chunk);
+        let feedback = Feedback::answer(config.form, service, &chunk, &config.fail_field);
         let bytes = message.payload.len();
         if feedback.is_fail() {
             self.shared
                 .record_failure(self.instance, service, &chunk, bytes);
         } else {
+            // Stored before answered, as a database transaction commits
+            // before the consumer says OK.
+            if let Some(sink) = &config.store_sink {
+                if let Err(err) = store::write(sink, service, &chunk).await {
+                    error!(service = %service.id, chunk_id = %chunk.chunk_id, error = %err, "entities not stored; NAKing the chunk for redelivery");
+                    ack(&message, AckKind::Nak(Some(Duration::from_secs(1)))).await;
+                    return;
+                }
+            }
             self.shared.record_ok(self.instance, service, &chunk, bytes);
         }
         debug!(service = %service.id, instance = self.instance, chunk_id = %chunk.chunk_id, status = feedback.status(), "chunk processed");

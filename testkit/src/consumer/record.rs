@@ -25,16 +25,22 @@ const ORDER_VIOLATION_EXAMPLES: usize = 20;
 pub struct Received {
     /// Chunks answered (or, with `never_answer`, processed) as OK.
     pub chunks_ok: u64,
-    /// Chunks answered FAIL because of a `testError` entity.
+    /// Chunks answered FAIL because of an entity with a truthy fail field.
     pub chunks_failed: u64,
     /// Entities in OK chunks, redeliveries included.
     pub entities_ok: u64,
     /// Messages on a service subject that were not chunk JSON.
     pub malformed: u64,
+    /// Chunks of an execution hash other than the current one, acked
+    /// without processing or feedback (the seed's form only).
+    pub dropped_other_hash: u64,
     /// Per service id.
     pub per_service: BTreeMap<String, ServiceReceived>,
     /// Chunks (OK or FAIL) processed per instance index.
     pub per_instance: BTreeMap<usize, u64>,
+    /// The seed's form: the execution hash each instance (by index) holds
+    /// current, once it knows one.
+    pub current_hashes: BTreeMap<usize, String>,
 }
 
 /// What arrived for one service.
@@ -44,6 +50,12 @@ pub struct ServiceReceived {
     pub chunks: u64,
     /// FAIL chunks.
     pub chunks_failed: u64,
+    /// Chunks of an execution hash other than the current one, acked
+    /// without processing or feedback (the seed's form only).
+    pub dropped_other_hash: u64,
+    /// (execution hash, chunk id) of those chunks in arrival order
+    /// (`record` only).
+    pub dropped_chunks: Vec<(String, String)>,
     /// Entities in OK chunks, redeliveries included.
     pub entities: u64,
     /// (identity, `metadata.modificationOrdinal`) of every OK entity (`record` only).
@@ -191,6 +203,21 @@ impl Shared {
                 for (id, ordinal) in versions {
                     s.store(id, ordinal);
                 }
+            }
+        });
+    }
+
+    /// Records a chunk of another execution hash than the current one,
+    /// dropped unprocessed (the seed's form).
+    pub(super) fn record_dropped(&self, service: &Service, chunk: &ChunkMessage<'_>) {
+        let record = self.config.record;
+        self.update(|r| {
+            r.dropped_other_hash += 1;
+            let s = r.per_service.entry(service.id.clone()).or_default();
+            s.dropped_other_hash += 1;
+            if record {
+                s.dropped_chunks
+                    .push((chunk.execution_hash.clone(), chunk.chunk_id.clone()));
             }
         });
     }

@@ -1,4 +1,5 @@
-//! Unit tests of the reference consumer against a real `nats-server`.
+//! Unit tests of the reference consumer against a real `nats-server`, and
+//! the helpers the seed's form's tests (`seed_tests`) share.
 
 use std::collections::{BTreeSet, HashSet};
 use std::time::Duration;
@@ -7,15 +8,15 @@ use async_nats::jetstream::{self, consumer::pull, stream};
 use futures::StreamExt;
 use serde_json::value::RawValue;
 
-use sis_importer::catalogue::{self, Service, FEEDBACK_SUBJECT};
+use sis_importer::catalogue::{self, Service, FEEDBACK_SUBJECT, POST_UPDATE_SUBJECT};
 
-use super::message::has_test_error;
+use super::message::is_truthy;
 use super::{ConsumerConfig, Received, ReferenceConsumer, NATS_TIMEOUT};
 use crate::servers::NatsServer;
 
-const WAIT: Duration = Duration::from_secs(20);
+pub(super) const WAIT: Duration = Duration::from_secs(20);
 
-fn two_services() -> Vec<Service> {
+pub(super) fn two_services() -> Vec<Service> {
     let ids = ["PERSON", "TERM_REGISTRATION"];
     catalogue::builtin()
         .into_iter()
@@ -29,11 +30,7 @@ async fn setup(
     services: Vec<Service>,
     instances: usize,
 ) -> (NatsServer, jetstream::Context, ReferenceConsumer) {
-    // `RUST_LOG=debug cargo test -- --nocapture` shows the consumer's log.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
+    init_logging();
     let nats = NatsServer::start().await.unwrap();
     let consumer = ReferenceConsumer::start(ConsumerConfig {
         services: services.clone(),
@@ -41,29 +38,60 @@ async fn setup(
         ack_wait: Duration::from_secs(5),
         ..ConsumerConfig::new(nats.url())
     });
+    let js = create_stream(&nats, &services, stream::Config::default()).await;
+    (nats, js, consumer)
+}
+
+/// `RUST_LOG=debug cargo test -- --nocapture` shows the consumer's log.
+pub(super) fn init_logging() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}
+
+/// After a pause that lets a consumer started just before wait for it,
+/// creates the stream as the importer would (`services`' subjects, the
+/// feedback subject, `POST_UPDATE` and `POST_UPDATE_FINISH`), from `base`
+/// (for limits).
+pub(super) async fn create_stream(
+    nats: &NatsServer,
+    services: &[Service],
+    base: stream::Config,
+) -> jetstream::Context {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let js = jetstream::new(async_nats::connect(nats.url()).await.unwrap());
     let mut subjects: Vec<String> = services.iter().map(|s| s.subject.clone()).collect();
-    subjects.push(FEEDBACK_SUBJECT.into());
+    subjects.extend([
+        FEEDBACK_SUBJECT.to_owned(),
+        POST_UPDATE_SUBJECT.to_owned(),
+        "POST_UPDATE_FINISH".to_owned(),
+    ]);
     js.create_stream(stream::Config {
         name: "SIS_IMPORTER".into(),
         subjects,
         storage: stream::StorageType::File,
-        ..Default::default()
+        ..base
     })
     .await
     .unwrap();
-    (nats, js, consumer)
+    js
 }
 
 fn chunk(chunk_id: &str, entities: &[&str]) -> String {
+    chunk_of("h1", chunk_id, entities)
+}
+
+/// A chunk message of `execution_hash` as the importer sends it.
+pub(super) fn chunk_of(execution_hash: &str, chunk_id: &str, entities: &[&str]) -> String {
     format!(
-        r#"{{"executionHash":"h1","chunkId":"{chunk_id}","entities":[{}]}}"#,
+        r#"{{"executionHash":"{execution_hash}","chunkId":"{chunk_id}","entities":[{}]}}"#,
         entities.join(",")
     )
 }
 
-async fn publish(js: &jetstream::Context, subject: &str, body: String) {
+/// Publishes through JetStream and awaits the ack, retrying.
+pub(super) async fn publish(js: &jetstream::Context, subject: &str, body: String) {
     // Retried: right after a server restart the first attempts may fail.
     for _ in 0..50 {
         if let Ok(Ok(ack)) = tokio::time::timeout(
@@ -81,7 +109,8 @@ async fn publish(js: &jetstream::Context, subject: &str, body: String) {
     panic!("could not publish to {subject}");
 }
 
-async fn feedback_subscriber(nats: &NatsServer) -> async_nats::Subscriber {
+/// A core subscription on the feedback subject.
+pub(super) async fn feedback_subscriber(nats: &NatsServer) -> async_nats::Subscriber {
     let client = async_nats::connect(nats.url()).await.unwrap();
     let sub = client.subscribe(FEEDBACK_SUBJECT).await.unwrap();
     client.flush().await.unwrap();
@@ -89,7 +118,7 @@ async fn feedback_subscriber(nats: &NatsServer) -> async_nats::Subscriber {
 }
 
 /// Collects feedback bodies until `quiet` passes without one.
-async fn collect(sub: &mut async_nats::Subscriber, quiet: Duration) -> Vec<String> {
+pub(super) async fn collect(sub: &mut async_nats::Subscriber, quiet: Duration) -> Vec<String> {
     let mut bodies = Vec::new();
     while let Ok(Some(m)) = tokio::time::timeout(quiet, sub.next()).await {
         bodies.push(String::from_utf8(m.payload.to_vec()).unwrap());
@@ -332,7 +361,7 @@ async fn full_catalogue_with_default_config() {
 
 #[test]
 fn truthiness_follows_javascript() {
-    let t = |json: &str| has_test_error(&RawValue::from_string(json.into()).unwrap());
+    let t = |json: &str| is_truthy(&RawValue::from_string(json.into()).unwrap(), "testError");
     for yes in [
         r#"{"testError":true}"#,
         r#"{"testError":1}"#,
