@@ -211,7 +211,8 @@ impl<C: CursorStore + Clone + 'static> Driver<'_, C> {
                 sink.publish(chunk);
             }
             self.take_actions();
-            self.observer.form_seen(self.core.form());
+            self.observer
+                .form_seen(self.core.form(), self.core.ack_floor_guarded());
             while let Some(wave) = self.core.poll_wave_end() {
                 self.observer.wave_ended(&wave);
             }

@@ -245,7 +245,12 @@ impl Importer {
 
     /// `service`'s consumers answer in `form`: said once per process (log,
     /// metric); `import_service` records it in Redis for `status`.
-    fn note_form(&self, service: &crate::catalogue::Service, form: core::FeedbackForm) {
+    fn note_form(
+        &self,
+        service: &crate::catalogue::Service,
+        form: core::FeedbackForm,
+        ack_floors: bool,
+    ) {
         use core::FeedbackForm;
         if form == FeedbackForm::Unknown {
             return;
@@ -257,8 +262,11 @@ impl Importer {
             return;
         }
         match form {
+            FeedbackForm::Seed if ack_floors => {
+                tracing::info!(service = %service.id, subject = %service.subject, feedback_form = form.as_str(), "consumers answer in the seed's form (OK without chunkId): chunks go out in waves, each wave's chunks finish together once the OK amounts and the durable consumers' ack floors cover them; no crash recovery without re-sending for this service")
+            }
             FeedbackForm::Seed => {
-                tracing::info!(service = %service.id, subject = %service.subject, feedback_form = form.as_str(), "consumers answer in the seed's form (OK without chunkId): chunks go out in waves, each wave's chunks finish together once the OK amounts (and the durable consumers' ack floors) cover them; no crash recovery without re-sending for this service")
+                tracing::warn!(service = %service.id, subject = %service.subject, feedback_form = form.as_str(), "consumers answer in the seed's form (OK without chunkId): chunks go out in waves, each wave's chunks finish together once the OK amounts cover them; no durable consumer reads the subject, so a duplicated OK can end a wave early (docs/migrating.md); no crash recovery without re-sending for this service")
             }
             _ => {
                 tracing::info!(service = %service.id, subject = %service.subject, feedback_form = form.as_str(), "consumers answer in the precise form (OK names the chunk)")

@@ -222,10 +222,12 @@ impl<'a> AttemptObserver<'a> {
 
     /// The form the consumers answer in, as the core sees it now: a change
     /// is told to the importer (which says so once per process).
-    pub(crate) fn form_seen(&mut self, form: FeedbackForm) {
+    /// `ack_floors`: whether a seed-form wave also waits for the durable
+    /// consumers' ack floors (some durable reads the subject).
+    pub(crate) fn form_seen(&mut self, form: FeedbackForm, ack_floors: bool) {
         if form != self.form {
             self.form = form;
-            self.importer.note_form(self.service, form);
+            self.importer.note_form(self.service, form, ack_floors);
         }
     }
 

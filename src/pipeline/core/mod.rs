@@ -158,6 +158,11 @@ impl AttemptCore {
         self.ack_floor_guard = on;
     }
 
+    /// Whether seed-form waves wait for the ack floors.
+    pub(crate) fn ack_floor_guarded(&self) -> bool {
+        self.ack_floor_guard
+    }
+
     /// Whether another batch may be opened now.
     pub(crate) fn wants_batch(&self) -> bool {
         self.batches.len() < self.windows.pipeline_depth
