@@ -1,7 +1,8 @@
 //! The test kit's commands as processes: `demo` on servers of its own,
-//! and `fake-sisu` serving pages with the latency asked.
+//! and `fake-sisu` serving pages with the latency and field order asked.
 
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 const DEMO: &str = env!("CARGO_BIN_EXE_demo");
 const FAKE_SISU: &str = env!("CARGO_BIN_EXE_fake-sisu");
@@ -49,43 +50,74 @@ fn demo_runs_on_its_own_servers_and_prints_a_summary() {
     assert!(stdout.contains("success: true"), "{stdout}");
 }
 
+/// A `fake-sisu` process on a free port; killed when dropped.
+struct FakeSisuProcess {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl FakeSisuProcess {
+    fn start(args: &[&str]) -> FakeSisuProcess {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(FAKE_SISU)
+            .args(["--port", &port.to_string()])
+            .args(args)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        FakeSisuProcess { child, port }
+    }
+
+    /// How long GET `path` took and its body, retrying while the process
+    /// starts.
+    async fn get(&self, path: &str) -> (Duration, String) {
+        let url = format!("http://127.0.0.1:{}{path}", self.port);
+        let http = reqwest::Client::new();
+        for _ in 0..100 {
+            let started = Instant::now();
+            if let Ok(r) = http.get(&url).send().await {
+                assert!(r.status().is_success(), "{url}: {}", r.status());
+                return (started.elapsed(), r.text().await.unwrap());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the fake Sisu does not answer {url}");
+    }
+}
+
+impl Drop for FakeSisuProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const PERSONS: &str = "/ori/api/persons/v1/export";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fake_sisu_command_serves_pages_with_the_latency_asked() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = std::process::Command::new(FAKE_SISU)
-        .args([
-            "--port",
-            &port.to_string(),
-            "--entities",
-            "20",
-            "--latency-ms",
-            "400",
-        ])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let url = format!("http://127.0.0.1:{port}/ori/api/persons/v1/export?since=0&limit=5");
-    let http = reqwest::Client::new();
-    let mut answer = None;
-    for _ in 0..100 {
-        let started = std::time::Instant::now();
-        if let Ok(r) = http.get(&url).send().await {
-            answer = Some((started.elapsed(), r.text().await.unwrap()));
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    let (took, body) = answer.expect("the fake Sisu answers");
-    assert!(
-        took >= std::time::Duration::from_millis(400),
-        "answered in {took:?}"
-    );
+    let fake = FakeSisuProcess::start(&["--entities", "20", "--latency-ms", "400"]);
+    let (took, body) = fake.get(&format!("{PERSONS}?since=0&limit=5")).await;
+    assert!(took >= Duration::from_millis(400), "answered in {took:?}");
     let page: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(page["entities"].as_array().unwrap().len(), 5);
+    assert!(
+        body.starts_with(r#"{"greatestOrdinal":"#),
+        "Sisu's order: {body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fake_sisu_command_puts_paging_fields_last_when_asked() {
+    let fake = FakeSisuProcess::start(&["--entities", "20", "--fields-last"]);
+    let (_, body) = fake.get(&format!("{PERSONS}?since=0&limit=20")).await;
+    assert!(body.starts_with(r#"{"entities":[{"#), "{body}");
+    let tail = r#"],"hasMore":false,"greatestOrdinal":"#;
+    assert!(body.contains(tail), "{body}");
+    let page: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(page["entities"].as_array().unwrap().len(), 20);
 }

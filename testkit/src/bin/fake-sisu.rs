@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use sis_testkit::fake_sisu::{FakeSisu, FakeSisuConfig, TlsServerConfig};
+use sis_testkit::fake_sisu::{FakeSisu, FakeSisuConfig, FieldOrder, TlsServerConfig};
 
 /// Serves the fake Sisu (generated data) on a port, for trying things out.
 #[derive(Parser, Debug)]
@@ -24,6 +24,10 @@ struct Args {
     /// Seed of the generated data.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Put `greatestOrdinal` and `hasMore` after `entities` in export
+    /// pages; real Sisu sends them first.
+    #[arg(long)]
+    fields_last: bool,
     /// Delay before every answer, in milliseconds (a slow Sisu).
     #[arg(long, default_value_t = 0)]
     latency_ms: u64,
@@ -75,6 +79,11 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         entities_per_service: args.entities,
         bind: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
         tls,
+        field_order: if args.fields_last {
+            FieldOrder::FieldsLast
+        } else {
+            FieldOrder::Sisu
+        },
     })
     .await
     .with_context(|| format!("cannot listen on 127.0.0.1:{port}"))?;

@@ -31,6 +31,52 @@ pub struct Extra {
     pub oversize: Option<usize>,
 }
 
+/// Where an export page puts its paging fields.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FieldOrder {
+    /// `greatestOrdinal`, `hasMore`, then `entities`: real Sisu's order.
+    #[default]
+    Sisu,
+    /// `entities` first, then `hasMore` and `greatestOrdinal`, so a client
+    /// reading the body as a stream meets the paging fields only at its
+    /// end.
+    FieldsLast,
+}
+
+impl FieldOrder {
+    /// Writes a page object around `entities`, which writes the elements
+    /// of the `entities` array.
+    pub fn write_page(
+        self,
+        w: &mut Json,
+        greatest: i64,
+        has_more: bool,
+        entities: impl FnOnce(&mut Json),
+    ) {
+        w.open();
+        if self == FieldOrder::Sisu {
+            w.f_int("greatestOrdinal", greatest);
+            w.f_bool("hasMore", has_more);
+        }
+        w.key("entities");
+        w.open_arr();
+        entities(w);
+        w.close_arr();
+        if self == FieldOrder::FieldsLast {
+            w.f_bool("hasMore", has_more);
+            w.f_int("greatestOrdinal", greatest);
+        }
+        w.close();
+    }
+
+    /// A page without entities.
+    pub fn empty_page(self, greatest: i64, has_more: bool) -> String {
+        let mut w = Json::new(String::with_capacity(80));
+        self.write_page(&mut w, greatest, has_more, |_| {});
+        w.buf
+    }
+}
+
 /// The change log of one export service.
 #[derive(Clone, Copy, Debug)]
 pub struct Log {
@@ -165,9 +211,16 @@ impl Log {
     }
 
     /// The export page after `since`, of at most `limit` changes out of the
-    /// `total` currently in the log. `extras` lists the faulted changes in
-    /// ascending order.
-    pub fn page(&self, total: u64, since: i64, limit: u64, extras: &[(u64, Extra)]) -> String {
+    /// `total` currently in the log, its fields in `order`. `extras` lists
+    /// the faulted changes in ascending order.
+    pub fn page(
+        &self,
+        total: u64,
+        since: i64,
+        limit: u64,
+        extras: &[(u64, Extra)],
+        order: FieldOrder,
+    ) -> String {
         let first = self.first_after(since).min(total);
         let end = total.min(first.saturating_add(limit.min(MAX_LIMIT)));
         let greatest = if end > first {
@@ -176,21 +229,16 @@ impl Log {
             since
         };
         let mut w = Json::new(String::with_capacity(64 + (end - first) as usize * 1_800));
-        w.open();
-        w.f_bool("hasMore", end < total);
-        w.f_int("greatestOrdinal", greatest);
-        w.key("entities");
-        w.open_arr();
-        let mut extras = extras.iter().skip_while(|(k, _)| *k < first).peekable();
-        for k in first..end {
-            let extra = match extras.next_if(|(at, _)| *at == k) {
-                Some(&(_, extra)) => extra,
-                None => Extra::default(),
-            };
-            self.write(&mut w, k, extra);
-        }
-        w.close_arr();
-        w.close();
+        order.write_page(&mut w, greatest, end < total, |w| {
+            let mut extras = extras.iter().skip_while(|(k, _)| *k < first).peekable();
+            for k in first..end {
+                let extra = match extras.next_if(|(at, _)| *at == k) {
+                    Some(&(_, extra)) => extra,
+                    None => Extra::default(),
+                };
+                self.write(w, k, extra);
+            }
+        });
         w.buf
     }
 }

@@ -28,13 +28,15 @@ mod words;
 #[cfg(test)]
 mod fault_tests;
 #[cfg(test)]
+mod field_tests;
+#[cfg(test)]
 mod lifecycle_tests;
 #[cfg(test)]
 mod test_util;
 #[cfg(test)]
 mod tests;
 
-pub use changelog::MAX_LIMIT;
+pub use changelog::{FieldOrder, MAX_LIMIT};
 pub use faults::{Faults, Hostile};
 pub use tls::TlsServerConfig;
 
@@ -58,6 +60,9 @@ pub struct FakeSisuConfig {
     pub bind: SocketAddr,
     /// Serve HTTPS (optionally demanding client certificates); default HTTP.
     pub tls: Option<TlsServerConfig>,
+    /// Where export pages put `greatestOrdinal` and `hasMore`; default
+    /// [`FieldOrder::Sisu`], before `entities` as real Sisu does.
+    pub field_order: FieldOrder,
 }
 
 impl Default for FakeSisuConfig {
@@ -67,6 +72,7 @@ impl Default for FakeSisuConfig {
             entities_per_service: 1000,
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             tls: None,
+            field_order: FieldOrder::default(),
         }
     }
 }
@@ -100,7 +106,11 @@ impl FakeSisu {
     pub async fn start(config: FakeSisuConfig) -> std::io::Result<FakeSisu> {
         let listener = tokio::net::TcpListener::bind(config.bind).await?;
         let addr = listener.local_addr()?;
-        let shared = Arc::new(Shared::new(config.seed, config.entities_per_service));
+        let shared = Arc::new(Shared::new(
+            config.seed,
+            config.entities_per_service,
+            config.field_order,
+        ));
         let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
         let app = server::router(shared.clone());
         let (scheme, task) = match &config.tls {

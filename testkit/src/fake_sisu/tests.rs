@@ -92,6 +92,29 @@ async fn pages_of_every_export_service_concatenate_to_expected() {
 }
 
 #[tokio::test]
+async fn fields_last_pages_keep_the_paging_contract() {
+    let fake = FakeSisu::start(FakeSisuConfig {
+        seed: 7,
+        entities_per_service: 50,
+        field_order: FieldOrder::FieldsLast,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let served = drain(&fake, "PERSON", 0, 7).await;
+    let service = service("PERSON");
+    let got: Vec<_> = served.iter().map(|e| as_expected(&service, e)).collect();
+    assert_eq!(got, fake.expected("PERSON"));
+    let (_, _, body) = get(export_url(&fake, "PERSON", 0, 2)).await;
+    let body = std::str::from_utf8(&body).unwrap();
+    assert!(body.starts_with(r#"{"entities":[{"metadata":{"#), "{body}");
+    assert!(
+        body.contains(r#"],"hasMore":true,"greatestOrdinal":"#),
+        "{body}"
+    );
+}
+
+#[tokio::test]
 async fn since_between_ordinals_and_past_the_end() {
     let fake = start_fake(50).await;
     let expected = fake.expected("PERSON");

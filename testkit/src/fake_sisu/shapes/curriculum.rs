@@ -16,7 +16,7 @@ const LEVELS: &[&str] = &[
 pub fn organisation(w: &mut Json, c: &mut Change) {
     let name = c.fixed.pick(words::ORGANISATIONS);
     let code = 100 + c.identity % 900;
-    w.open();
+    c.begin(w, true);
     c.f_id(w);
     w.f_fmt("snapshotDateTime", format_args!("{}", c.at.local()));
     Change::f_university(w);
@@ -58,7 +58,6 @@ pub fn organisation(w: &mut Json, c: &mut Change) {
     w.close_arr();
     w.f_raw("companySpecifiedOrganisation", "false");
     w.f_raw("responsibleInfos", "[]");
-    c.trailer(w, true);
     w.close();
 }
 
@@ -66,7 +65,7 @@ pub fn organisation(w: &mut Json, c: &mut Change) {
 pub fn course_unit(w: &mut Json, c: &mut Change) {
     let subject = c.fixed.pick(words::SUBJECTS);
     let start = Day::ymd(id_year(c.seed, Shape::CourseUnit, c.identity), 8, 1);
-    w.open();
+    c.begin(w, true);
     c.f_id(w);
     w.f_fmt(
         "groupId",
@@ -143,14 +142,13 @@ pub fn course_unit(w: &mut Json, c: &mut Change) {
     if c.vary.chance(40) {
         w.f_loc("content", c.vary.pick(words::DESCRIPTIONS));
     }
-    c.trailer(w, true);
     w.close();
 }
 
 /// EDUCATION: degree structures with phases; 1.5–3 KB; often DRAFT.
 pub fn education(w: &mut Json, c: &mut Change) {
     let programme = c.fixed.pick(words::PROGRAMMES);
-    w.open();
+    c.begin(w, true);
     c.f_id(w);
     w.f_fmt(
         "groupId",
@@ -217,7 +215,6 @@ pub fn education(w: &mut Json, c: &mut Change) {
         &["responsible-person", "coordinator"],
         3,
     );
-    c.trailer(w, true);
     w.close();
 }
 
@@ -230,7 +227,7 @@ pub fn assessment_item(w: &mut Json, c: &mut Change) {
         "independent-work-essay",
     ];
     let subject = c.fixed.pick(words::SUBJECTS);
-    w.open();
+    c.begin(w, true);
     c.f_id(w);
     w.f_fmt("snapshotDateTime", format_args!("{}", c.at.local()));
     w.f_loc("name", subject);
@@ -266,7 +263,6 @@ pub fn assessment_item(w: &mut Json, c: &mut Change) {
         &["responsible-teacher"],
         2,
     );
-    c.trailer(w, true);
     w.close();
 }
 
@@ -281,7 +277,7 @@ pub fn module(w: &mut Json, c: &mut Change) {
     };
     let mut id = String::with_capacity(48);
     write_id(&mut id, Shape::Module, c.seed, c.identity);
-    w.open();
+    c.begin(w, true);
     w.f_str("id", &id);
     w.f_str("groupId", &id);
     w.f_str("type", type_name);
@@ -301,7 +297,6 @@ pub fn module(w: &mut Json, c: &mut Change) {
     }
     c.f_organisations(w);
     Change::f_university(w);
-    c.trailer(w, true);
     w.close();
 }
 

@@ -130,13 +130,16 @@ impl Change {
         w.close_arr();
     }
 
-    /// The `documentState` and `metadata` fields every export entity ends
-    /// with; `full` adds the audit fields most Sisu documents carry.
-    pub fn trailer(&mut self, w: &mut Json, full: bool) {
-        w.f_str("documentState", self.state);
+    /// Opens the entity with the fields every export entity starts with,
+    /// in real Sisu's order: `metadata`, then `documentState`; the shape
+    /// writes its identity fields next. `full` adds the revision and audit
+    /// fields most Sisu documents carry.
+    pub fn begin(&mut self, w: &mut Json, full: bool) {
+        w.open();
         w.key("metadata");
         w.open();
         if full {
+            w.f_int("revision", self.revision());
             let creator = self.ref_id(Shape::Person, true);
             w.f_with("createdBy", creator);
             w.f_fmt("createdOn", format_args!("{}", self.created));
@@ -146,6 +149,21 @@ impl Change {
         }
         w.f_int("modificationOrdinal", self.ordinal);
         w.close();
+        w.f_str("documentState", self.state);
+    }
+
+    /// `metadata.revision`, Sisu's count of saves: a first version had a
+    /// few before the export saw it, a later one adds a save per month
+    /// since. Counting an identity's versions exactly would need the whole
+    /// log, and nothing reads revisions (ordinals order versions).
+    fn revision(&mut self) -> i64 {
+        const MONTH_MS: i64 = 30 * 86_400_000;
+        let before = 1 + self.fixed.below(4) as i64;
+        if self.at == self.created {
+            before
+        } else {
+            before + 1 + (self.at.0 - self.created.0) / MONTH_MS
+        }
     }
 
     /// A day within `years` years before this change.

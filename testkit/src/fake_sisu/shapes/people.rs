@@ -17,7 +17,7 @@ pub fn person(w: &mut Json, c: &mut Change) {
     let last = c.fixed.pick(words::LAST_NAMES);
     let born = Day::ymd(1950, 1, 1).plus(c.fixed.below(55 * 365) as i64);
     let lang = c.fixed.pick(LANGUAGES);
-    w.open();
+    c.begin(w, true);
     c.f_id(w);
     w.f_fmt(
         "studentNumber",
@@ -103,7 +103,6 @@ pub fn person(w: &mut Json, c: &mut Change) {
             c.fixed.range(2, 899)
         ),
     );
-    c.trailer(w, true);
     w.close();
 }
 
@@ -119,7 +118,7 @@ pub fn study_right(w: &mut Json, c: &mut Change) {
         "NOT_STARTED",
     ];
     let start = c.term_start(2005);
-    w.open();
+    c.begin(w, true);
     c.f_id(w);
     w.f_fmt("snapshotDateTime", format_args!("{}", c.at.local()));
     c.f_ref(w, "studentId", Shape::Person, true);
@@ -193,7 +192,6 @@ pub fn study_right(w: &mut Json, c: &mut Change) {
     );
     w.f_raw("studyRightGraduation", "null");
     w.f_raw("studyRightCancellation", "null");
-    c.trailer(w, true);
     w.close();
 }
 
@@ -214,7 +212,7 @@ pub fn term_registration(w: &mut Json, c: &mut Change) {
         _ => c.fixed.range(1, 14),
     } + c.vary.below(2);
     let first_year = 2024 - (terms as i64 + 1) / 2 - c.fixed.below(4) as i64;
-    w.open();
+    c.begin(w, true);
     w.f_with("studyRightId", |b| {
         write_id(b, Shape::StudyRight, c.seed, c.identity)
     });
@@ -245,7 +243,6 @@ pub fn term_registration(w: &mut Json, c: &mut Change) {
     w.key("statutoryAbsences");
     w.open_arr();
     w.close_arr();
-    c.trailer(w, true);
     w.close();
 }
 
@@ -264,7 +261,7 @@ pub fn attainment(w: &mut Json, c: &mut Change) {
     let (kind, target) = c.fixed.pick(TYPES);
     let date = c.day_before(3, true);
     let subject = c.fixed.pick(words::SUBJECTS);
-    w.open();
+    c.begin(w, true);
     c.f_id(w);
     c.f_ref(w, "personId", Shape::Person, true);
     c.f_ref(w, "verifierPersonId", Shape::Person, true);
@@ -329,7 +326,6 @@ pub fn attainment(w: &mut Json, c: &mut Change) {
         true,
     );
     w.f_raw("additionalInfo", "null");
-    c.trailer(w, true);
     w.close();
 }
 
@@ -337,7 +333,7 @@ pub fn attainment(w: &mut Json, c: &mut Change) {
 /// no `id`; one of the ~200-byte documents.
 pub fn primality(w: &mut Json, c: &mut Change) {
     let start = c.term_start(2010);
-    w.open();
+    c.begin(w, false);
     w.f_with("studyRightId", |b| {
         write_id(b, Shape::StudyRight, c.seed, c.identity)
     });
@@ -351,6 +347,5 @@ pub fn primality(w: &mut Json, c: &mut Change) {
             format_args!("{}", start.plus(365 * c.vary.range(1, 5) as i64)),
         );
     }
-    c.trailer(w, false);
     w.close();
 }
