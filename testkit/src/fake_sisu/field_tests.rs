@@ -3,6 +3,7 @@
 
 use super::changelog::{Extra, FieldOrder, Log};
 use super::shapes::Shape;
+use super::wholeset;
 use serde_json::Value;
 use sis_importer::catalogue;
 
@@ -87,4 +88,174 @@ fn pages_put_the_paging_fields_first_as_sisu_does_or_last() {
         FieldOrder::FieldsLast.empty_page(7, false),
         r#"{"entities":[],"hasMore":false,"greatestOrdinal":7}"#
     );
+}
+
+/// What the real consumer (importer-mankeli) reads beyond the fields every
+/// fake entity always had, by service (SISU-SHAPES.md, "Fields by
+/// service"); its columns stay empty unless some entity fills them.
+const CONSUMER_FIELDS: &[(&str, &[&str])] = &[
+    (
+        "PERSON",
+        &[
+            "employeeNumber",
+            "secondaryEmail",
+            "personalDataSafetyNonDisclosure",
+        ],
+    ),
+    (
+        "STUDY_RIGHT",
+        &[
+            "transferOutDate",
+            "termRegistrations",
+            "studyRightCancellation",
+            "studyRightGraduation",
+            "studyRightTransfer",
+            "transferOutUniversityUrn",
+            "requestedSelectionPath",
+            "phase1MinorSelections",
+            "phase2MinorSelections",
+            "phase1EducationClassificationUrn",
+            "phase2EducationClassificationUrn",
+            "phase1EducationClassificationLocked",
+            "phase2EducationClassificationLocked",
+        ],
+    ),
+    (
+        "MODULE",
+        &[
+            "universityOrgIds",
+            "moduleContentApprovalRequired",
+            "approvalState",
+            "responsibilityInfos",
+            "organisations",
+            "studyLevel",
+            "possibleAttainmentLanguages",
+            "studyFields",
+            "graded",
+            "gradeScaleId",
+            "studyRightSelectionType",
+            "minorStudyRightAcceptanceType",
+            "degreeProgramTypeUrn",
+        ],
+    ),
+    (
+        "ATTAINMENT",
+        &[
+            "personStudentNumber",
+            "expiryDate",
+            "attainmentLanguageUrn",
+            "studyWeeks",
+            "gradeAverage",
+            "additionalInfo",
+            "studyFieldUrn",
+            "studyLevelUrn",
+            "courseUnitTypeUrn",
+            "courseUnitRealisationId",
+        ],
+    ),
+    ("COURSE_UNIT", &["studyFields"]),
+    ("ENROLMENT", &["verifierPersonId"]),
+    ("STUDY_EVENT", &["universityOrgIds"]),
+];
+
+/// The URN items' `shortName`, `type` and `parentUrn`, by the code books
+/// whose consumer tables keep them.
+const URN_FIELDS: &[(&str, &[&str])] = &[
+    ("EDUCATION_TYPE", &["parentUrn"]),
+    ("DEGREE_TITLE", &["shortName"]),
+    ("EDUCATION_CLASSIFICATION", &["shortName", "parentUrn"]),
+    (
+        "STUDY_RIGHT_EXPIRATION_RULE",
+        &["shortName", "type", "parentUrn"],
+    ),
+    ("ADMISSION_TYPE", &["type"]),
+];
+
+fn filled(entity: &Value, field: &str) -> bool {
+    entity.get(field).is_some_and(|v| !v.is_null())
+}
+
+#[test]
+fn every_field_the_consumer_reads_is_filled_in_some_entity() {
+    let all = entities(200);
+    for (service, fields) in CONSUMER_FIELDS {
+        let (_, entities) = all.iter().find(|(id, _)| id == service).unwrap();
+        for field in *fields {
+            assert!(
+                entities.iter().all(|e| e.get(field).is_some()),
+                "{service}: every entity has the key {field}"
+            );
+            assert!(
+                entities.iter().any(|e| filled(e, field)),
+                "{service}: none of 200 entities fills {field}"
+            );
+        }
+    }
+    for (service, fields) in URN_FIELDS {
+        let service = catalogue::builtin()
+            .into_iter()
+            .find(|s| s.id == *service)
+            .unwrap();
+        let book = service.path.rsplit('/').next().unwrap();
+        let items: Value = serde_json::from_str(&wholeset::urn_book(5, book).unwrap()).unwrap();
+        let items = items.as_object().unwrap();
+        for field in *fields {
+            assert!(
+                items.values().any(|item| filled(item, field)),
+                "{}: no item fills {field}",
+                service.id
+            );
+        }
+    }
+}
+
+#[test]
+fn consumer_fields_have_sisus_types() {
+    let all = entities(200);
+    let of = |service: &str| &all.iter().find(|(id, _)| id == service).unwrap().1;
+    let present = |service: &str, field: &str| -> Vec<Value> {
+        of(service)
+            .iter()
+            .filter(|e| filled(e, field))
+            .map(|e| e[field].clone())
+            .collect()
+    };
+    assert!(present("ATTAINMENT", "studyWeeks")
+        .iter()
+        .all(Value::is_f64));
+    assert!(present("ATTAINMENT", "gradeAverage")
+        .iter()
+        .all(|g| g["value"].is_f64() && g["totalIncludedCredits"].is_i64()));
+    assert!(present("ATTAINMENT", "additionalInfo")
+        .iter()
+        .all(|t| t["fi"].is_string()));
+    for (service, field) in [
+        ("MODULE", "graded"),
+        ("MODULE", "moduleContentApprovalRequired"),
+        ("PERSON", "personalDataSafetyNonDisclosure"),
+        ("STUDY_RIGHT", "phase1EducationClassificationLocked"),
+    ] {
+        assert!(
+            present(service, field).iter().all(Value::is_boolean),
+            "{service}.{field}"
+        );
+    }
+    assert!(present("STUDY_RIGHT", "termRegistrations").iter().all(|t| t
+        .as_array()
+        .is_some_and(|t| t.iter().all(|t| t["studyTerm"]["termIndex"].is_i64()))));
+    // Older documents send a string, newer an array.
+    let rules = present("STUDY_RIGHT", "studyRightExpirationRulesUrn");
+    assert!(rules.iter().any(Value::is_string) && rules.iter().any(Value::is_array));
+    // An attainment's student number is its person's.
+    for attainment in of("ATTAINMENT") {
+        let person: u64 = attainment["personId"].as_str().unwrap()["hy-hlo-".len()..]
+            .parse()
+            .unwrap();
+        let number: u64 = attainment["personStudentNumber"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(person - 10_000_000, number - 12_000_000);
+    }
 }

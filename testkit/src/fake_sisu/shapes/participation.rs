@@ -28,6 +28,12 @@ pub fn enrolment(w: &mut Json, c: &mut Change) {
         true,
     );
     c.f_ref(w, "courseUnitId", Shape::CourseUnit, true);
+    // Set once a teacher has processed the enrolment.
+    if c.vary.chance(60) {
+        c.f_ref(w, "verifierPersonId", Shape::Person, false);
+    } else {
+        w.f_raw("verifierPersonId", "null");
+    }
     w.f_fmt("enrolmentDateTime", format_args!("{}", c.created.local()));
     w.f_str("state", c.vary.pick(STATES));
     let groups = c.fixed.range(1, 3);

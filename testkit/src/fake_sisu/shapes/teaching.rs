@@ -113,6 +113,7 @@ pub fn study_event(w: &mut Json, c: &mut Change) {
     let hour = c.fixed.range(8, 16);
     c.begin(w, true);
     c.f_id(w);
+    Change::f_university(w);
     c.f_ref(
         w,
         "primaryCourseUnitRealisationId",
