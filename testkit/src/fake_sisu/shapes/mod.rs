@@ -175,19 +175,22 @@ impl Change {
         }
     }
 
-    /// A day within `years` years before this change.
+    /// A day within `years` years before this change (`stable`: before the
+    /// identity's first version, the same in every version).
     pub fn day_before(&mut self, years: u64, stable: bool) -> Day {
-        let rng = if stable {
-            &mut self.fixed
+        let (rng, from) = if stable {
+            (&mut self.fixed, self.created)
         } else {
-            &mut self.vary
+            (&mut self.vary, self.at)
         };
-        self.at.day().plus(-(rng.below(years * 365 + 1) as i64))
+        from.day().plus(-(rng.below(years * 365 + 1) as i64))
     }
 
-    /// An academic-year start (1 August) between `from` and the change's year.
+    /// An academic-year start (1 August) between `from` and the year of the
+    /// identity's first version, the same in every version (it is part of a
+    /// primality's identity).
     pub fn term_start(&mut self, from: i64) -> Day {
-        let (year, _, _) = self.at.day().civil();
+        let (year, _, _) = self.created.day().civil();
         Day::ymd(
             from + self.fixed.below((year - from).max(0) as u64 + 1) as i64,
             8,
