@@ -1,9 +1,9 @@
 //! The change log of one export service, as arithmetic. Change `k` has
 //! ordinal `base + k·STRIDE + jitter(k)` with `jitter < STRIDE`: ordinals
 //! rise strictly, are not dense, and "the first change after `since`" is a
-//! division. Changes `0..initial` are generation 0 (one per identity); every
-//! later change is a new version of an earlier identity. Nothing is stored:
-//! a page is rendered from the indexes it covers.
+//! division. Changes `0..initial` are generation 0 (one per identity); a
+//! later change updates or deletes an earlier identity or starts a new one.
+//! Nothing is stored: a page is rendered from the indexes it covers.
 
 use super::json::{mix, Json, Millis, Rng};
 use super::shapes::{write_entity, Change, Shape};
@@ -21,6 +21,12 @@ pub const MAX_LIMIT: u64 = 10_000;
 const T0_MS: i64 = 1_501_545_600_000;
 const SPAN_MS: i64 = 7 * 365 * 86_400_000;
 const STEP_MS: i64 = 37_000;
+
+/// Percent of later changes that delete an existing identity.
+const LATER_DELETED: u64 = 15;
+/// Percent of later changes that start a new identity; the rest (less a
+/// service's drafts) update an existing one.
+const LATER_NEW: u64 = 15;
 
 /// Extra fields a fault adds to one entity.
 #[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
@@ -123,30 +129,48 @@ impl Log {
         }
     }
 
-    /// Which identity change `k` is a version of.
+    /// Which identity change `k` is a version of. A first version is its
+    /// own identity, so a new identity's id never appeared before and its
+    /// first ordinal is above all earlier ones. Any other change picks a
+    /// random earlier change and follows it back to the first version of
+    /// its identity: an identity that exists by then, found without
+    /// storing the log.
     pub fn identity(&self, k: u64) -> u64 {
-        if k < self.initial || self.initial == 0 {
-            k
-        } else {
-            Rng::new(&[self.seed, self.shape as u64, k, 0x1de]).below(self.initial)
+        let mut k = k;
+        while !self.is_first_version(k) {
+            k = Rng::new(&[self.seed, self.shape as u64, k, 0x1de]).below(k);
         }
+        k
+    }
+
+    /// Whether change `k` starts an identity: all of generation 0 and
+    /// about `LATER_NEW`% of later changes.
+    pub fn is_first_version(&self, k: u64) -> bool {
+        let (_, draft) = self.shape.draft_percent();
+        let new = LATER_DELETED + draft..LATER_DELETED + draft + LATER_NEW;
+        k < self.initial || k == 0 || new.contains(&self.roll(k))
     }
 
     /// `documentState` of change `k`: in generation 0 ~5% DELETED and a few
-    /// DRAFT; later changes ~15% DELETED.
+    /// DRAFT; later changes ~15% DELETED, and a new identity starts ACTIVE.
     pub fn state(&self, k: u64) -> &'static str {
-        let roll = Rng::new(&[self.seed, self.shape as u64, k, 0x57]).below(100);
         let (draft0, draft_later) = self.shape.draft_percent();
         let (deleted, draft) = if k < self.initial {
             (5, draft0)
         } else {
-            (15, draft_later)
+            (LATER_DELETED, draft_later)
         };
-        match roll {
+        match self.roll(k) {
             r if r < deleted => "DELETED",
             r if r < deleted + draft => "DRAFT",
             _ => "ACTIVE",
         }
+    }
+
+    /// The one roll (0..100) that decides what change `k` does, so that
+    /// its state and whether it starts an identity agree.
+    fn roll(&self, k: u64) -> u64 {
+        Rng::new(&[self.seed, self.shape as u64, k, 0x57]).below(100)
     }
 
     /// When change `k` was made; strictly increasing like the ordinal.

@@ -5,8 +5,9 @@
 //! function of (seed, service, `k`), and its ordinal is arithmetic in `k`,
 //! so a fake with millions of entities per service starts at once, uses
 //! little memory and answers the same bytes for the same seed every time.
-//! Later generations ([`FakeSisu::add_generation`]) append new versions of
-//! existing identities; [`Faults`] make chosen requests fail.
+//! Later generations ([`FakeSisu::add_generation`]) append changes on top:
+//! new versions and deletions of existing identities, and new identities;
+//! [`Faults`] make chosen requests fail.
 //!
 //! # Layout
 //! - `server`: routing, request parsing, applying faults to answers.
@@ -29,6 +30,8 @@ mod words;
 mod fault_tests;
 #[cfg(test)]
 mod field_tests;
+#[cfg(test)]
+mod generation_tests;
 #[cfg(test)]
 mod lifecycle_tests;
 #[cfg(test)]
@@ -166,8 +169,11 @@ impl FakeSisu {
         &self.shared.faults
     }
 
-    /// Appends `changes_per_service` changes to every export service: new
-    /// versions of existing identities with higher ordinals, ~15% DELETED.
+    /// Appends `changes_per_service` changes to every export service, with
+    /// higher ordinals than all before: ~70% new versions of existing
+    /// identities, ~15% deletions of existing ones, ~15% first versions of
+    /// new identities (new ids; for term registrations and primalities new
+    /// study rights).
     pub fn add_generation(&self, changes_per_service: u64) {
         self.shared
             .later

@@ -14,11 +14,12 @@ pub fn organisation(w: &mut Json, c: &mut Change) {
     w.f_fmt("snapshotDateTime", format_args!("{}", c.at.local()));
     Change::f_university(w);
     w.f_str("universityOrgId", super::ROOT_ORG);
-    // Parents have smaller indexes, so the organisations form a tree.
+    // Parents have smaller indexes, so the organisations form a tree; a
+    // later generation's new organisation hangs below one of generation 0.
     match c.identity {
         0 => w.f_raw("parentId", "null"),
         i => {
-            let parent = c.fixed.below(i);
+            let parent = c.fixed.below(i.min(c.population));
             w.f_with("parentId", |b| {
                 write_id(b, Shape::Organisation, c.seed, parent)
             });
