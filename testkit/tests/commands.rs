@@ -1,6 +1,9 @@
 //! The test kit's commands as processes: `demo` on servers of its own,
-//! and `fake-sisu` serving pages with the latency and field order asked.
+//! and `fake-sisu` serving pages with the latency, field order and
+//! generation asked.
 
+use sis_importer::catalogue::{self, Service};
+use std::collections::HashSet;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -87,6 +90,14 @@ impl FakeSisuProcess {
         }
         panic!("the fake Sisu does not answer {url}");
     }
+
+    /// The entities of one export page of `service` from the start.
+    async fn entities(&self, service: &Service, limit: u32) -> Vec<serde_json::Value> {
+        let path = format!("{}{}", service.source.api_prefix(), service.path);
+        let (_, body) = self.get(&format!("{path}?since=0&limit={limit}")).await;
+        let page: serde_json::Value = serde_json::from_str(&body).unwrap();
+        page["entities"].as_array().unwrap().clone()
+    }
 }
 
 impl Drop for FakeSisuProcess {
@@ -120,4 +131,39 @@ async fn fake_sisu_command_puts_paging_fields_last_when_asked() {
     assert!(body.contains(tail), "{body}");
     let page: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(page["entities"].as_array().unwrap().len(), 20);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fake_sisu_command_serves_later_generations_on_top_of_the_first() {
+    let fakes = ["1", "2", "3"].map(|generation| {
+        FakeSisuProcess::start(&["--entities", "100", "--generation", generation])
+    });
+    let mut new = 0;
+    for service in catalogue::builtin()
+        .into_iter()
+        .filter(|s| s.source.is_export())
+    {
+        let id = &service.id;
+        let [one, two, three] = [0, 1, 2].map(|g| fakes[g].entities(&service, 1000));
+        let (one, two, three) = (one.await, two.await, three.await);
+        // Each later generation: 10% of --entities more changes per service.
+        assert_eq!([one.len(), two.len(), three.len()], [100, 110, 120], "{id}");
+        assert_eq!(two[..100], one[..], "{id}: generation 1 unchanged below 2");
+        assert_eq!(
+            three[..110],
+            two[..],
+            "{id}: generation 2 unchanged below 3"
+        );
+        let identity = |e: &serde_json::Value| service.identity_of(&e.to_string()).unwrap();
+        let before: HashSet<String> = one.iter().map(identity).collect();
+        new += two[100..]
+            .iter()
+            .filter(|e| !before.contains(&identity(e)))
+            .count();
+    }
+    // 17 services × 10 changes, ~15% of them new identities.
+    assert!(
+        (5..=60).contains(&new),
+        "new identities in generation 2: {new}"
+    );
 }
