@@ -119,10 +119,6 @@ fn f_minor_selections(w: &mut Json, c: &mut Change, key: &str, max: u64) {
         w.open();
         c.f_ref(w, "moduleGroupId", Shape::Module, false);
         w.f_str("selectionState", "ACCEPTED");
-        w.f_str(
-            "selectionType",
-            "urn:code:study-right-selection-type:minor-study-right",
-        );
         w.f_str("selectionDateTime", "2020-01-13T09:42:07.317");
         w.close();
     }
@@ -135,7 +131,7 @@ fn f_terms(w: &mut Json, c: &mut Change, start: Day) {
     let (year, _, _) = start.civil();
     w.key("termRegistrations");
     w.open_arr();
-    for t in 0..c.vary.below(5) as i64 {
+    for t in 0..c.vary.below(4) as i64 {
         w.open();
         w.key("studyTerm");
         w.open();
