@@ -145,7 +145,7 @@ impl Log {
 
     /// Whether change `k` starts an identity: all of generation 0 and
     /// about `LATER_NEW`% of later changes.
-    pub fn is_first_version(&self, k: u64) -> bool {
+    fn is_first_version(&self, k: u64) -> bool {
         let (_, draft) = self.shape.draft_percent();
         let new = LATER_DELETED + draft..LATER_DELETED + draft + LATER_NEW;
         k < self.initial || k == 0 || new.contains(&self.roll(k))
