@@ -1,13 +1,14 @@
 //! The test kit's commands as processes: `demo` on servers of its own,
-//! `fake-sisu` serving pages with the latency asked, and `consumer` in the
-//! seed's form surviving a SIGKILL.
+//! `fake-sisu` serving pages with the latency, field order and generation
+//! asked, and `consumer` in the seed's form surviving a SIGKILL.
 
+use std::collections::HashSet;
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, consumer::pull, stream};
 use futures::StreamExt;
-use sis_importer::catalogue::{self, FEEDBACK_SUBJECT, POST_UPDATE_SUBJECT};
+use sis_importer::catalogue::{self, Service, FEEDBACK_SUBJECT, POST_UPDATE_SUBJECT};
 use sis_testkit::consumer::{JsonLinesFile, StoredEntity};
 use sis_testkit::servers::{NatsServer, RedisOptions, RedisServer};
 use tokio::io::AsyncBufReadExt;
@@ -59,45 +60,119 @@ fn demo_runs_on_its_own_servers_and_prints_a_summary() {
     assert!(stdout.contains("success: true"), "{stdout}");
 }
 
+/// A `fake-sisu` process on a free port; killed when dropped.
+struct FakeSisuProcess {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl FakeSisuProcess {
+    fn start(args: &[&str]) -> FakeSisuProcess {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(FAKE_SISU)
+            .args(["--port", &port.to_string()])
+            .args(args)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        FakeSisuProcess { child, port }
+    }
+
+    /// How long GET `path` took and its body, retrying while the process
+    /// starts.
+    async fn get(&self, path: &str) -> (Duration, String) {
+        let url = format!("http://127.0.0.1:{}{path}", self.port);
+        let http = reqwest::Client::new();
+        for _ in 0..100 {
+            let started = Instant::now();
+            if let Ok(r) = http.get(&url).send().await {
+                assert!(r.status().is_success(), "{url}: {}", r.status());
+                return (started.elapsed(), r.text().await.unwrap());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the fake Sisu does not answer {url}");
+    }
+
+    /// The entities of one export page of `service` from the start.
+    async fn entities(&self, service: &Service, limit: u32) -> Vec<serde_json::Value> {
+        let path = format!("{}{}", service.source.api_prefix(), service.path);
+        let (_, body) = self.get(&format!("{path}?since=0&limit={limit}")).await;
+        let page: serde_json::Value = serde_json::from_str(&body).unwrap();
+        page["entities"].as_array().unwrap().clone()
+    }
+}
+
+impl Drop for FakeSisuProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const PERSONS: &str = "/ori/api/persons/v1/export";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fake_sisu_command_serves_pages_with_the_latency_asked() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = std::process::Command::new(FAKE_SISU)
-        .args([
-            "--port",
-            &port.to_string(),
-            "--entities",
-            "20",
-            "--latency-ms",
-            "400",
-        ])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let url = format!("http://127.0.0.1:{port}/ori/api/persons/v1/export?since=0&limit=5");
-    let http = reqwest::Client::new();
-    let mut answer = None;
-    for _ in 0..100 {
-        let started = std::time::Instant::now();
-        if let Ok(r) = http.get(&url).send().await {
-            answer = Some((started.elapsed(), r.text().await.unwrap()));
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    let (took, body) = answer.expect("the fake Sisu answers");
-    assert!(
-        took >= std::time::Duration::from_millis(400),
-        "answered in {took:?}"
-    );
+    let fake = FakeSisuProcess::start(&["--entities", "20", "--latency-ms", "400"]);
+    let (took, body) = fake.get(&format!("{PERSONS}?since=0&limit=5")).await;
+    assert!(took >= Duration::from_millis(400), "answered in {took:?}");
     let page: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(page["entities"].as_array().unwrap().len(), 5);
+    assert!(
+        body.starts_with(r#"{"greatestOrdinal":"#),
+        "Sisu's order: {body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fake_sisu_command_puts_paging_fields_last_when_asked() {
+    let fake = FakeSisuProcess::start(&["--entities", "20", "--fields-last"]);
+    let (_, body) = fake.get(&format!("{PERSONS}?since=0&limit=20")).await;
+    assert!(body.starts_with(r#"{"entities":[{"#), "{body}");
+    let tail = r#"],"hasMore":false,"greatestOrdinal":"#;
+    assert!(body.contains(tail), "{body}");
+    let page: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(page["entities"].as_array().unwrap().len(), 20);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fake_sisu_command_serves_later_generations_on_top_of_the_first() {
+    let fakes = ["1", "2", "3"].map(|generation| {
+        FakeSisuProcess::start(&["--entities", "100", "--generation", generation])
+    });
+    let mut new = 0;
+    for service in catalogue::builtin()
+        .into_iter()
+        .filter(|s| s.source.is_export())
+    {
+        let id = &service.id;
+        let [one, two, three] = [0, 1, 2].map(|g| fakes[g].entities(&service, 1000));
+        let (one, two, three) = (one.await, two.await, three.await);
+        // Each later generation: 10% of --entities more changes per service.
+        assert_eq!([one.len(), two.len(), three.len()], [100, 110, 120], "{id}");
+        assert_eq!(two[..100], one[..], "{id}: generation 1 unchanged below 2");
+        assert_eq!(
+            three[..110],
+            two[..],
+            "{id}: generation 2 unchanged below 3"
+        );
+        let identity = |e: &serde_json::Value| service.identity_of(&e.to_string()).unwrap();
+        let before: HashSet<String> = one.iter().map(identity).collect();
+        new += two[100..]
+            .iter()
+            .filter(|e| !before.contains(&identity(e)))
+            .count();
+    }
+    // 17 services × 10 changes, ~15% of them new identities.
+    assert!(
+        (5..=60).contains(&new),
+        "new identities in generation 2: {new}"
+    );
 }
 
 /// `consumer --form seed` as a process: answers a chunk of the current hash

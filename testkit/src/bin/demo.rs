@@ -65,7 +65,7 @@ async fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<ExitCode> {
         seed: args.seed,
         entities_per_service: args.entities,
         bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
-        tls: None,
+        ..FakeSisuConfig::default()
     })
     .await
     .context("starting the fake Sisu")?;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use sis_testkit::fake_sisu::{FakeSisu, FakeSisuConfig, TlsServerConfig};
+use sis_testkit::fake_sisu::{FakeSisu, FakeSisuConfig, FieldOrder, TlsServerConfig};
 
 /// Serves the fake Sisu (generated data) on a port, for trying things out.
 #[derive(Parser, Debug)]
@@ -24,6 +24,17 @@ struct Args {
     /// Seed of the generated data.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Generation to serve: 1 is the initial data; each later one adds
+    /// 10% of --entities (rounded up, at least 1) changes per export
+    /// service on top, ~70% updates, ~15% deletions and ~15% new
+    /// identities. Run an importer against 1, restart with 2 (same seed
+    /// and entities) and it imports only the changes.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    generation: u64,
+    /// Put `greatestOrdinal` and `hasMore` after `entities` in export
+    /// pages; real Sisu sends them first.
+    #[arg(long)]
+    fields_last: bool,
     /// Delay before every answer, in milliseconds (a slow Sisu).
     #[arg(long, default_value_t = 0)]
     latency_ms: u64,
@@ -75,15 +86,36 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         entities_per_service: args.entities,
         bind: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
         tls,
+        field_order: if args.fields_last {
+            FieldOrder::FieldsLast
+        } else {
+            FieldOrder::Sisu
+        },
     })
     .await
     .with_context(|| format!("cannot listen on 127.0.0.1:{port}"))?;
+    let changes = changes_per_generation(args.entities);
+    for _ in 1..args.generation {
+        fake.add_generation(changes);
+    }
     fake.faults()
         .latency(None, Duration::from_millis(args.latency_ms));
     println!("fake Sisu on {}", fake.base_url());
+    println!(
+        "  generation {}: {} entities + {} changes per export service",
+        args.generation,
+        args.entities,
+        (args.generation - 1) * changes
+    );
     println!("  SIS_API_URL={}", fake.base_url());
     println!("  KORI_PUBLIC_API_URL={}", fake.kori_public_url());
     tokio::signal::ctrl_c().await?;
     fake.shutdown().await;
     Ok(())
+}
+
+/// Changes per export service in each generation after the first: 10% of
+/// the initial entities, at least one.
+fn changes_per_generation(entities: u64) -> u64 {
+    entities.div_ceil(10).max(1)
 }

@@ -1,9 +1,9 @@
 //! The change log of one export service, as arithmetic. Change `k` has
 //! ordinal `base + k·STRIDE + jitter(k)` with `jitter < STRIDE`: ordinals
 //! rise strictly, are not dense, and "the first change after `since`" is a
-//! division. Changes `0..initial` are generation 0 (one per identity); every
-//! later change is a new version of an earlier identity. Nothing is stored:
-//! a page is rendered from the indexes it covers.
+//! division. Changes `0..initial` are generation 0 (one per identity); a
+//! later change updates or deletes an earlier identity or starts a new one.
+//! Nothing is stored: a page is rendered from the indexes it covers.
 
 use super::json::{mix, Json, Millis, Rng};
 use super::shapes::{write_entity, Change, Shape};
@@ -22,6 +22,12 @@ const T0_MS: i64 = 1_501_545_600_000;
 const SPAN_MS: i64 = 7 * 365 * 86_400_000;
 const STEP_MS: i64 = 37_000;
 
+/// Percent of later changes that delete an existing identity.
+const LATER_DELETED: u64 = 15;
+/// Percent of later changes that start a new identity; the rest (less a
+/// service's drafts) update an existing one.
+const LATER_NEW: u64 = 15;
+
 /// Extra fields a fault adds to one entity.
 #[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
 pub struct Extra {
@@ -29,6 +35,52 @@ pub struct Extra {
     pub poison: bool,
     /// Pads the entity to at least this many bytes.
     pub oversize: Option<usize>,
+}
+
+/// Where an export page puts its paging fields.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FieldOrder {
+    /// `greatestOrdinal`, `hasMore`, then `entities`: real Sisu's order.
+    #[default]
+    Sisu,
+    /// `entities` first, then `hasMore` and `greatestOrdinal`, so a client
+    /// reading the body as a stream meets the paging fields only at its
+    /// end.
+    FieldsLast,
+}
+
+impl FieldOrder {
+    /// Writes a page object around `entities`, which writes the elements
+    /// of the `entities` array.
+    pub fn write_page(
+        self,
+        w: &mut Json,
+        greatest: i64,
+        has_more: bool,
+        entities: impl FnOnce(&mut Json),
+    ) {
+        w.open();
+        if self == FieldOrder::Sisu {
+            w.f_int("greatestOrdinal", greatest);
+            w.f_bool("hasMore", has_more);
+        }
+        w.key("entities");
+        w.open_arr();
+        entities(w);
+        w.close_arr();
+        if self == FieldOrder::FieldsLast {
+            w.f_bool("hasMore", has_more);
+            w.f_int("greatestOrdinal", greatest);
+        }
+        w.close();
+    }
+
+    /// A page without entities.
+    pub fn empty_page(self, greatest: i64, has_more: bool) -> String {
+        let mut w = Json::new(String::with_capacity(80));
+        self.write_page(&mut w, greatest, has_more, |_| {});
+        w.buf
+    }
 }
 
 /// The change log of one export service.
@@ -77,30 +129,48 @@ impl Log {
         }
     }
 
-    /// Which identity change `k` is a version of.
+    /// Which identity change `k` is a version of. A first version is its
+    /// own identity, so a new identity's id never appeared before and its
+    /// first ordinal is above all earlier ones. Any other change picks a
+    /// random earlier change and follows it back to the first version of
+    /// its identity: an identity that exists by then, found without
+    /// storing the log.
     pub fn identity(&self, k: u64) -> u64 {
-        if k < self.initial || self.initial == 0 {
-            k
-        } else {
-            Rng::new(&[self.seed, self.shape as u64, k, 0x1de]).below(self.initial)
+        let mut k = k;
+        while !self.is_first_version(k) {
+            k = Rng::new(&[self.seed, self.shape as u64, k, 0x1de]).below(k);
         }
+        k
+    }
+
+    /// Whether change `k` starts an identity: all of generation 0 and
+    /// about `LATER_NEW`% of later changes.
+    fn is_first_version(&self, k: u64) -> bool {
+        let (_, draft) = self.shape.draft_percent();
+        let new = LATER_DELETED + draft..LATER_DELETED + draft + LATER_NEW;
+        k < self.initial || k == 0 || new.contains(&self.roll(k))
     }
 
     /// `documentState` of change `k`: in generation 0 ~5% DELETED and a few
-    /// DRAFT; later changes ~15% DELETED.
+    /// DRAFT; later changes ~15% DELETED, and a new identity starts ACTIVE.
     pub fn state(&self, k: u64) -> &'static str {
-        let roll = Rng::new(&[self.seed, self.shape as u64, k, 0x57]).below(100);
         let (draft0, draft_later) = self.shape.draft_percent();
         let (deleted, draft) = if k < self.initial {
             (5, draft0)
         } else {
-            (15, draft_later)
+            (LATER_DELETED, draft_later)
         };
-        match roll {
+        match self.roll(k) {
             r if r < deleted => "DELETED",
             r if r < deleted + draft => "DRAFT",
             _ => "ACTIVE",
         }
+    }
+
+    /// The one roll (0..100) that decides what change `k` does, so that
+    /// its state and whether it starts an identity agree.
+    fn roll(&self, k: u64) -> u64 {
+        Rng::new(&[self.seed, self.shape as u64, k, 0x57]).below(100)
     }
 
     /// When change `k` was made; strictly increasing like the ordinal.
@@ -165,9 +235,16 @@ impl Log {
     }
 
     /// The export page after `since`, of at most `limit` changes out of the
-    /// `total` currently in the log. `extras` lists the faulted changes in
-    /// ascending order.
-    pub fn page(&self, total: u64, since: i64, limit: u64, extras: &[(u64, Extra)]) -> String {
+    /// `total` currently in the log, its fields in `order`. `extras` lists
+    /// the faulted changes in ascending order.
+    pub fn page(
+        &self,
+        total: u64,
+        since: i64,
+        limit: u64,
+        extras: &[(u64, Extra)],
+        order: FieldOrder,
+    ) -> String {
         let first = self.first_after(since).min(total);
         let end = total.min(first.saturating_add(limit.min(MAX_LIMIT)));
         let greatest = if end > first {
@@ -176,21 +253,16 @@ impl Log {
             since
         };
         let mut w = Json::new(String::with_capacity(64 + (end - first) as usize * 1_800));
-        w.open();
-        w.f_bool("hasMore", end < total);
-        w.f_int("greatestOrdinal", greatest);
-        w.key("entities");
-        w.open_arr();
-        let mut extras = extras.iter().skip_while(|(k, _)| *k < first).peekable();
-        for k in first..end {
-            let extra = match extras.next_if(|(at, _)| *at == k) {
-                Some(&(_, extra)) => extra,
-                None => Extra::default(),
-            };
-            self.write(&mut w, k, extra);
-        }
-        w.close_arr();
-        w.close();
+        order.write_page(&mut w, greatest, end < total, |w| {
+            let mut extras = extras.iter().skip_while(|(k, _)| *k < first).peekable();
+            for k in first..end {
+                let extra = match extras.next_if(|(at, _)| *at == k) {
+                    Some(&(_, extra)) => extra,
+                    None => Extra::default(),
+                };
+                self.write(w, k, extra);
+            }
+        });
         w.buf
     }
 }

@@ -184,6 +184,14 @@ impl Json {
         self.int(n);
     }
 
+    /// `"key":<n / 100>`: a non-negative decimal with two digits (grade
+    /// averages, study weeks).
+    pub fn f_hundredths(&mut self, key: &str, n: i64) {
+        self.key(key);
+        let _ = write!(self.buf, "{}.{:02}", n / 100, n % 100);
+        self.comma = true;
+    }
+
     /// `"key":<bool>`.
     pub fn f_bool(&mut self, key: &str, b: bool) {
         self.key(key);

@@ -5,8 +5,9 @@
 //! function of (seed, service, `k`), and its ordinal is arithmetic in `k`,
 //! so a fake with millions of entities per service starts at once, uses
 //! little memory and answers the same bytes for the same seed every time.
-//! Later generations ([`FakeSisu::add_generation`]) append new versions of
-//! existing identities; [`Faults`] make chosen requests fail.
+//! Later generations ([`FakeSisu::add_generation`]) append changes on top:
+//! new versions and deletions of existing identities, and new identities;
+//! [`Faults`] make chosen requests fail.
 //!
 //! # Layout
 //! - `server`: routing, request parsing, applying faults to answers.
@@ -28,13 +29,17 @@ mod words;
 #[cfg(test)]
 mod fault_tests;
 #[cfg(test)]
+mod field_tests;
+#[cfg(test)]
+mod generation_tests;
+#[cfg(test)]
 mod lifecycle_tests;
 #[cfg(test)]
 mod test_util;
 #[cfg(test)]
 mod tests;
 
-pub use changelog::MAX_LIMIT;
+pub use changelog::{FieldOrder, MAX_LIMIT};
 pub use faults::{Faults, Hostile};
 pub use tls::TlsServerConfig;
 
@@ -58,6 +63,9 @@ pub struct FakeSisuConfig {
     pub bind: SocketAddr,
     /// Serve HTTPS (optionally demanding client certificates); default HTTP.
     pub tls: Option<TlsServerConfig>,
+    /// Where export pages put `greatestOrdinal` and `hasMore`; default
+    /// [`FieldOrder::Sisu`], before `entities` as real Sisu does.
+    pub field_order: FieldOrder,
 }
 
 impl Default for FakeSisuConfig {
@@ -67,6 +75,7 @@ impl Default for FakeSisuConfig {
             entities_per_service: 1000,
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             tls: None,
+            field_order: FieldOrder::default(),
         }
     }
 }
@@ -100,7 +109,11 @@ impl FakeSisu {
     pub async fn start(config: FakeSisuConfig) -> std::io::Result<FakeSisu> {
         let listener = tokio::net::TcpListener::bind(config.bind).await?;
         let addr = listener.local_addr()?;
-        let shared = Arc::new(Shared::new(config.seed, config.entities_per_service));
+        let shared = Arc::new(Shared::new(
+            config.seed,
+            config.entities_per_service,
+            config.field_order,
+        ));
         let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
         let app = server::router(shared.clone());
         let (scheme, task) = match &config.tls {
@@ -156,8 +169,11 @@ impl FakeSisu {
         &self.shared.faults
     }
 
-    /// Appends `changes_per_service` changes to every export service: new
-    /// versions of existing identities with higher ordinals, ~15% DELETED.
+    /// Appends `changes_per_service` changes to every export service, with
+    /// higher ordinals than all before: ~70% new versions of existing
+    /// identities, ~15% deletions of existing ones, ~15% first versions of
+    /// new identities (new ids; for term registrations and primalities new
+    /// study rights).
     pub fn add_generation(&self, changes_per_service: u64) {
         self.shared
             .later

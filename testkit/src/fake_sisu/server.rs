@@ -3,7 +3,7 @@
 //! renderers of the three answer kinds share the routing state and the
 //! fault verdicts; apart, each would need most of the others.)
 
-use super::changelog::Log;
+use super::changelog::{FieldOrder, Log};
 use super::faults::{Faults, Hostile, OneShot, Verdict};
 use super::shapes::{Shape, ROOT_ORG};
 use super::wholeset;
@@ -25,6 +25,8 @@ pub struct Shared {
     pub seed: u64,
     /// Generation-0 size of every export service.
     pub initial: u64,
+    /// Where export pages put their paging fields.
+    pub order: FieldOrder,
     /// The catalogue services, in catalogue order.
     pub services: Vec<Served>,
     /// GET path (percent-decoded) → index into `services`.
@@ -60,8 +62,8 @@ pub enum Source {
 
 impl Shared {
     /// The built-in catalogue served with `seed` and `initial` entities per
-    /// export service.
-    pub fn new(seed: u64, initial: u64) -> Shared {
+    /// export service, pages in `order`.
+    pub fn new(seed: u64, initial: u64, order: FieldOrder) -> Shared {
         let mut by_path = HashMap::new();
         let mut graphql = None;
         let mut services = Vec::new();
@@ -99,6 +101,7 @@ impl Shared {
         Shared {
             seed,
             initial,
+            order,
             services,
             by_path,
             graphql,
@@ -212,14 +215,12 @@ async fn handle(
         Verdict::OneShot(OneShot::Hostile(hostile)) => {
             let since = page_params(query).map(|(since, _)| since).unwrap_or(0);
             match answer(&shared, index, query, &body).await {
-                Ok(full) => hostile_answer(hostile, full, since),
+                Ok(full) => hostile_answer(hostile, full, since, shared.order),
                 Err(response) => response,
             }
         }
         Verdict::Stuck if matches!(served.source, Source::Export(_)) => match page_params(query) {
-            Ok((since, _)) => json(
-                format!(r#"{{"hasMore":true,"greatestOrdinal":{since},"entities":[]}}"#).into(),
-            ),
+            Ok((since, _)) => json(shared.order.empty_page(since, true).into()),
             Err(msg) => bad_request(msg),
         },
         Verdict::Stuck | Verdict::Serve => match answer(&shared, index, query, &body).await {
@@ -247,10 +248,10 @@ async fn answer(
                 first,
                 total.min(first.saturating_add(limit)),
             );
-            let log = *log;
+            let (log, order) = (*log, shared.order);
             // Rendering a page is CPU work of a few milliseconds (more for
             // big limits); keep it off the async workers.
-            tokio::task::spawn_blocking(move || log.page(total, since, limit, &extras))
+            tokio::task::spawn_blocking(move || log.page(total, since, limit, &extras, order))
                 .await
                 .map_err(|e| {
                     text(
@@ -340,8 +341,9 @@ fn percent_decode(s: &str) -> Cow<'_, str> {
     Cow::Owned(String::from_utf8_lossy(&out).into_owned())
 }
 
-/// The real answer `full` (to a request after `since`) spoiled as `hostile` says.
-fn hostile_answer(hostile: Hostile, full: String, since: i64) -> Response {
+/// The real answer `full` (to a request after `since`, its fields in
+/// `order`) spoiled as `hostile` says.
+fn hostile_answer(hostile: Hostile, full: String, since: i64, order: FieldOrder) -> Response {
     match hostile {
         Hostile::Empty => json(Bytes::new()),
         Hostile::InvalidUtf8 => {
@@ -373,13 +375,7 @@ fn hostile_answer(hostile: Hostile, full: String, since: i64) -> Response {
                     .unwrap_or(0);
             json(format!("{}{since}{}", &full[..at], &full[end..]).into())
         }
-        Hostile::HasMoreWithoutEntities => json(
-            format!(
-                r#"{{"hasMore":true,"greatestOrdinal":{},"entities":[]}}"#,
-                since + 1000
-            )
-            .into(),
-        ),
+        Hostile::HasMoreWithoutEntities => json(order.empty_page(since + 1000, true).into()),
         Hostile::ResetMidBody => {
             let mut bytes = Bytes::from(full);
             let half = bytes.split_to(bytes.len() / 2);

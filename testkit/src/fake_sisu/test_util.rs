@@ -1,6 +1,6 @@
 //! Helpers the fake's HTTP tests share: URLs, requests, a started fake.
 
-use super::{FakeSisu, FakeSisuConfig};
+use super::{ExpectedEntity, FakeSisu, FakeSisuConfig};
 use serde_json::Value;
 use sis_importer::catalogue::{self, Service};
 
@@ -49,4 +49,68 @@ pub async fn start_fake(entities: u64) -> FakeSisu {
     })
     .await
     .unwrap()
+}
+
+/// Ids of the catalogue's export services.
+pub fn export_ids() -> Vec<String> {
+    catalogue::builtin()
+        .into_iter()
+        .filter(|s| s.source.is_export())
+        .map(|s| s.id)
+        .collect()
+}
+
+/// Pages through `id` from `since` with `limit`, checking the paging
+/// contract on every page; returns the entities in order.
+pub async fn drain(fake: &FakeSisu, id: &str, mut since: i64, limit: u32) -> Vec<Value> {
+    let mut all = Vec::new();
+    loop {
+        let page = get_json(&export_url(fake, id, since, limit)).await;
+        let entities = page["entities"].as_array().unwrap().clone();
+        let greatest = page["greatestOrdinal"].as_i64().unwrap();
+        assert!(entities.len() <= limit as usize);
+        let ordinals: Vec<i64> = entities
+            .iter()
+            .map(|e| e["metadata"]["modificationOrdinal"].as_i64().unwrap())
+            .collect();
+        assert!(
+            ordinals.iter().all(|o| *o > since),
+            "{id}: since is exclusive"
+        );
+        assert!(
+            ordinals.windows(2).all(|w| w[0] < w[1]),
+            "{id}: ascending ordinals"
+        );
+        assert_eq!(
+            greatest,
+            ordinals.last().copied().unwrap_or(since),
+            "{id}: greatestOrdinal"
+        );
+        let empty = entities.is_empty();
+        all.extend(entities);
+        if !page["hasMore"].as_bool().unwrap() {
+            if !empty {
+                assert_eq!(
+                    Some(greatest),
+                    fake.greatest_ordinal(id),
+                    "{id}: last page ends the log"
+                );
+            }
+            return all;
+        }
+        assert!(greatest > since, "{id}: hasMore pages make progress");
+        since = greatest;
+    }
+}
+
+/// The test view of one served entity.
+pub fn as_expected(service: &Service, entity: &Value) -> ExpectedEntity {
+    let raw = serde_json::value::RawValue::from_string(entity.to_string()).unwrap();
+    ExpectedEntity {
+        identity: service
+            .identity_of(raw.get())
+            .expect("entity has an identity"),
+        ordinal: entity["metadata"]["modificationOrdinal"].as_i64(),
+        document_state: entity["documentState"].as_str().unwrap().to_owned(),
+    }
 }

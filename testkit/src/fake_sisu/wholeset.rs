@@ -55,15 +55,18 @@ const EDUCATION_TYPES: &[(&str, Loc)] = &[
     ("non-degree-education:continuous-learning", ["Jatkuva oppiminen – täydennyskoulutus", "Continuous learning – further education", "Kontinuerligt lärande – fortbildning"]),
 ];
 
+/// Expiration rules as a two-level tree: (code, parent code, type, name).
 #[rustfmt::skip]
-const EXPIRATION_RULES: &[(&str, Loc)] = &[
-    ("absence-counted", ["Poissaolot lasketaan", "Absences counted", "Frånvaro räknas"]),
-    ("absence-not-counted", ["Poissaoloja ei lasketa", "Absences not counted", "Frånvaro räknas inte"]),
-    ("extension-possible", ["Jatkoaika mahdollinen", "Extension possible", "Tilläggstid möjlig"]),
-    ("no-extension", ["Ei jatkoaikaa", "No extension", "Ingen tilläggstid"]),
-    ("ends-at-graduation", ["Päättyy valmistuessa", "Ends at graduation", "Upphör vid examen"]),
-    ("fixed-term", ["Määräaikainen", "Fixed term", "Tidsbunden"]),
-    ("statutory-absence", ["Lakisääteinen poissaolo", "Statutory absence", "Lagstadgad frånvaro"]),
+const EXPIRATION_RULES: &[(&str, Option<&str>, &str, Loc)] = &[
+    ("absence", None, "GROUP", ["Poissaolosäännöt", "Absence rules", "Frånvaroregler"]),
+    ("absence-counted", Some("absence"), "ABSENCE", ["Poissaolot lasketaan", "Absences counted", "Frånvaro räknas"]),
+    ("absence-not-counted", Some("absence"), "ABSENCE", ["Poissaoloja ei lasketa", "Absences not counted", "Frånvaro räknas inte"]),
+    ("statutory-absence", Some("absence"), "ABSENCE", ["Lakisääteinen poissaolo", "Statutory absence", "Lagstadgad frånvaro"]),
+    ("extension", None, "GROUP", ["Jatkoaikasäännöt", "Extension rules", "Regler om tilläggstid"]),
+    ("extension-possible", Some("extension"), "EXTENSION", ["Jatkoaika mahdollinen", "Extension possible", "Tilläggstid möjlig"]),
+    ("no-extension", Some("extension"), "EXTENSION", ["Ei jatkoaikaa", "No extension", "Ingen tilläggstid"]),
+    ("ends-at-graduation", None, "EXPIRATION", ["Päättyy valmistuessa", "Ends at graduation", "Upphör vid examen"]),
+    ("fixed-term", None, "EXPIRATION", ["Määräaikainen", "Fixed term", "Tidsbunden"]),
 ];
 
 #[rustfmt::skip]
@@ -129,17 +132,12 @@ pub fn urn_book(seed: u64, book: &str) -> Option<String> {
                 item(&mut w, code, *text, &|w| w.f_bool("isLeafNode", true));
             }
         }
-        "education-type" | "study-right-expiration-rules" => {
-            let list = if name == "education-type" {
-                EDUCATION_TYPES
-            } else {
-                EXPIRATION_RULES
-            };
-            for (code, text) in list {
+        "education-type" => {
+            for (code, text) in EDUCATION_TYPES {
                 let parent = code
                     .rsplit_once(':')
                     .map(|(parent, _)| format!("{book}:{parent}"));
-                let leaf = !list
+                let leaf = !EDUCATION_TYPES
                     .iter()
                     .any(|(other, _)| other.len() > code.len() && other.starts_with(code));
                 item(&mut w, code, *text, &|w| {
@@ -147,6 +145,22 @@ pub fn urn_book(seed: u64, book: &str) -> Option<String> {
                         Some(p) => w.f_str("parentUrn", p),
                         None => w.f_raw("parentUrn", "null"),
                     }
+                    w.f_bool("isLeafNode", leaf);
+                });
+            }
+        }
+        "study-right-expiration-rules" => {
+            for (code, parent, kind, text) in EXPIRATION_RULES {
+                let leaf = !EXPIRATION_RULES
+                    .iter()
+                    .any(|(_, p, _, _)| p == &Some(*code));
+                item(&mut w, code, *text, &|w| {
+                    w.f_loc("shortName", [code, code, code]);
+                    match parent {
+                        Some(p) => w.f_fmt("parentUrn", format_args!("{book}:{p}")),
+                        None => w.f_raw("parentUrn", "null"),
+                    }
+                    w.f_str("type", kind);
                     w.f_bool("isLeafNode", leaf);
                 });
             }
@@ -183,6 +197,7 @@ pub fn urn_book(seed: u64, book: &str) -> Option<String> {
                     &top_code,
                     ["Koulutusala", "Field of education", "Utbildningsområde"],
                     &|w| {
+                        w.f_loc("shortName", [&top_code, &top_code, &top_code]);
                         w.f_raw("parentUrn", "null");
                         w.f_bool("isLeafNode", false);
                     },
@@ -195,21 +210,24 @@ pub fn urn_book(seed: u64, book: &str) -> Option<String> {
                         &mid_code,
                         ["Koulutusalaryhmä", "Group of fields", "Grupp av områden"],
                         &|w| {
+                            w.f_loc("shortName", [&mid_code, &mid_code, &mid_code]);
                             w.f_str("parentUrn", &parent);
                             w.f_bool("isLeafNode", false);
                         },
                     );
                     for low in 1..=rng.range(2, 6) {
                         let parent = format!("{book}:{mid_code}");
+                        let code = format!("{mid_code}{low}");
                         item(
                             &mut w,
-                            &format!("{mid_code}{low}"),
+                            &code,
                             [
                                 "Koulutusnimike – yksityiskohtainen",
                                 "Detailed field",
                                 "Detaljerat område",
                             ],
                             &|w| {
+                                w.f_loc("shortName", [&code, &code, &code]);
                                 w.f_str("parentUrn", &parent);
                                 w.f_bool("isLeafNode", true);
                             },

@@ -1,31 +1,25 @@
-//! What may be studied (KORI): organisations, course units, educations,
-//! assessment items and modules.
+//! What may be studied (KORI): organisations, course units, educations
+//! and assessment items; modules are in `modules`.
 
-use super::{id_year, module_kind, uuid, write_id, Change, ModuleKind, Shape, LANGS};
+use super::{id_year, uuid, write_id, Change, Shape, LANGS, LEVELS};
 use crate::fake_sisu::json::{Day, Json};
 use crate::fake_sisu::words;
-
-const LEVELS: &[&str] = &[
-    "basic-studies",
-    "intermediate-studies",
-    "advanced-studies",
-    "other-studies",
-];
 
 /// ORGANISATION (v2, snapshot): a tree below the university root; ~900 B.
 pub fn organisation(w: &mut Json, c: &mut Change) {
     let name = c.fixed.pick(words::ORGANISATIONS);
     let code = 100 + c.identity % 900;
-    w.open();
+    c.begin(w, true);
     c.f_id(w);
     w.f_fmt("snapshotDateTime", format_args!("{}", c.at.local()));
     Change::f_university(w);
     w.f_str("universityOrgId", super::ROOT_ORG);
-    // Parents have smaller indexes, so the organisations form a tree.
+    // Parents have smaller indexes, so the organisations form a tree; a
+    // later generation's new organisation hangs below one of generation 0.
     match c.identity {
         0 => w.f_raw("parentId", "null"),
         i => {
-            let parent = c.fixed.below(i);
+            let parent = c.fixed.below(i.min(c.population));
             w.f_with("parentId", |b| {
                 write_id(b, Shape::Organisation, c.seed, parent)
             });
@@ -58,7 +52,6 @@ pub fn organisation(w: &mut Json, c: &mut Change) {
     w.close_arr();
     w.f_raw("companySpecifiedOrganisation", "false");
     w.f_raw("responsibleInfos", "[]");
-    c.trailer(w, true);
     w.close();
 }
 
@@ -66,7 +59,7 @@ pub fn organisation(w: &mut Json, c: &mut Change) {
 pub fn course_unit(w: &mut Json, c: &mut Change) {
     let subject = c.fixed.pick(words::SUBJECTS);
     let start = Day::ymd(id_year(c.seed, Shape::CourseUnit, c.identity), 8, 1);
-    w.open();
+    c.begin(w, true);
     c.f_id(w);
     w.f_fmt(
         "groupId",
@@ -93,6 +86,7 @@ pub fn course_unit(w: &mut Json, c: &mut Change) {
         "possibleAttainmentLanguages",
         &LANGS[..c.fixed.range(1, 3) as usize],
     );
+    c.f_study_fields(w);
     let items = c.fixed.range(1, 3);
     c.f_refs(w, "assessmentItemOrder", Shape::AssessmentItem, items, true);
     c.f_organisations(w);
@@ -143,14 +137,13 @@ pub fn course_unit(w: &mut Json, c: &mut Change) {
     if c.vary.chance(40) {
         w.f_loc("content", c.vary.pick(words::DESCRIPTIONS));
     }
-    c.trailer(w, true);
     w.close();
 }
 
 /// EDUCATION: degree structures with phases; 1.5–3 KB; often DRAFT.
 pub fn education(w: &mut Json, c: &mut Change) {
     let programme = c.fixed.pick(words::PROGRAMMES);
-    w.open();
+    c.begin(w, true);
     c.f_id(w);
     w.f_fmt(
         "groupId",
@@ -217,7 +210,6 @@ pub fn education(w: &mut Json, c: &mut Change) {
         &["responsible-person", "coordinator"],
         3,
     );
-    c.trailer(w, true);
     w.close();
 }
 
@@ -230,7 +222,7 @@ pub fn assessment_item(w: &mut Json, c: &mut Change) {
         "independent-work-essay",
     ];
     let subject = c.fixed.pick(words::SUBJECTS);
-    w.open();
+    c.begin(w, true);
     c.f_id(w);
     w.f_fmt("snapshotDateTime", format_args!("{}", c.at.local()));
     w.f_loc("name", subject);
@@ -266,80 +258,5 @@ pub fn assessment_item(w: &mut Json, c: &mut Change) {
         &["responsible-teacher"],
         2,
     );
-    c.trailer(w, true);
-    w.close();
-}
-
-/// MODULE: degree programmes, study modules and grouping modules with a
-/// recursive `rule` tree; 1–6 KB (degree programmes are the big ones).
-pub fn module(w: &mut Json, c: &mut Change) {
-    let kind = module_kind(c.seed, c.identity);
-    let (type_name, names, mut budget) = match kind {
-        ModuleKind::DegreeProgramme => ("DegreeProgramme", words::PROGRAMMES, 24),
-        ModuleKind::StudyModule => ("StudyModule", words::SUBJECTS, 8),
-        ModuleKind::GroupingModule => ("GroupingModule", words::SUBJECTS, 4),
-    };
-    let mut id = String::with_capacity(48);
-    write_id(&mut id, Shape::Module, c.seed, c.identity);
-    w.open();
-    w.f_str("id", &id);
-    w.f_str("groupId", &id);
-    w.f_str("type", type_name);
-    w.f_fmt("code", format_args!("MAT{:03}", c.identity % 1000));
-    w.f_loc("name", c.fixed.pick(names));
-    c.f_credits(w, "targetCredits", &[15, 25, 60, 120, 180]);
-    c.f_curriculum_periods(w);
-    let start = c.term_start(2017);
-    w.f_period("validityPeriod", start, None);
-    if kind != ModuleKind::GroupingModule {
-        w.f_loc("contentDescription", c.fixed.pick(words::DESCRIPTIONS));
-    }
-    w.key("rule");
-    rule(w, c, 0, &mut budget);
-    if kind == ModuleKind::DegreeProgramme {
-        w.f_strs("degreeTitleUrns", &["urn:code:degree-title:fil-kand"]);
-    }
-    c.f_organisations(w);
-    Change::f_university(w);
-    c.trailer(w, true);
-    w.close();
-}
-
-/// One node of a rule tree: a composite with children while the node
-/// budget lasts, else a reference to a module or course-unit group.
-fn rule(w: &mut Json, c: &mut Change, depth: u32, budget: &mut u32) {
-    w.open();
-    if depth < 3 && *budget > 0 && (depth == 0 || c.fixed.chance(40)) {
-        w.f_str("type", "CompositeRule");
-        w.key("localId");
-        uuid(w, &mut c.fixed);
-        w.f_raw("require", "null");
-        w.f_bool("allMandatory", c.fixed.chance(50));
-        w.f_raw("description", "null");
-        w.key("rules");
-        w.open_arr();
-        for _ in 0..c.fixed.range(2, 5) {
-            if *budget == 0 {
-                break;
-            }
-            *budget -= 1;
-            rule(w, c, depth + 1, budget);
-        }
-        w.close_arr();
-    } else if c.fixed.chance(40) {
-        w.f_str("type", "ModuleRule");
-        w.key("localId");
-        uuid(w, &mut c.fixed);
-        c.f_ref(w, "moduleGroupId", Shape::Module, true);
-    } else {
-        w.f_str("type", "CourseUnitRule");
-        w.key("localId");
-        uuid(w, &mut c.fixed);
-        let group = c.fixed.below(c.population.max(1));
-        w.f_fmt(
-            "courseUnitGroupId",
-            format_args!("hy-CU-{}", 118_000_000 + group),
-        );
-    }
     w.close();
 }

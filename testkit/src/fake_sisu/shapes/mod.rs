@@ -7,14 +7,23 @@
 //! the identity fields of term registrations and primalities, names) come
 //! from `fixed`, a generator seeded by the identity; fields a change may
 //! alter come from `vary`, seeded by the change.
+//!
+//! # Layout
+//! - `people`, `study_rights`, `curriculum`, `modules`, `teaching`,
+//!   `participation`: the services' entities, by Sisu's domains.
+//! - `ids`: how entity `idx` of a service is named.
 
 mod curriculum;
+mod ids;
+mod modules;
 mod participation;
 mod people;
+mod study_rights;
 mod teaching;
 
-use super::json::{hash, mix, Day, Json, Millis, Rng};
-use std::fmt::Write as _;
+pub use ids::{id_year, module_kind, uuid, write_id, ModuleKind};
+
+use super::json::{Day, Json, Millis, Rng};
 
 /// The export services the fake generates, in catalogue order.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -130,13 +139,16 @@ impl Change {
         w.close_arr();
     }
 
-    /// The `documentState` and `metadata` fields every export entity ends
-    /// with; `full` adds the audit fields most Sisu documents carry.
-    pub fn trailer(&mut self, w: &mut Json, full: bool) {
-        w.f_str("documentState", self.state);
+    /// Opens the entity with the fields every export entity starts with,
+    /// in real Sisu's order: `metadata`, then `documentState`; the shape
+    /// writes its identity fields next. `full` adds the revision and audit
+    /// fields most Sisu documents carry.
+    pub fn begin(&mut self, w: &mut Json, full: bool) {
+        w.open();
         w.key("metadata");
         w.open();
         if full {
+            w.f_int("revision", self.revision());
             let creator = self.ref_id(Shape::Person, true);
             w.f_with("createdBy", creator);
             w.f_fmt("createdOn", format_args!("{}", self.created));
@@ -146,21 +158,39 @@ impl Change {
         }
         w.f_int("modificationOrdinal", self.ordinal);
         w.close();
+        w.f_str("documentState", self.state);
     }
 
-    /// A day within `years` years before this change.
-    pub fn day_before(&mut self, years: u64, stable: bool) -> Day {
-        let rng = if stable {
-            &mut self.fixed
+    /// `metadata.revision`, Sisu's count of saves: a first version had a
+    /// few before the export saw it, a later one adds a save per month
+    /// since. Counting an identity's versions exactly would need the whole
+    /// log, and nothing reads revisions (ordinals order versions).
+    fn revision(&mut self) -> i64 {
+        const MONTH_MS: i64 = 30 * 86_400_000;
+        let before = 1 + self.fixed.below(4) as i64;
+        if self.at == self.created {
+            before
         } else {
-            &mut self.vary
-        };
-        self.at.day().plus(-(rng.below(years * 365 + 1) as i64))
+            before + 1 + (self.at.0 - self.created.0) / MONTH_MS
+        }
     }
 
-    /// An academic-year start (1 August) between `from` and the change's year.
+    /// A day within `years` years before this change (`stable`: before the
+    /// identity's first version, the same in every version).
+    pub fn day_before(&mut self, years: u64, stable: bool) -> Day {
+        let (rng, from) = if stable {
+            (&mut self.fixed, self.created)
+        } else {
+            (&mut self.vary, self.at)
+        };
+        from.day().plus(-(rng.below(years * 365 + 1) as i64))
+    }
+
+    /// An academic-year start (1 August) between `from` and the year of the
+    /// identity's first version, the same in every version (it is part of a
+    /// primality's identity).
     pub fn term_start(&mut self, from: i64) -> Day {
-        let (year, _, _) = self.at.day().civil();
+        let (year, _, _) = self.created.day().civil();
         Day::ymd(
             from + self.fixed.below((year - from).max(0) as u64 + 1) as i64,
             8,
@@ -229,6 +259,14 @@ impl Change {
         w.close();
     }
 
+    /// `"studyFields":[…]`: one or two study-field URNs of the identity.
+    pub fn f_study_fields(&mut self, w: &mut Json) {
+        let first = self.fixed.below(STUDY_FIELDS.len() as u64) as usize;
+        let n = self.fixed.range(1, 2) as usize;
+        let end = (first + n).min(STUDY_FIELDS.len());
+        w.f_strs("studyFields", &STUDY_FIELDS[first..end]);
+    }
+
     /// `"universityOrgIds":["hy-university-root-id"]`, the default root
     /// org the importer's `ROOT_ORG_ID` names.
     pub fn f_university(w: &mut Json) {
@@ -249,6 +287,25 @@ impl Change {
     }
 }
 
+/// Codes of the `urn:code:study-level` book, for courses, modules and
+/// attainments.
+pub const LEVELS: &[&str] = &[
+    "basic-studies",
+    "intermediate-studies",
+    "advanced-studies",
+    "other-studies",
+];
+
+/// `urn:code:study-field` codes, for courses, modules and attainments.
+pub const STUDY_FIELDS: &[&str] = &[
+    "urn:code:study-field:4:3",
+    "urn:code:study-field:4:1",
+    "urn:code:study-field:1:1",
+    "urn:code:study-field:6:2",
+    "urn:code:study-field:2:4",
+    "urn:code:study-field:3:1",
+];
+
 /// Language URNs of attainment and teaching languages.
 pub const LANGS: &[&str] = &[
     "urn:code:language:fi",
@@ -264,10 +321,10 @@ pub fn write_entity(w: &mut Json, c: &mut Change) {
     use Shape::*;
     match c.shape {
         Person => people::person(w, c),
-        StudyRight => people::study_right(w, c),
-        TermRegistration => people::term_registration(w, c),
+        StudyRight => study_rights::study_right(w, c),
+        TermRegistration => study_rights::term_registration(w, c),
         Attainment => people::attainment(w, c),
-        StudyRightPrimality => people::primality(w, c),
+        StudyRightPrimality => study_rights::primality(w, c),
         Enrolment => participation::enrolment(w, c),
         Plan => participation::plan(w, c),
         PersonGroup => participation::person_group(w, c),
@@ -279,91 +336,6 @@ pub fn write_entity(w: &mut Json, c: &mut Change) {
         CourseUnitRealisation => teaching::realisation(w, c),
         Location => teaching::location(w, c),
         StudyEvent => teaching::study_event(w, c),
-        Module => curriculum::module(w, c),
+        Module => modules::module(w, c),
     }
-}
-
-/// The three kinds of module; a module's kind is part of its id.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum ModuleKind {
-    DegreeProgramme,
-    StudyModule,
-    GroupingModule,
-}
-
-/// The kind of module `idx`, fixed by its id.
-pub fn module_kind(seed: u64, idx: u64) -> ModuleKind {
-    match id_rng(seed, Shape::Module, idx).below(10) {
-        0 => ModuleKind::DegreeProgramme,
-        1..=6 => ModuleKind::StudyModule,
-        _ => ModuleKind::GroupingModule,
-    }
-}
-
-/// The year in the id of course unit or education `idx`: the start of
-/// the version's validity, which its id names.
-pub fn id_year(seed: u64, shape: Shape, idx: u64) -> i64 {
-    2015 + id_rng(seed, shape, idx ^ 0x5eed_0000_0000_0000).below(10) as i64
-}
-
-fn id_rng(seed: u64, shape: Shape, idx: u64) -> Rng {
-    Rng::new(&[seed, shape as u64, idx, 0x1d])
-}
-
-/// Writes the id of entity `idx` of `shape`. Numbers and uuids are built
-/// from `idx` injectively, so generation-0 identities never collide.
-pub fn write_id(buf: &mut String, shape: Shape, seed: u64, idx: u64) {
-    use Shape::*;
-    let mut rng = id_rng(seed, shape, idx);
-    let _ = match shape {
-        Person => write!(buf, "hy-hlo-{}", 10_000_000 + idx),
-        Organisation => write!(buf, "hy-org-{}", 1_000_000_000 + idx),
-        CourseUnit => write!(
-            buf,
-            "hy-CU-{}-{}-08-01",
-            118_000_000 + idx,
-            id_year(seed, shape, idx)
-        ),
-        Education => write!(
-            buf,
-            "hy-EDU-{}-{}-08-01",
-            114_000_000 + idx,
-            id_year(seed, shape, idx)
-        ),
-        StudyRight | TermRegistration | StudyRightPrimality => {
-            write!(buf, "hy-opinoikeus-{}", 20_000_000 + idx)
-        }
-        AssessmentItem => write!(buf, "hy-AI-{}", 118_000_000 + idx),
-        CourseUnitRealisation if rng.chance(70) => write!(buf, "hy-CUR-{}", 140_000_000 + idx),
-        Attainment if rng.chance(60) => write!(buf, "hy-kur-{}", 30_000_000 + idx),
-        Module if module_kind(seed, idx) == ModuleKind::DegreeProgramme => {
-            write!(buf, "hy-DP-{}", 114_000_000 + idx)
-        }
-        Module if module_kind(seed, idx) == ModuleKind::StudyModule => {
-            write!(buf, "hy-SM-{}", 114_000_000 + idx)
-        }
-        // The first 64 bits are a bijection of idx: unique per service.
-        _ => write_uuid(buf, mix(idx ^ hash(&[seed, shape as u64])), rng.next()),
-    };
-}
-
-/// Writes an `otm-<uuid>` id, Sisu's form for documents born in Sisu.
-pub fn write_uuid(buf: &mut String, a: u64, b: u64) -> std::fmt::Result {
-    write!(
-        buf,
-        "otm-{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
-        a >> 32,
-        (a >> 16) & 0xffff,
-        a & 0xffff,
-        b >> 48,
-        b & 0xffff_ffff_ffff
-    )
-}
-
-/// A random `otm-<uuid>` string value (local ids, sub-group ids).
-pub fn uuid(w: &mut Json, rng: &mut Rng) {
-    let (a, b) = (rng.next(), rng.next());
-    w.with(|buf| {
-        let _ = write_uuid(buf, a, b);
-    });
 }

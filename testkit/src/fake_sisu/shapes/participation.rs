@@ -16,7 +16,7 @@ pub fn enrolment(w: &mut Json, c: &mut Change) {
         "PROCESSING",
         "INVALID",
     ];
-    w.open();
+    c.begin(w, true);
     c.f_id(w);
     c.f_ref(w, "personId", Shape::Person, true);
     c.f_ref(w, "studyRightId", Shape::StudyRight, true);
@@ -28,6 +28,12 @@ pub fn enrolment(w: &mut Json, c: &mut Change) {
         true,
     );
     c.f_ref(w, "courseUnitId", Shape::CourseUnit, true);
+    // Set once a teacher has processed the enrolment.
+    if c.vary.chance(60) {
+        c.f_ref(w, "verifierPersonId", Shape::Person, false);
+    } else {
+        w.f_raw("verifierPersonId", "null");
+    }
     w.f_fmt("enrolmentDateTime", format_args!("{}", c.created.local()));
     w.f_str("state", c.vary.pick(STATES));
     let groups = c.fixed.range(1, 3);
@@ -62,13 +68,12 @@ pub fn enrolment(w: &mut Json, c: &mut Change) {
             "NOT_PROCESSED"
         },
     );
-    c.trailer(w, true);
     w.close();
 }
 
 /// PLAN (OSUVA): a student's study plan; 1–5 KB by the number of selections.
 pub fn plan(w: &mut Json, c: &mut Change) {
-    w.open();
+    c.begin(w, true);
     c.f_id(w);
     c.f_ref(w, "userId", Shape::Person, true);
     c.f_ref(w, "rootId", Shape::Module, true);
@@ -123,7 +128,6 @@ pub fn plan(w: &mut Json, c: &mut Change) {
     w.key("customCourseUnitAttainmentSelections");
     w.open_arr();
     w.close_arr();
-    c.trailer(w, true);
     w.close();
 }
 
@@ -131,7 +135,7 @@ pub fn plan(w: &mut Json, c: &mut Change) {
 pub fn person_group(w: &mut Json, c: &mut Change) {
     let n = c.fixed.range(1, 40);
     let programme = c.fixed.pick(words::PROGRAMMES);
-    w.open();
+    c.begin(w, true);
     c.f_id(w);
     w.key("name");
     w.open();
@@ -147,13 +151,12 @@ pub fn person_group(w: &mut Json, c: &mut Change) {
         &["responsible-teacher", "administrative-person"],
         3,
     );
-    c.trailer(w, true);
     w.close();
 }
 
 /// DISCLOSURE: a person's consent to disclose data; ~200 B.
 pub fn disclosure(w: &mut Json, c: &mut Change) {
-    w.open();
+    c.begin(w, false);
     c.f_id(w);
     c.f_ref(w, "privatePersonId", Shape::Person, true);
     w.f_fmt(
@@ -164,6 +167,5 @@ pub fn disclosure(w: &mut Json, c: &mut Change) {
         ),
     );
     w.f_bool("authorized", c.vary.chance(70));
-    c.trailer(w, false);
     w.close();
 }

@@ -1,9 +1,18 @@
-//! A student's records (ORI): persons, study rights, term registrations,
-//! attainments and study-right primalities.
+//! A student's records (ORI): persons and attainments; study rights and
+//! what hangs on them are in `study_rights`.
 
-use super::{write_id, Change, Shape};
+use super::{write_id, Change, Shape, LEVELS, STUDY_FIELDS};
 use crate::fake_sisu::json::{Day, Json};
 use crate::fake_sisu::words::{self, ascii_lower};
+use std::fmt::Write as _;
+
+/// Notes an attainment may carry.
+#[rustfmt::skip]
+const ADDITIONAL_INFO: &[[&str; 3]] = &[
+    ["Hyväksiluettu aiemmista opinnoista", "Recognised from prior studies", "Tillgodoräknad från tidigare studier"],
+    ["Suoritettu vaihdossa – Uppsala", "Completed on exchange – Uppsala", "Avlagd under utbyte – Uppsala"],
+    ["Arvosana korotettu", "Grade raised", "Vitsordet höjt"],
+];
 
 const LANGUAGES: &[&str] = &["fi", "fi", "fi", "sv", "en"];
 const COUNTRIES: &[&str] = &[
@@ -17,12 +26,9 @@ pub fn person(w: &mut Json, c: &mut Change) {
     let last = c.fixed.pick(words::LAST_NAMES);
     let born = Day::ymd(1950, 1, 1).plus(c.fixed.below(55 * 365) as i64);
     let lang = c.fixed.pick(LANGUAGES);
-    w.open();
+    c.begin(w, true);
     c.f_id(w);
-    w.f_fmt(
-        "studentNumber",
-        format_args!("0{}", 12_000_000 + c.identity),
-    );
+    w.f_with("studentNumber", |b| student_number(b, c.identity));
     w.f_fmt("dateOfBirth", format_args!("{born}"));
     w.f_with("firstNames", |b| {
         b.push_str(first);
@@ -46,7 +52,24 @@ pub fn person(w: &mut Json, c: &mut Change) {
         login(b);
         b.push_str("@helsinki.fi");
     });
-    w.f_raw("secondaryEmail", "null");
+    if c.vary.chance(25) {
+        w.f_with("secondaryEmail", |b| {
+            login(b);
+            b.push_str("@example.fi");
+        });
+    } else {
+        w.f_raw("secondaryEmail", "null");
+    }
+    // Staff who also study have an employee number.
+    if c.fixed.chance(8) {
+        w.f_fmt(
+            "employeeNumber",
+            format_args!("{:06}", 100_000 + c.identity),
+        );
+    } else {
+        w.f_raw("employeeNumber", "null");
+    }
+    w.f_bool("personalDataSafetyNonDisclosure", c.fixed.chance(2));
     w.f_fmt(
         "phoneNumber",
         format_args!("+358 40 {:07}", c.vary.below(10_000_000)),
@@ -103,149 +126,6 @@ pub fn person(w: &mut Json, c: &mut Change) {
             c.fixed.range(2, 899)
         ),
     );
-    c.trailer(w, true);
-    w.close();
-}
-
-/// STUDY_RIGHT (snapshot): one version per change; about 1.5 KB.
-pub fn study_right(w: &mut Json, c: &mut Change) {
-    const STATES: &[&str] = &[
-        "ACTIVE",
-        "ACTIVE",
-        "ACTIVE",
-        "PASSIVE",
-        "GRADUATED",
-        "RESCINDED",
-        "NOT_STARTED",
-    ];
-    let start = c.term_start(2005);
-    w.open();
-    c.f_id(w);
-    w.f_fmt("snapshotDateTime", format_args!("{}", c.at.local()));
-    c.f_ref(w, "studentId", Shape::Person, true);
-    c.f_ref(w, "educationId", Shape::Education, true);
-    c.f_ref(w, "organisationId", Shape::Organisation, true);
-    w.f_str("state", c.vary.pick(STATES));
-    let end = start.plus(365 * c.fixed.range(3, 7) as i64);
-    w.f_period("valid", start, Some(end));
-    w.f_fmt(
-        "grantDate",
-        format_args!("{}", start.plus(-(c.fixed.range(30, 90) as i64))),
-    );
-    w.f_fmt("studyStartDate", format_args!("{start}"));
-    w.key("acceptedSelectionPath");
-    w.open();
-    for key in [
-        "educationPhase1GroupId",
-        "educationPhase1ChildGroupId",
-        "educationPhase2GroupId",
-    ] {
-        c.f_ref(w, key, Shape::Module, true);
-    }
-    w.f_raw("educationPhase2ChildGroupId", "null");
-    w.close();
-    w.key("studyRightExtensions");
-    w.open_arr();
-    for _ in 0..c.vary.below(3).saturating_sub(1) {
-        w.open();
-        w.f_fmt("extensionStartDate", format_args!("{end}"));
-        w.f_int("extensionCount", 1);
-        w.f_fmt("grantDate", format_args!("{}", end.plus(-40)));
-        w.f_raw("deleted", "false");
-        w.close();
-    }
-    w.close_arr();
-    w.key("phase1MinorSelections");
-    w.open_arr();
-    for _ in 0..c.vary.below(4) {
-        w.open();
-        c.f_ref(w, "moduleGroupId", Shape::Module, false);
-        w.f_str("selectionDateTime", "2020-01-13T09:42:07.317");
-        w.close();
-    }
-    w.close_arr();
-    // Sisu sends this as a string in older documents and an array in newer.
-    if c.fixed.chance(30) {
-        w.f_str(
-            "studyRightExpirationRulesUrn",
-            "urn:code:study-right-expiration-rules:absence-counted",
-        );
-    } else {
-        w.f_strs(
-            "studyRightExpirationRulesUrn",
-            &[
-                "urn:code:study-right-expiration-rules:absence-counted",
-                "urn:code:study-right-expiration-rules:extension-possible",
-            ],
-        );
-    }
-    w.f_fmt(
-        "admissionTypeUrn",
-        format_args!("urn:code:admission-type:{}", c.fixed.range(1, 8)),
-    );
-    w.f_strs(
-        "codeUrns",
-        &["urn:code:study-right-code:hy:tutkintoon-johtava"],
-    );
-    w.f_str(
-        "decreeOnUniversityDegreesUrn",
-        "urn:code:decree-on-university-degrees:794-2004",
-    );
-    w.f_raw("studyRightGraduation", "null");
-    w.f_raw("studyRightCancellation", "null");
-    c.trailer(w, true);
-    w.close();
-}
-
-/// TERM_REGISTRATION: identity studyRightId + studentId, no `id`. Most
-/// have a handful of terms; a few carry a hundred, about 21 KB.
-pub fn term_registration(w: &mut Json, c: &mut Change) {
-    const TYPES: &[&str] = &[
-        "ATTENDING",
-        "ATTENDING",
-        "ATTENDING",
-        "NONATTENDING",
-        "MISSING",
-        "NEGLECTED",
-    ];
-    let terms = match c.fixed.below(100) {
-        0..=1 => c.fixed.range(70, 105),
-        2..=14 => c.fixed.range(15, 40),
-        _ => c.fixed.range(1, 14),
-    } + c.vary.below(2);
-    let first_year = 2024 - (terms as i64 + 1) / 2 - c.fixed.below(4) as i64;
-    w.open();
-    w.f_with("studyRightId", |b| {
-        write_id(b, Shape::StudyRight, c.seed, c.identity)
-    });
-    c.f_ref(w, "studentId", Shape::Person, true);
-    w.key("termRegistrations");
-    w.open_arr();
-    for t in 0..terms {
-        let year = first_year + (t / 2) as i64;
-        w.open();
-        w.key("studyTerm");
-        w.open();
-        w.f_int("studyYearStartYear", year);
-        w.f_int("termIndex", (t % 2) as i64);
-        w.close();
-        let date = Day::ymd(
-            year + (t % 2) as i64,
-            if t % 2 == 0 { 8 } else { 1 },
-            1 + (t % 28) as i64,
-        );
-        w.f_fmt("registrationDate", format_args!("{date}"));
-        w.f_str("termRegistrationType", c.fixed.pick(TYPES));
-        w.f_bool("statutoryAbsence", c.fixed.chance(3));
-        w.f_raw("tuitionFeePaymentState", "null");
-        w.f_bool("invalidated", false);
-        w.close();
-    }
-    w.close_arr();
-    w.key("statutoryAbsences");
-    w.open_arr();
-    w.close_arr();
-    c.trailer(w, true);
     w.close();
 }
 
@@ -264,9 +144,11 @@ pub fn attainment(w: &mut Json, c: &mut Change) {
     let (kind, target) = c.fixed.pick(TYPES);
     let date = c.day_before(3, true);
     let subject = c.fixed.pick(words::SUBJECTS);
-    w.open();
+    c.begin(w, true);
     c.f_id(w);
-    c.f_ref(w, "personId", Shape::Person, true);
+    let person = c.fixed.below(c.population.max(1));
+    w.f_with("personId", |b| write_id(b, Shape::Person, c.seed, person));
+    w.f_with("personStudentNumber", |b| student_number(b, person));
     c.f_ref(w, "verifierPersonId", Shape::Person, true);
     c.f_ref(w, "studyRightId", Shape::StudyRight, true);
     w.f_fmt("attainmentDate", format_args!("{date}"));
@@ -295,14 +177,12 @@ pub fn attainment(w: &mut Json, c: &mut Change) {
     w.f_bool("misregistration", c.vary.chance(2));
     w.f_raw("misregistrationRationale", "null");
     w.f_bool("primary", c.vary.chance(90));
-    w.f_int("credits", c.fixed.pick(&[1, 2, 3, 5, 5, 5, 10, 15, 180]));
+    let credits = c.fixed.pick(&[1, 2, 3, 5, 5, 5, 10, 15, 180]);
+    w.f_int("credits", credits);
+    let numeric = c.fixed.chance(75);
     w.f_str(
         "gradeScaleId",
-        if c.fixed.chance(75) {
-            "sis-0-5"
-        } else {
-            "sis-hyl-hyv"
-        },
+        if numeric { "sis-0-5" } else { "sis-hyl-hyv" },
     );
     w.f_int("gradeId", c.vary.range(0, 5) as i64);
     w.f_loc("name", subject);
@@ -328,29 +208,70 @@ pub fn attainment(w: &mut Json, c: &mut Change) {
         parts,
         true,
     );
-    w.f_raw("additionalInfo", "null");
-    c.trailer(w, true);
+    classification(w, c, kind, target, credits, numeric);
     w.close();
 }
 
-/// STUDY_RIGHT_PRIMALITY: identity studyRightId + studentId + startDate,
-/// no `id`; one of the ~200-byte documents.
-pub fn primality(w: &mut Json, c: &mut Change) {
-    let start = c.term_start(2010);
-    w.open();
-    w.f_with("studyRightId", |b| {
-        write_id(b, Shape::StudyRight, c.seed, c.identity)
-    });
-    c.f_ref(w, "studentId", Shape::Person, true);
-    w.f_fmt("startDate", format_args!("{start}"));
-    if c.vary.chance(70) {
-        w.f_raw("endDate", "null");
+/// The attainment fields that place it in the curriculum and transcript:
+/// study weeks (the pre-2005 unit, on old attainments only), the grade
+/// average of module and degree attainments, level, field and course
+/// type, and the realisation of an assessment-item attainment.
+fn classification(
+    w: &mut Json,
+    c: &mut Change,
+    kind: &str,
+    target: Shape,
+    credits: i64,
+    numeric: bool,
+) {
+    if c.fixed.chance(15) {
+        // 1.5 credits to a study week: two decimals like `gradeAverage`.
+        w.f_hundredths("studyWeeks", credits * 200 / 3);
     } else {
-        w.f_fmt(
-            "endDate",
-            format_args!("{}", start.plus(365 * c.vary.range(1, 5) as i64)),
-        );
+        w.f_raw("studyWeeks", "null");
     }
-    c.trailer(w, false);
-    w.close();
+    if target == Shape::Module && numeric {
+        w.key("gradeAverage");
+        w.open();
+        w.f_str("method", "COURSE_UNIT_ARITHMETIC_MEAN_WEIGHTING_BY_CREDITS");
+        w.f_hundredths("value", c.vary.range(100, 500) as i64);
+        w.f_int("totalIncludedCredits", credits);
+        w.f_str("gradeScaleId", "sis-0-5");
+        w.close();
+    } else {
+        w.f_raw("gradeAverage", "null");
+    }
+    if c.fixed.chance(10) {
+        w.f_loc("additionalInfo", c.fixed.pick(ADDITIONAL_INFO));
+    } else {
+        w.f_raw("additionalInfo", "null");
+    }
+    w.f_str("studyFieldUrn", c.fixed.pick(STUDY_FIELDS));
+    w.f_fmt(
+        "studyLevelUrn",
+        format_args!("urn:code:study-level:{}", c.fixed.pick(LEVELS)),
+    );
+    match target {
+        Shape::CourseUnit if kind.starts_with("Custom") => {
+            w.f_str("courseUnitTypeUrn", "urn:code:course-unit-type:other")
+        }
+        Shape::CourseUnit => w.f_str("courseUnitTypeUrn", "urn:code:course-unit-type:regular"),
+        _ => w.f_raw("courseUnitTypeUrn", "null"),
+    }
+    if target == Shape::AssessmentItem {
+        c.f_ref(
+            w,
+            "courseUnitRealisationId",
+            Shape::CourseUnitRealisation,
+            true,
+        );
+    } else {
+        w.f_raw("courseUnitRealisationId", "null");
+    }
+}
+
+/// Writes the student number of person `idx`, as the person and their
+/// attainments carry it.
+fn student_number(buf: &mut String, idx: u64) {
+    let _ = write!(buf, "0{}", 12_000_000 + idx);
 }

@@ -15,7 +15,7 @@ pub fn realisation(w: &mut Json, c: &mut Change) {
         "ARCHIVED",
     ];
     let start = c.day_before(2, true);
-    w.open();
+    c.begin(w, true);
     c.f_id(w);
     Change::f_university(w);
     w.f_str("flowState", c.vary.pick(FLOW));
@@ -78,7 +78,6 @@ pub fn realisation(w: &mut Json, c: &mut Change) {
     ));
     w.close_arr();
     w.close();
-    c.trailer(w, true);
     w.close();
 }
 
@@ -91,7 +90,7 @@ pub fn location(w: &mut Json, c: &mut Change) {
         ["A", "B", "C", "D"][c.fixed.below(4) as usize],
         c.fixed.range(100, 350)
     );
-    w.open();
+    c.begin(w, true);
     c.f_id(w);
     Change::f_university(w);
     w.key("name");
@@ -104,7 +103,6 @@ pub fn location(w: &mut Json, c: &mut Change) {
     w.key("buildingId");
     uuid(w, &mut Rng::new(&[c.seed, building, 0xb1d]));
     w.f_raw("seatCount", "null");
-    c.trailer(w, true);
     w.close();
 }
 
@@ -113,8 +111,9 @@ pub fn study_event(w: &mut Json, c: &mut Change) {
     let first = c.day_before(2, true);
     let weeks = c.fixed.range(1, 14);
     let hour = c.fixed.range(8, 16);
-    w.open();
+    c.begin(w, true);
     c.f_id(w);
+    Change::f_university(w);
     c.f_ref(
         w,
         "primaryCourseUnitRealisationId",
@@ -155,6 +154,5 @@ pub fn study_event(w: &mut Json, c: &mut Change) {
         w.close();
     }
     w.close_arr();
-    c.trailer(w, true);
     w.close();
 }
