@@ -14,9 +14,10 @@ use sis_testkit::servers::{NatsOptions, RedisOptions};
 
 use common::*;
 
-/// 60 identities, then 400 later changes of them: with batches of 50 and
-/// chunks of 10, most identities have versions in consecutive batches and
-/// many twice in one batch.
+/// 60 identities, then 400 later changes (most of them new versions of
+/// those, some new identities): with batches of 50 and chunks of 10, most
+/// identities have versions in consecutive batches and many twice in one
+/// batch.
 async fn import_with_parallel_consumers(seed: u64, depth: usize, changed_while_running: bool) {
     let fake = FakeSisuConfig {
         seed,

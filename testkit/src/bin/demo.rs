@@ -35,6 +35,18 @@ struct DemoArgs {
     /// Don't plant a poison entity (in ATTAINMENT) to show dead-lettering.
     #[arg(long)]
     no_poison: bool,
+    /// How the reference consumers answer: `precise` (OK names the chunk)
+    /// or `seed` (as importer-mankeli: OK without chunkId, one current
+    /// execution hash learned from Redis, one chunk at a time).
+    #[arg(long, value_enum, default_value_t = Form::Precise)]
+    consumer_form: Form,
+}
+
+/// `--consumer-form`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum Form {
+    Precise,
+    Seed,
 }
 
 fn main() -> ExitCode {
@@ -89,7 +101,11 @@ async fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<ExitCode> {
     for service in &services {
         importer.store.reset(service).await?;
     }
-    let mut consumer_config = ConsumerConfig::new(nats_url);
+    let mut consumer_config = match args.consumer_form {
+        Form::Precise => ConsumerConfig::new(nats_url),
+        Form::Seed => ConsumerConfig::seed(nats_url, config.redis_url.expose()),
+    };
+    println!("consumers: the {:?} feedback form", args.consumer_form);
     consumer_config.nats_auth = sis_importer::sinks::NatsAuth::from_config(&config);
     consumer_config.stream = config.nats_stream.clone();
     consumer_config.record = false;
@@ -103,6 +119,24 @@ async fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let summary = importer.run(&services, shutdown).await?;
     print_summary(&summary, started.elapsed());
+    let received = consumer.received();
+    // Committed entities count dead letters, which no consumer stored.
+    let committed: u64 = summary
+        .services
+        .iter()
+        .map(|r| r.entities - r.dead_letters)
+        .sum();
+    let retries: u32 = summary
+        .services
+        .iter()
+        .map(|r| r.attempts.saturating_sub(1))
+        .sum();
+    println!(
+        "consumers stored {} entities in {} chunks ({} duplicates); {retries} panic-timeout retries",
+        received.entities_ok,
+        received.chunks_ok,
+        received.entities_ok.saturating_sub(committed),
+    );
     consumer.stop().await;
     fake.shutdown().await;
     Ok(if summary.success {
