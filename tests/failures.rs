@@ -30,30 +30,7 @@ async fn poison_entity_is_isolated_and_dead_lettered_while_its_chunk_mates_arriv
         "a dead letter does not fail the service: {summary:#?}"
     );
     for (id, index) in [("PERSON", 17usize), ("TERM_REGISTRATION", 3)] {
-        let poison = env.fake.expected(id)[index].clone();
-        env.assert_delivered(id, &[&poison.identity]);
-        let letters = importer.store.dead_letters(id, 10).await.unwrap();
-        assert_eq!(
-            letters.len(),
-            1,
-            "{id}: exactly the poison entity: {letters:?}"
-        );
-        assert_eq!(
-            letters[0].identity.as_deref(),
-            Some(poison.identity.as_str())
-        );
-        assert_eq!(letters[0].modification_ordinal, poison.ordinal);
-        assert_eq!(letters[0].reason, "poison");
-        assert!(
-            letters[0].detail.contains("testError"),
-            "{:?}",
-            letters[0].detail
-        );
-        assert_eq!(
-            env.ordinal(&importer, id).await,
-            env.fake.greatest_ordinal(id),
-            "{id}: the ordinal moves on"
-        );
+        env.assert_poison_dead_lettered(&importer, id, index).await;
         let received = env.consumer.received();
         assert!(
             received.per_service[id].chunks_failed >= 4,

@@ -70,23 +70,11 @@ async fn every_service_imports_with_the_seed_form_consumer_without_a_panic_timeo
 async fn a_poison_entity_is_halved_down_and_dead_lettered_from_echoed_fails() {
     let env = seed_env(60, 1).await;
     env.fake.faults().poison("PERSON", 17);
-    let poison = env.fake.expected("PERSON")[17].clone();
     let importer = env.importer(env.config()).await;
     let summary = run_ok(&importer, &["PERSON"]).await;
     assert_eq!(summary.services[0].dead_letters, 1, "{summary:#?}");
-    env.assert_delivered("PERSON", &[&poison.identity]);
-    let letters = importer.store.dead_letters("PERSON", 10).await.unwrap();
-    assert_eq!(letters.len(), 1, "{letters:?}");
-    assert_eq!(
-        letters[0].identity.as_deref(),
-        Some(poison.identity.as_str())
-    );
-    assert_eq!(letters[0].modification_ordinal, poison.ordinal);
-    assert_eq!(letters[0].reason, "poison");
-    assert!(
-        letters[0].detail.contains("testError"),
-        "the consumer's stack: {letters:?}"
-    );
+    env.assert_poison_dead_lettered(&importer, "PERSON", 17)
+        .await;
     let received = env.consumer.received();
     assert!(
         received.per_service["PERSON"].chunks_failed >= 3,

@@ -260,6 +260,36 @@ impl Env {
             .expect("redis answers")
     }
 
+    /// Asserts that the change at `index` of `id` is the service's one dead
+    /// letter, as a poison entity the consumer failed (`testError`), that
+    /// every other change was delivered, and that the ordinal moved on.
+    pub async fn assert_poison_dead_lettered(&self, importer: &Importer, id: &str, index: usize) {
+        let poison = self.fake.expected(id)[index].clone();
+        self.assert_delivered(id, &[&poison.identity]);
+        let letters = importer.store.dead_letters(id, 10).await.unwrap();
+        assert_eq!(
+            letters.len(),
+            1,
+            "{id}: exactly the poison entity: {letters:?}"
+        );
+        assert_eq!(
+            letters[0].identity.as_deref(),
+            Some(poison.identity.as_str())
+        );
+        assert_eq!(letters[0].modification_ordinal, poison.ordinal);
+        assert_eq!(letters[0].reason, "poison");
+        assert!(
+            letters[0].detail.contains("testError"),
+            "the consumer's error text: {:?}",
+            letters[0].detail
+        );
+        assert_eq!(
+            self.ordinal(importer, id).await,
+            self.fake.greatest_ordinal(id),
+            "{id}: the ordinal moves on"
+        );
+    }
+
     /// Asserts the consumer has seen every change the fake serves for
     /// `id`, except the identities listed in `except`.
     pub fn assert_delivered(&self, id: &str, except: &[&str]) {
