@@ -59,10 +59,22 @@ fn terminate(child: &mut Child) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_daemons_import_each_change_once() {
+    two_daemons_on_one_host_import_each_change_once("a", "b").await;
+}
+
+/// Two replicas that share a host name share the default `INSTANCE_ID`:
+/// neither may take the other's lease, both being alive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_daemons_with_one_instance_id_import_each_change_once() {
+    two_daemons_on_one_host_import_each_change_once("a", "a").await;
+}
+
+async fn two_daemons_on_one_host_import_each_change_once(first: &str, second: &str) {
     let env = Env::start(600).await;
+    env.consumer.set_latency(Duration::from_millis(5));
     let config = lease_file();
-    let mut a = daemon(&env, config.path(), "a");
-    let mut b = daemon(&env, config.path(), "b");
+    let mut a = daemon(&env, config.path(), first);
+    let mut b = daemon(&env, config.path(), second);
     assert!(
         env.wait_until_imported("PERSON", Duration::from_secs(30))
             .await,
@@ -259,4 +271,119 @@ async fn a_restarted_instance_takes_its_own_lease_back_at_once() {
     terminate(&mut again);
     terminate(&mut other);
     env.assert_delivered("PERSON", &[]);
+}
+
+/// An operator's `once` on the host where the daemon runs, with the same
+/// (default) `INSTANCE_ID`: it waits for the daemon's run, says who holds
+/// the lease, and imports nothing twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn once_beside_the_daemon_on_one_host_waits_for_its_run() {
+    let env = Env::start(2000).await;
+    // 200 chunks at 100 ms on two instances: the daemon's run lasts 10 s.
+    env.consumer.set_latency(Duration::from_millis(100));
+    let config = lease_file_with_ttl(30);
+    let mut daemon = daemon(&env, config.path(), "node-1");
+    assert!(
+        env.consumer
+            .wait_until(Duration::from_secs(60), |r| entities_of(r, "PERSON") >= 200)
+            .await
+    );
+    let store = env.store().await;
+    let key = sis_importer::lease::lease_key();
+    let daemons = store.lease_holder(&key).await.unwrap().expect("held");
+    let once = env
+        .command(&["once", "--service", "PERSON", "--config"])
+        .arg(config.path())
+        .env("INSTANCE_ID", "node-1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        store.lease_holder(&key).await.unwrap().as_deref(),
+        Some(daemons.as_str()),
+        "once did not take the live daemon's lease"
+    );
+    env.consumer.set_latency(Duration::ZERO);
+    let out = tokio::task::spawn_blocking(move || once.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let logs = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        logs.contains("another live process of this INSTANCE_ID holds the import lease")
+            && logs.contains(&daemons),
+        "it said who holds the lease: {logs}"
+    );
+    terminate(&mut daemon);
+    assert_eq!(
+        entities_of(&env.consumer.received(), "PERSON"),
+        2000,
+        "each change delivered once"
+    );
+}
+
+/// A container restarted in its pod has the same host name and pid 1
+/// again, in a new pid namespace: its predecessor's lease is taken back
+/// once it missed a renewal, long before it expires, but never while a
+/// live twin (same host name, same pid, another namespace) renews it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_containers_lease_is_taken_back_only_if_not_renewed() {
+    use sis_importer::lease::{lease_key, Holder, Lease};
+    let env = Env::start(5).await;
+    let store = env.store().await;
+    let ttl = Duration::from_secs(6);
+    let mut predecessor = Holder::this_process("pod-a");
+    predecessor.pid_ns += 1;
+    let planted = predecessor.owner("0ldc0de0");
+    let url = env.redis.url();
+    let plant = move |holder: String| {
+        let url = url.clone();
+        async move {
+            let client = redis::Client::open(url).unwrap();
+            let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+            let _: () = redis::cmd("SET")
+                .arg(lease_key())
+                .arg(holder)
+                .arg("PX")
+                .arg(6000)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+        }
+    };
+    // A live twin renews every second: the lease is never taken from it.
+    plant(planted.clone()).await;
+    let renewing = tokio::spawn({
+        let planted = planted.clone();
+        let plant = plant.clone();
+        async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                plant(planted.clone()).await;
+            }
+        }
+    });
+    let lease = Lease::new(store.clone(), ttl, "pod-a");
+    let (_trigger, shutdown) = sis_importer::shutdown::channel();
+    let mut waiting = shutdown.clone();
+    let took = tokio::time::timeout(Duration::from_secs(8), lease.acquire(&mut waiting)).await;
+    assert!(took.is_err(), "a renewing twin keeps its lease");
+    renewing.abort();
+    // A predecessor that stopped renewing loses it after one renewal
+    // interval (2 s + margin), not at its expiry (6 s).
+    plant(planted.clone()).await;
+    let started = std::time::Instant::now();
+    let mut waiting = shutdown.clone();
+    assert!(lease.acquire(&mut waiting).await);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "taken back before the lease expired: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        store.lease_holder(&lease_key()).await.unwrap().as_deref(),
+        Some(lease.owner())
+    );
 }

@@ -38,22 +38,28 @@ impl Config {
     }
 
     /// This instance's id for the lease: `INSTANCE_ID`, else the host name
-    /// (its spaces and `(` replaced), else `localhost`.
+    /// (see [`host_name`]).
     pub fn instance_id(&self) -> String {
-        if let Some(id) = &self.instance_id {
-            return id.clone();
+        match &self.instance_id {
+            Some(id) => id.clone(),
+            None => host_name(),
         }
-        let mut name = [0u8; 256];
-        // SAFETY: the buffer is valid for its length; gethostname writes at
-        // most that many bytes and the result is cut at the first NUL.
-        let ok = unsafe { libc::gethostname(name.as_mut_ptr().cast(), name.len()) } == 0;
-        let end = name.iter().position(|b| *b == 0).unwrap_or(name.len());
-        let host = String::from_utf8_lossy(&name[..end])
-            .replace(|c: char| c.is_whitespace() || c == '(', "-");
-        if ok && !host.is_empty() {
-            host
-        } else {
-            "localhost".into()
-        }
+    }
+}
+
+/// The host name (whitespace, `(` and `,` replaced by `-`: it goes into the
+/// lease's owner string), else `localhost`.
+pub fn host_name() -> String {
+    let mut name = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname writes at
+    // most that many bytes and the result is cut at the first NUL.
+    let ok = unsafe { libc::gethostname(name.as_mut_ptr().cast(), name.len()) } == 0;
+    let end = name.iter().position(|b| *b == 0).unwrap_or(name.len());
+    let host = String::from_utf8_lossy(&name[..end])
+        .replace(|c: char| c.is_whitespace() || c == '(' || c == ',', "-");
+    if ok && !host.is_empty() {
+        host
+    } else {
+        "localhost".into()
     }
 }

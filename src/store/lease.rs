@@ -24,9 +24,8 @@ pub(crate) enum LeaseGrant {
 
 impl OrdinalStore {
     /// Takes the lease `key` for `owner` if it is free, or extends it if
-    /// `owner` holds it, or, with `reclaim`, takes it from a holder whose
-    /// owner string starts with `reclaim` (an earlier process of the same
-    /// instance).
+    /// `owner` holds it, or, with `reclaim`, takes it from the holder whose
+    /// owner string is exactly `reclaim` (one the caller proved gone).
     pub(crate) async fn lease_acquire(
         &self,
         key: &str,
@@ -49,6 +48,17 @@ impl OrdinalStore {
     /// Who holds the lease `key` now, if anyone.
     pub async fn lease_holder(&self, key: &str) -> Result<Option<String>, StoreError> {
         self.query("read lease", &Cmd::get(key)).await
+    }
+
+    /// Who holds the lease `key` and how long it has left, if anyone.
+    pub(crate) async fn lease_left(
+        &self,
+        key: &str,
+    ) -> Result<Option<(String, Duration)>, StoreError> {
+        let mut pipe = redis::pipe();
+        pipe.get(key).pttl(key);
+        let (holder, left): (Option<String>, i64) = self.query("read lease", &pipe).await?;
+        Ok(holder.map(|h| (h, Duration::from_millis(left.max(0) as u64))))
     }
 
     /// Deletes the lease `key` if `owner` holds it.
