@@ -4,7 +4,8 @@
 //!
 //! Open: `GET /healthz`, `GET /readyz`, `GET /metrics`.
 //! Guarded by `ADMIN_TOKEN` (header `token` or `Authorization: Bearer`):
-//! `POST /force_update`, `POST /reset/{service}`, `GET /status`; the old
+//! `POST /force_update`, `POST /reset/{service}[?to=ORDINAL]`, `GET /status`,
+//! `DELETE /forbidden[/{service}]`; the old
 //! `GET /force_update?token=` and `GET /reset/{service}?token=` forms are
 //! accepted for compatibility. Without `ADMIN_TOKEN` the guarded routes
 //! answer 401, so they are never open by accident.
@@ -42,6 +43,11 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
                 .route("/status", get(status))
                 .route("/force_update", post(force_update).get(force_update))
                 .route("/reset/{service}", post(reset).get(reset))
+                .route("/forbidden", axum::routing::delete(clear_forbidden))
+                .route(
+                    "/forbidden/{service}",
+                    axum::routing::delete(clear_forbidden),
+                )
                 .route_layer(middleware::from_fn_with_state(state.clone(), guard)),
         )
         .with_state(state)
@@ -205,7 +211,22 @@ async fn force_update(State(state): State<AdminState>) -> Response {
     }
 }
 
-async fn reset(State(state): State<AdminState>, Path(service): Path<String>) -> Response {
+async fn reset(
+    State(state): State<AdminState>,
+    Path(service): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let to = match query.get("to").map(|t| t.parse::<i64>()) {
+        None => None,
+        Some(Ok(ordinal)) => Some(ordinal),
+        Some(Err(_)) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                "to= must be an ordinal (a whole number)",
+            )
+                .into_response()
+        }
+    };
     let catalogue = state
         .daemon
         .importer()
@@ -234,18 +255,42 @@ async fn reset(State(state): State<AdminState>, Path(service): Path<String>) -> 
     let importer = state.daemon.importer();
     match importer
         .store
-        .reset_unless_leased(found, &crate::lease::lease_key())
+        .reset_unless_leased(found, &crate::lease::lease_key(), to)
         .await
     {
         Ok(Some(holder)) => busy(format!(" (import lease held by {holder})")),
         Ok(None) => {
-            tracing::info!(service = %found.id, "ordinal reset through the admin API");
+            tracing::info!(service = %found.id, to, "ordinal reset through the admin API");
+            let next = to.map_or("from 0".to_owned(), |o| format!("after {o}"));
             (
                 StatusCode::OK,
-                format!("{} reset; it re-imports from 0 on the next run", found.id),
+                format!("{} reset; it imports {next} on the next run", found.id),
             )
                 .into_response()
         }
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
+    }
+}
+
+/// `DELETE /forbidden[/{service}]`: clears the forbidden mark of one
+/// service (or of all), so the next run tries it again.
+async fn clear_forbidden(
+    State(state): State<AdminState>,
+    service: Option<Path<String>>,
+) -> Response {
+    let importer = state.daemon.importer();
+    let ids = match service {
+        Some(Path(id)) => {
+            let known = importer.config.catalogue().unwrap_or_default();
+            if !known.iter().any(|s| s.id == id) {
+                return (StatusCode::NOT_FOUND, format!("unknown service {id}")).into_response();
+            }
+            vec![id]
+        }
+        None => Vec::new(),
+    };
+    match importer.clear_forbidden(&ids).await {
+        Ok(cleared) => Json(json!({ "cleared": cleared })).into_response(),
         Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
     }
 }

@@ -61,18 +61,42 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Delete ordinals so the services re-import from 0.
+    /// Services Sisu answered 403 for: clear the mark so the next run
+    /// tries them again (a running daemon sees it at its next run).
+    Forbidden {
+        #[command(subcommand)]
+        action: ForbiddenAction,
+    },
+    /// Delete ordinals so the services re-import from 0, or set them
+    /// (`--to`) so they import what comes after.
     Reset {
         /// Service ids to reset.
         #[arg(value_name = "ID", required_unless_present = "all")]
         services: Vec<String>,
-        /// Reset every service.
+        /// Reset every service (asks on a terminal; `--yes` otherwise).
         #[arg(long, conflicts_with = "services")]
         all: bool,
+        /// Set the ordinal to this value instead of deleting it (e.g. one
+        /// `status --json` showed): the next run fetches after it.
+        #[arg(long, value_name = "ORDINAL", allow_negative_numbers = true)]
+        to: Option<i64>,
         /// Reset even while an importer holds the import lease (its run
         /// may then commit over the reset).
         #[arg(long)]
         force: bool,
+        /// Do not ask before `--all`.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ForbiddenAction {
+    /// Clear the forbidden mark of the named services (all without ids).
+    Clear {
+        /// Service ids; none: every forbidden service.
+        #[arg(value_name = "ID")]
+        services: Vec<String>,
     },
 }
 
@@ -185,14 +209,40 @@ async fn execute(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
+                let header = status::header(&store, &config).await?;
+                print!("{}", status::render_header(&header, &config));
                 print!("{}", status::render_table(&rows));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Forbidden {
+            action: ForbiddenAction::Clear { services },
+        } => {
+            let ids: Vec<String> = if services.is_empty() {
+                Vec::new()
+            } else {
+                config
+                    .pick(config.catalogue()?, Some(&services), "forbidden clear")?
+                    .into_iter()
+                    .map(|s| s.id)
+                    .collect()
+            };
+            let store = OrdinalStore::connect(&config.redis_url).await?;
+            let cleared = store.unforbid(&ids).await?;
+            if cleared.is_empty() {
+                println!("no forbidden mark to clear");
+            }
+            for id in cleared {
+                println!("cleared the forbidden mark of {id}: the next run tries it again");
             }
             Ok(ExitCode::SUCCESS)
         }
         Command::Reset {
             services,
             all,
+            to,
             force,
+            yes,
         } => {
             let catalogue = config.catalogue()?;
             let chosen = if all {
@@ -203,23 +253,49 @@ async fn execute(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
             if chosen.is_empty() {
                 bail!("nothing to reset: name service ids or use --all");
             }
+            if all && !yes && !confirmed_all(&config, chosen.len(), to)? {
+                bail!("nothing reset");
+            }
             let store = OrdinalStore::connect(&config.redis_url).await?;
             let key = sis_importer::lease::lease_key();
             for service in &chosen {
                 if force {
-                    store.reset(service).await?;
-                } else if let Some(holder) = store.reset_unless_leased(service, &key).await? {
+                    store.reset_to(service, to).await?;
+                } else if let Some(holder) = store.reset_unless_leased(service, &key, to).await? {
                     bail!(
                         "a run is in progress (import lease {key} held by {holder}): its \
                          commits would undo the reset of {}; reset after it ends, or add --force",
                         service.id
                     );
                 }
-                println!("reset {} ({})", service.id, service.ordinal_key);
+                match to {
+                    Some(ordinal) => {
+                        println!("set {} ({}) to {ordinal}", service.id, service.ordinal_key)
+                    }
+                    None => println!("reset {} ({})", service.id, service.ordinal_key),
+                }
             }
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `reset --all` without `--yes`: asks on a terminal; refuses otherwise.
+fn confirmed_all(config: &Config, services: usize, to: Option<i64>) -> anyhow::Result<bool> {
+    if !std::io::stdin().is_terminal() {
+        bail!(
+            "reset --all changes the ordinals of all {services} services: add --yes to confirm \
+             (no terminal to ask on)"
+        );
+    }
+    let what = to.map_or("delete".to_owned(), |o| format!("set to {o}"));
+    eprint!(
+        "{what} the ordinals of all {services} services in {}? [y/N] ",
+        sis_importer::redact::url(config.redis_url.expose())
+    );
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "YES"))
 }
 
 fn spawn_signal_handler(trigger: ShutdownTrigger) {

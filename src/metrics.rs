@@ -41,6 +41,13 @@ pub struct ServiceCounters {
     pub feedback_ignored: BTreeMap<&'static str, u64>,
     /// How its consumers answer: `precise` or `seed` (`None`: not seen).
     pub feedback_form: Option<&'static str>,
+    /// Unix time the service last finished a run (ok or skipped); 0 when
+    /// it never did as far as Redis remembers; `None` before it was read.
+    pub last_success_timestamp: Option<f64>,
+    /// Whether Sisu answered 403 for it (skipped for a while).
+    pub forbidden: Option<bool>,
+    /// Dead letters kept for it in Redis.
+    pub dead_letters: Option<u64>,
 }
 
 /// A fixed-bucket histogram.
@@ -142,6 +149,13 @@ pub(crate) fn run_finished(service: &str, took: Duration, success: bool) {
         s.last_run_seconds = took.as_secs_f64();
         s.last_run_success = Some(success);
         s.last_run_timestamp = now;
+        if success {
+            s.last_success_timestamp = Some(now);
+        } else if s.last_success_timestamp.is_none() {
+            // Never finished as far as anyone knows: an alert on the age
+            // of the last success must fire for it too.
+            s.last_success_timestamp = Some(0.0);
+        }
     });
 }
 
@@ -150,6 +164,21 @@ pub fn feedback_ignored(service: &str, reason: &'static str, n: u64) {
     with_service(service, |s| {
         *s.feedback_ignored.entry(reason).or_default() += n
     });
+}
+
+/// The service last finished a run at Unix time `at` (0: never).
+pub(crate) fn last_success(service: &str, at: f64) {
+    with_service(service, |s| s.last_success_timestamp = Some(at));
+}
+
+/// The service is (or is no longer) forbidden.
+pub(crate) fn forbidden(service: &str, forbidden: bool) {
+    with_service(service, |s| s.forbidden = Some(forbidden));
+}
+
+/// The service has `n` dead letters in Redis.
+pub(crate) fn dead_letters(service: &str, n: u64) {
+    with_service(service, |s| s.dead_letters = Some(n));
 }
 
 /// The service's consumers were seen to answer in `form` (`precise`,
@@ -268,7 +297,7 @@ pub fn render() -> String {
             h.sum, h.count
         );
     }
-    let gauges: [Family<Option<f64>>; 4] = [
+    let gauges: [Family<Option<f64>>; 7] = [
         (
             "sis_importer_committed_ordinal",
             "Committed ordinal.",
@@ -286,8 +315,23 @@ pub fn render() -> String {
         ),
         (
             "sis_importer_last_run_timestamp_seconds",
-            "Unix time the service's last run ended.",
+            "Unix time the service's last run ended, successful or not.",
             |s| s.last_run_success.map(|_| s.last_run_timestamp),
+        ),
+        (
+            "sis_importer_last_success_timestamp_seconds",
+            "Unix time the service last finished a run (ok or skipped); 0 if never.",
+            |s| s.last_success_timestamp,
+        ),
+        (
+            "sis_importer_service_forbidden",
+            "1 while Sisu's 403 keeps the service skipped.",
+            |s| s.forbidden.map(|b| f64::from(u8::from(b))),
+        ),
+        (
+            "sis_importer_dead_letters",
+            "Dead letters kept for the service in Redis.",
+            |s| s.dead_letters.map(|n| n as f64),
         ),
     ];
     for (name, help, get) in gauges {

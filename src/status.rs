@@ -1,6 +1,8 @@
-//! What `sis-importer status` (and the admin API) shows: per service the
-//! committed ordinal, the window counters, the last run, forbidden and dead
-//! letters — read from Redis, so any process can show it.
+//! What `sis-importer status` (and the admin API) shows: a header with the
+//! lease holder (a run is under way while someone holds it) and the next
+//! cron tick, then per service the committed ordinal, the window counters,
+//! the last run and last success, forbidden, the feedback form, dead
+//! letters and the last error — read from Redis, so any process can show it.
 
 use serde::Serialize;
 
@@ -28,6 +30,52 @@ pub struct ServiceStatus {
     /// (OK without chunkId: the service goes in waves); `None` before any
     /// OK was seen.
     pub feedback_form: Option<String>,
+    /// When it last finished a run (`ok` or `skipped`), RFC 3339.
+    pub last_success: Option<String>,
+}
+
+/// The status table's header.
+#[derive(Debug, Clone, Serialize)]
+pub struct Header {
+    /// The import lease's holder: a run is under way while there is one.
+    pub lease_holder: Option<String>,
+    /// The next cron tick, in the schedule's time zone.
+    pub next_run: Option<String>,
+}
+
+/// Reads the lease and works out the next tick of `config`'s schedule.
+pub async fn header(
+    store: &OrdinalStore,
+    config: &crate::config::Config,
+) -> Result<Header, StoreError> {
+    let lease_holder = crate::lease::holder(store).await?;
+    let next_run = match (config.schedule(), config.time_zone()) {
+        (Ok(schedule), Ok(tz)) => schedule
+            .upcoming(tz)
+            .next()
+            .map(|at| format!("{} {}", at.format("%Y-%m-%d %H:%M:%S"), tz)),
+        _ => None,
+    };
+    Ok(Header {
+        lease_holder,
+        next_run,
+    })
+}
+
+/// The header's lines.
+pub fn render_header(header: &Header, config: &crate::config::Config) -> String {
+    let lease = match &header.lease_holder {
+        Some(holder) => format!("run:       under way (import lease held by {holder})"),
+        None => "run:       none under way (import lease free)".to_owned(),
+    };
+    let next = match &header.next_run {
+        Some(at) => format!(
+            "next tick: {at} (CRON \"{}\", for `run` daemons)",
+            config.cron
+        ),
+        None => format!("next tick: - (CRON \"{}\" does not parse)", config.cron),
+    };
+    format!("{lease}\n{next}\n\n")
 }
 
 /// Reads the status of `services` from Redis.
@@ -48,6 +96,7 @@ pub async fn collect(
             forbidden: forbidden.contains(&service.id),
             dead_letters: state.dead_letters,
             feedback_form: state.feedback_form,
+            last_success: state.last_success,
         });
     }
     Ok(rows)
@@ -62,6 +111,7 @@ pub fn render_table(rows: &[ServiceStatus]) -> String {
         "LAST RUN".into(),
         "DURATION".into(),
         "RESULT".into(),
+        "LAST SUCCESS".into(),
         "FORBIDDEN".into(),
         "FEEDBACK".into(),
         "DEAD".into(),
@@ -73,17 +123,12 @@ pub fn render_table(rows: &[ServiceStatus]) -> String {
             r.service.clone(),
             r.ordinal.map_or("-".into(), |o| o.to_string()),
             format!("{}/{}", r.scheduled, r.updated),
-            run.map_or("-".into(), |r| {
-                r.started
-                    .chars()
-                    .take(19)
-                    .collect::<String>()
-                    .replace('T', " ")
-            }),
+            run.map_or("-".into(), |r| short_time(&r.started)),
             run.map_or("-".into(), |r| {
                 format!("{:.1}s", r.duration_ms as f64 / 1000.0)
             }),
             run.map_or("-".into(), |r| r.result.clone()),
+            r.last_success.as_deref().map_or("-".into(), short_time),
             if r.forbidden {
                 "yes".into()
             } else {
@@ -126,4 +171,13 @@ fn shorten(error: &str) -> String {
         Some((cut, _)) => format!("{}…", &error[..cut]),
         None => error.to_owned(),
     }
+}
+
+/// An RFC 3339 time as `2026-11-28 02:00:00` (UTC, as stored).
+fn short_time(rfc3339: &str) -> String {
+    rfc3339
+        .chars()
+        .take(19)
+        .collect::<String>()
+        .replace('T', " ")
 }

@@ -79,6 +79,46 @@ impl Admin {
     async fn post(&self, path: &str) -> (StatusCode, String) {
         self.call(Method::POST, path, Some(TOKEN)).await
     }
+
+    async fn delete(&self, path: &str) -> (StatusCode, String) {
+        self.call(Method::DELETE, path, Some(TOKEN)).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_forbidden_clears_the_mark_and_the_next_run_imports() {
+    let admin = Admin::start(20, &["PERSON", "COURSE_UNIT"], Some(TOKEN)).await;
+    admin.env.fake.faults().forbid("COURSE_UNIT");
+    let summary = admin
+        .importer
+        .run(
+            &services(&["COURSE_UNIT"]),
+            sis_importer::shutdown::Shutdown::never(),
+        )
+        .await
+        .unwrap();
+    assert!(!summary.success);
+    assert_eq!(admin.importer.forbidden(), ["COURSE_UNIT"]);
+    admin.env.fake.faults().allow("COURSE_UNIT");
+    assert_eq!(
+        admin.delete("/forbidden/NOPE").await.0,
+        StatusCode::NOT_FOUND
+    );
+    let (status, body) = admin.delete("/forbidden/COURSE_UNIT").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, r#"{"cleared":["COURSE_UNIT"]}"#);
+    assert!(admin.importer.forbidden().is_empty());
+    let summary = admin
+        .importer
+        .run(
+            &services(&["COURSE_UNIT"]),
+            sis_importer::shutdown::Shutdown::never(),
+        )
+        .await
+        .unwrap();
+    assert!(summary.success, "{summary:#?}");
+    let (status, _) = admin.call(Method::DELETE, "/forbidden", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "guarded like the others");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -98,7 +138,7 @@ async fn readyz_lists_nats_redis_and_the_lease_in_check_lines() {
         ["ok    nats      ", "ok    redis     ", "ok    lease     "].map(|n| &n[..12])
     );
     assert!(
-        body.contains("this instance test (pid"),
+        body.contains("this instance test (host "),
         "the lease line names this instance: {body}"
     );
     assert!(body.contains("lease not held"), "no run yet: {body}");

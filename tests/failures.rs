@@ -172,7 +172,7 @@ async fn forbidden_service_is_skipped_and_others_continue() {
         .await
         .unwrap();
     assert!(rows[1].forbidden && !rows[0].forbidden);
-    // For the rest of the process's life: not even asked again.
+    // Until `forbidden_retry_secs` (a day) pass: not even asked again.
     let asked = env.fake.requests("COURSE_UNIT");
     env.fake.faults().allow("COURSE_UNIT");
     let summary = importer

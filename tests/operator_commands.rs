@@ -1,5 +1,6 @@
-//! The operator's commands as processes: `status` (table and JSON) and
-//! `reset` (named, all, refused under a held lease unless forced).
+//! The operator's commands as processes: `status` (header, table and
+//! JSON), `reset` (named, all after a confirmation, set to an ordinal,
+//! refused under a held lease unless forced) and `forbidden clear`.
 
 mod common;
 
@@ -51,7 +52,18 @@ async fn status_table_shows_ordinal_window_result_forbidden_and_dead_letters() {
     let out = env.command(&["status"]).output().unwrap();
     assert!(out.status.success());
     let table = String::from_utf8_lossy(&out.stdout);
-    let header = table.lines().next().unwrap();
+    let mut lines = table.lines();
+    assert_eq!(
+        lines.next(),
+        Some("run:       none under way (import lease free)"),
+        "{table}"
+    );
+    let next = lines.next().unwrap();
+    assert!(
+        next.starts_with("next tick: ") && next.contains("Europe/Helsinki"),
+        "{next}"
+    );
+    let header = table.lines().find(|l| l.starts_with("SERVICE")).unwrap();
     for column in [
         "SERVICE",
         "ORDINAL",
@@ -59,6 +71,7 @@ async fn status_table_shows_ordinal_window_result_forbidden_and_dead_letters() {
         "LAST RUN",
         "DURATION",
         "RESULT",
+        "LAST SUCCESS",
         "FORBIDDEN",
         "FEEDBACK",
         "DEAD",
@@ -132,9 +145,123 @@ async fn reset_deletes_the_named_ordinals_and_reset_all_the_rest() {
     assert!(out.status.success());
     assert_eq!(store.ordinal(&service("PERSON")).await.unwrap(), None);
     assert!(store.ordinal(&service("LOCATION")).await.unwrap().is_some());
+    // No terminal to ask on: --all needs --yes.
     let out = env.command(&["reset", "--all"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--yes"));
+    assert!(store.ordinal(&service("LOCATION")).await.unwrap().is_some());
+    let out = env.command(&["reset", "--all", "--yes"]).output().unwrap();
     assert!(out.status.success());
     assert_eq!(store.ordinal(&service("LOCATION")).await.unwrap(), None);
+}
+
+/// On a terminal (a pty from util-linux `script`) `reset --all` asks, and
+/// only `y` resets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reset_all_on_a_terminal_asks_first() {
+    let env = imported(20).await;
+    let store = env.store().await;
+    // `script` runs the command on a pty and hands what it reads from its
+    // own stdin to it: the question is asked on a terminal.
+    let on_a_terminal = |answer: &str| {
+        let inner = format!("{BIN} reset --all");
+        let mut child = env
+            .env_command("script", &["-qec", &inner, "/dev/null"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        writeln!(child.stdin.take().unwrap(), "{answer}").unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let _ = on_a_terminal("n");
+    assert!(
+        store.ordinal(&service("LOCATION")).await.unwrap().is_some(),
+        "answered no"
+    );
+    let out = on_a_terminal("y");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("the ordinals of all 26 services"), "{said}");
+    assert_eq!(
+        store.ordinal(&service("LOCATION")).await.unwrap(),
+        None,
+        "{said}"
+    );
+}
+
+/// `status --json` gives the ordinal, `reset --to` sets it back: the next
+/// run fetches only what comes after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reset_to_an_ordinal_from_status_json_round_trips() {
+    let env = imported(20).await;
+    let ordinal_in_status = || {
+        let out = env.command(&["status", "--json"]).output().unwrap();
+        let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["service"] == "PERSON")
+            .unwrap()["ordinal"]
+            .as_i64()
+    };
+    let committed = ordinal_in_status().expect("PERSON has an ordinal");
+    let tenth = env.fake.expected("PERSON")[9].ordinal.unwrap();
+    let out = env
+        .command(&["reset", "PERSON", "--to", &tenth.to_string()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout)
+        .contains(&format!("set PERSON (LATEST_PERSON_ORDINAL) to {tenth}")));
+    assert_eq!(ordinal_in_status(), Some(tenth));
+    let before = entities_of(&env.consumer.received(), "PERSON");
+    let out = env
+        .command(&["once", "--service", "PERSON"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(
+        env.consumer
+            .wait_until(Duration::from_secs(10), |r| entities_of(r, "PERSON")
+                >= before + 9)
+            .await
+    );
+    assert_eq!(ordinal_in_status(), Some(committed));
+    // ... and back to where it was: nothing is fetched again.
+    let out = env
+        .command(&["reset", "PERSON", "--to", &committed.to_string()])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(ordinal_in_status(), Some(committed));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forbidden_clear_lets_the_next_run_try_the_service_again() {
+    let env = imported(20).await;
+    let forbidden_in_status = || {
+        let out = env.command(&["status", "--json"]).output().unwrap();
+        let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["service"] == "ORGANISATION")
+            .unwrap()["forbidden"]
+            .as_bool()
+    };
+    assert_eq!(forbidden_in_status(), Some(true));
+    let out = env
+        .command(&["forbidden", "clear", "ORGANISATION"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("cleared the forbidden mark of ORGANISATION")
+    );
+    assert_eq!(forbidden_in_status(), Some(false));
+    let out = env.command(&["forbidden", "clear"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("no forbidden mark to clear"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -150,6 +277,11 @@ async fn reset_refuses_while_another_instance_holds_the_lease_unless_forced() {
         "names the holder and the way out: {err}"
     );
     assert!(store.ordinal(&service("PERSON")).await.unwrap().is_some());
+    let out = env
+        .command(&["reset", "PERSON", "--to", "7"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "--to too");
     let out = env
         .command(&["reset", "--force", "PERSON"])
         .output()

@@ -20,6 +20,7 @@ pub use crate::redact::Secret;
 
 mod env;
 mod schedule;
+pub use schedule::host_name;
 mod services;
 mod units;
 mod validate;
@@ -185,6 +186,10 @@ pub struct Config {
     /// lease in Redis, default 30 s.
     #[serde(rename = "lease_ttl_secs", deserialize_with = "units::secs")]
     pub lease_ttl: Duration,
+    /// TOML `forbidden_retry_secs` (whole seconds): a service Sisu answered
+    /// 403 for is skipped this long, then tried again; default one day.
+    #[serde(rename = "forbidden_retry_secs", deserialize_with = "units::secs")]
+    pub forbidden_retry: Duration,
     /// Service ids never imported.
     pub disabled_services: Vec<String>,
     /// Services added to the built-in catalogue (export kinds only).
@@ -249,6 +254,8 @@ pub mod defaults {
     pub const STREAM_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
     /// `lease_ttl_secs`.
     pub const LEASE_TTL: Duration = Duration::from_secs(30);
+    /// `forbidden_retry_secs`: one day.
+    pub const FORBIDDEN_RETRY: Duration = Duration::from_secs(24 * 3600);
 }
 
 impl Default for Config {
@@ -302,6 +309,7 @@ impl Default for Config {
             shutdown_grace: defaults::SHUTDOWN_GRACE,
             stream_max_age: defaults::STREAM_MAX_AGE,
             lease_ttl: defaults::LEASE_TTL,
+            forbidden_retry: defaults::FORBIDDEN_RETRY,
             disabled_services: Vec::new(),
             extra_services: Vec::new(),
         }

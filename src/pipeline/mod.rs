@@ -30,6 +30,7 @@ use crate::store::{OrdinalStore, StoreError};
 pub mod chunker;
 pub mod core;
 pub mod daemon;
+mod forbidden;
 pub(crate) mod identity;
 pub mod import;
 pub mod order;
@@ -134,8 +135,8 @@ pub struct Importer {
     feedback: JetStreamFeedback,
     /// Chunk bounds (from config and the server's `max_payload`).
     pub limits: ChunkLimits,
-    /// Services Sisu answered 403 for; skipped for the process's life.
-    forbidden: Mutex<HashSet<String>>,
+    /// Services Sisu answered 403 for, skipped for a while.
+    forbidden: forbidden::Forbidden,
     /// Held while a run is in progress.
     run_lock: tokio::sync::Mutex<()>,
     /// Per-service live progress for status and the progress line.
@@ -208,7 +209,8 @@ impl Importer {
             max_payload = nats.max_payload(),
             "chunk limits"
         );
-        Ok(Arc::new(Importer {
+        let forbidden_retry = config.forbidden_retry;
+        let importer = Arc::new(Importer {
             config: Arc::new(config),
             source: SisuSource {
                 client: client.clone(),
@@ -219,7 +221,7 @@ impl Importer {
             nats,
             client,
             limits,
-            forbidden: Mutex::new(HashSet::new()),
+            forbidden: forbidden::Forbidden::new(forbidden_retry),
             run_lock: tokio::sync::Mutex::new(()),
             live: Mutex::new(BTreeMap::new()),
             lease: Mutex::new(None),
@@ -228,7 +230,11 @@ impl Importer {
             forms: Mutex::new(std::collections::HashMap::new()),
             run_hash: Mutex::new(RunHash::default()),
             warned: Mutex::new(HashSet::new()),
-        }))
+        });
+        if let Err(e) = importer.seed_gauges(&catalogue).await {
+            tracing::warn!(error = %e, "could not read the last successes, forbidden services and dead letters for the metrics");
+        }
+        Ok(importer)
     }
 
     /// Whether `warning` is new in this process (then it is remembered).
@@ -410,31 +416,23 @@ impl Importer {
         self.run_lock.try_lock().is_err()
     }
 
-    /// Services found forbidden in this process.
+    /// Services found forbidden in this process and still skipped.
     pub fn forbidden(&self) -> Vec<String> {
-        let mut v: Vec<String> = self
-            .forbidden
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .cloned()
-            .collect();
-        v.sort();
-        v
+        let now = std::time::Instant::now();
+        let mut skipped = self.forbidden.list();
+        skipped.retain(|s| self.forbidden.skips(s, now));
+        skipped
     }
 
-    fn is_forbidden(&self, service: &str) -> bool {
-        self.forbidden
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains(service)
-    }
-
-    fn mark_forbidden(&self, service: &str) {
-        self.forbidden
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(service.to_owned());
+    /// Clears the forbidden mark of `services` (all when empty), in Redis
+    /// and here: the next run tries them again. Returns the ids cleared.
+    pub async fn clear_forbidden(&self, services: &[String]) -> Result<Vec<String>, StoreError> {
+        let cleared = self.store.unforbid(services).await?;
+        for service in &cleared {
+            self.forbidden.clear(service);
+            crate::metrics::forbidden(service, false);
+        }
+        Ok(cleared)
     }
 
     /// Live progress of every service touched by this process.

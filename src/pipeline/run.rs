@@ -116,6 +116,7 @@ impl Importer {
         let started = Instant::now();
         let concurrency = self.config.service_concurrency.max(1);
         self.load_forms().await;
+        self.sync_forbidden().await;
         self.begin_run_hash(services).await;
         self.warn_about_ack_waits(services).await;
         tracing::info!(services = services.len(), concurrency, "run started");
@@ -149,6 +150,14 @@ impl Importer {
             .collect();
         tracing::info!(success = summary.success, took_ms = started.elapsed().as_millis() as u64, failed = ?failed, "run finished");
         Ok(summary)
+    }
+
+    /// Drops the forbidden marks another process cleared in Redis.
+    async fn sync_forbidden(&self) {
+        match self.store.forbidden().await {
+            Ok(stored) => self.forbidden.keep_only(&stored.into_iter().collect()),
+            Err(e) => tracing::debug!(error = %e, "could not read the forbidden services"),
+        }
     }
 
     /// Warns about durable consumers whose ack wait is longer than the
@@ -250,7 +259,37 @@ impl Importer {
         if let Err(e) = self.store.record_run(&service.id, &record).await {
             tracing::warn!(service = %service.id, error = %e, "could not record the service's run");
         }
+        if outcome.finished() {
+            let now = chrono::Utc::now().to_rfc3339();
+            if let Err(e) = self.store.record_success(&service.id, &now).await {
+                tracing::warn!(service = %service.id, error = %e, "could not record the service's success");
+            }
+        }
+        if let Ok(n) = self.store.dead_letter_count(&service.id).await {
+            crate::metrics::dead_letters(&service.id, n);
+        }
         report
+    }
+
+    /// Sets the gauges that outlive a process from what Redis remembers:
+    /// each service's last success, forbidden mark and dead letters (a
+    /// restarted importer's alerts see the same as before the restart).
+    pub(crate) async fn seed_gauges(
+        &self,
+        services: &[Service],
+    ) -> Result<(), crate::store::StoreError> {
+        for (service, at) in self.store.last_successes().await? {
+            if let Ok(at) = chrono::DateTime::parse_from_rfc3339(&at) {
+                crate::metrics::last_success(&service, at.timestamp_millis() as f64 / 1000.0);
+            }
+        }
+        let forbidden = self.store.forbidden().await?;
+        for service in services {
+            crate::metrics::forbidden(&service.id, forbidden.contains(&service.id));
+            let n = self.store.dead_letter_count(&service.id).await?;
+            crate::metrics::dead_letters(&service.id, n);
+        }
+        Ok(())
     }
 
     async fn import_attempts(
@@ -259,8 +298,12 @@ impl Importer {
         shutdown: &mut Shutdown,
         report: &mut ServiceReport,
     ) -> (ServiceOutcome, Option<ImportError>) {
-        if self.is_forbidden(&service.id) {
+        let now = Instant::now();
+        if self.forbidden.skips(&service.id, now) {
             return (ServiceOutcome::Forbidden, None);
+        }
+        if self.forbidden.due_again(&service.id, now) {
+            tracing::info!(service = %service.id, retry_after_secs = self.config.forbidden_retry.as_secs(), "trying a forbidden service again (forbidden_retry_secs passed)");
         }
         let mut batch_no = 1;
         let limit = self.config.update_retry_limit;
@@ -323,7 +366,9 @@ impl Importer {
             }
             match end {
                 AttemptEnd::Completed => {
-                    // A 403 recorded by an earlier process no longer holds.
+                    // A 403 recorded earlier no longer holds.
+                    self.forbidden.clear(&service.id);
+                    crate::metrics::forbidden(&service.id, false);
                     if let Err(e) = self.store.set_forbidden(&service.id, false).await {
                         tracing::warn!(service = %service.id, error = %e, "could not clear the forbidden mark");
                     }
@@ -337,7 +382,8 @@ impl Importer {
                     tracing::warn!(service = %service.id, attempt, limit, "panic timeout; retrying from the committed ordinal with a new execution hash");
                 }
                 AttemptEnd::Failed(ImportError::Source(e)) if e.is_forbidden() => {
-                    self.mark_forbidden(&service.id);
+                    self.forbidden.mark(&service.id, Instant::now());
+                    crate::metrics::forbidden(&service.id, true);
                     if let Err(e) = self.store.set_forbidden(&service.id, true).await {
                         tracing::warn!(service = %service.id, error = %e, "could not record forbidden service");
                     }

@@ -127,11 +127,11 @@ impl OrdinalStore {
         Ok(result)
     }
 
-    /// The keys `reset` deletes: the ordinal and both window counters. The
-    /// dead letters' "seen" set goes too, so a re-import records a
-    /// still-poisonous entity again; so does the attempt record, so the
-    /// re-import is never a resumption (its execution hash is new, and with
-    /// it every `Nats-Msg-Id`). The dead-letter list itself is kept.
+    /// The keys `reset` deletes: the ordinal (first) and both window
+    /// counters. The dead letters' "seen" set goes too, so a re-import
+    /// records a still-poisonous entity again; so does the attempt record,
+    /// so the re-import is never a resumption (its chunk ids are new, and
+    /// with them every `Nats-Msg-Id`). The dead-letter list itself is kept.
     fn reset_keys(service: &Service) -> [String; 5] {
         [
             service.ordinal_key.clone(),
@@ -142,11 +142,22 @@ impl OrdinalStore {
         ]
     }
 
-    /// Deletes the keys `reset_keys` names: the next run
-    /// imports the service from 0, afresh.
+    /// Deletes the keys `reset_keys` names: the next run imports the
+    /// service from 0, afresh.
     pub async fn reset(&self, service: &Service) -> Result<(), StoreError> {
+        self.reset_to(service, None).await
+    }
+
+    /// Like [`OrdinalStore::reset`], then sets the ordinal to `to` when
+    /// given: the next run imports what comes after it.
+    pub async fn reset_to(&self, service: &Service, to: Option<i64>) -> Result<(), StoreError> {
         let keys = Self::reset_keys(service);
-        self.query("reset ordinal", &Cmd::del(&keys[..])).await
+        let mut pipe = redis::pipe();
+        pipe.atomic().del(&keys[..]).ignore();
+        if let Some(ordinal) = to {
+            pipe.set(&service.ordinal_key, ordinal).ignore();
+        }
+        self.query("reset ordinal", &pipe).await
     }
 
     /// Like [`OrdinalStore::reset`], but only while nobody holds the lease
@@ -156,10 +167,12 @@ impl OrdinalStore {
         &self,
         service: &Service,
         lease_key: &str,
+        to: Option<i64>,
     ) -> Result<Option<String>, StoreError> {
         let keys = Self::reset_keys(service);
         let mut call = RESET.key(lease_key);
-        call.key(&keys[..]);
+        call.key(&keys[..])
+            .arg(to.map_or(String::new(), |o| o.to_string()));
         self.query("reset ordinal", &call).await
     }
 }

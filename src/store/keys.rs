@@ -25,6 +25,9 @@ pub(crate) const FORBIDDEN: &str = "SIS_IMPORTER:FORBIDDEN";
 /// `seed`), as last seen.
 pub(crate) const FEEDBACK_FORM: &str = "SIS_IMPORTER:FEEDBACK_FORM";
 
+/// Hash: per service id, when it last finished a run (RFC 3339).
+pub(crate) const LAST_SUCCESS: &str = "SIS_IMPORTER:LAST_SUCCESS";
+
 /// Hash with the last whole run's summary.
 pub(crate) const LAST_RUN: &str = "SIS_IMPORTER:LAST_RUN";
 
@@ -80,6 +83,7 @@ mod tests {
         assert_eq!(FORBIDDEN, format!("{PREFIX}FORBIDDEN"));
         assert_eq!(FORBIDDEN, "SIS_IMPORTER:FORBIDDEN");
         assert_eq!(FEEDBACK_FORM, "SIS_IMPORTER:FEEDBACK_FORM");
+        assert_eq!(LAST_SUCCESS, "SIS_IMPORTER:LAST_SUCCESS");
         assert_eq!(LAST_RUN, format!("{PREFIX}LAST_RUN"));
         assert_eq!(LAST_RUN, "SIS_IMPORTER:LAST_RUN");
         assert_eq!(lease_key(), "SIS_IMPORTER:LOCK");

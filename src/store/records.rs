@@ -120,6 +120,8 @@ pub struct ServiceState {
     pub dead_letters: u64,
     /// How its consumers were last seen to answer (`precise`, `seed`).
     pub feedback_form: Option<String>,
+    /// When it last finished a run (RFC 3339).
+    pub last_success: Option<String>,
 }
 
 /// A stored ordinal: one another program wrote that is not a number counts

@@ -11,13 +11,14 @@ use super::{OrdinalStore, RunRecord, ServiceState, StoreError};
 use crate::catalogue::Service;
 
 /// The status pipeline's answer: ordinal, `_SCHEDULED`, `_UPDATED`, the
-/// run record, the dead-letter count, the feedback form.
+/// run record, the dead-letter count, the feedback form, the last success.
 type StatusReply = (
     Option<String>,
     Option<i64>,
     Option<i64>,
     Option<String>,
     u64,
+    Option<String>,
     Option<String>,
 );
 
@@ -36,6 +37,21 @@ impl OrdinalStore {
     pub(crate) async fn clear_forbidden(&self) -> Result<(), StoreError> {
         self.query("clear forbidden", &Cmd::del(keys::FORBIDDEN))
             .await
+    }
+
+    /// Clears the forbidden mark of `services` (every marked one when
+    /// empty); returns those that had one.
+    pub async fn unforbid(&self, services: &[String]) -> Result<Vec<String>, StoreError> {
+        let marked = self.forbidden().await?;
+        let cleared: Vec<String> = marked
+            .into_iter()
+            .filter(|s| services.is_empty() || services.contains(s))
+            .collect();
+        if !cleared.is_empty() {
+            let remove = Cmd::srem(keys::FORBIDDEN, &cleared);
+            let _: u64 = self.query("clear forbidden", &remove).await?;
+        }
+        Ok(cleared)
     }
 
     /// Services marked forbidden.
@@ -57,6 +73,18 @@ impl OrdinalStore {
     /// The form each service's consumers were last seen to answer in.
     pub async fn feedback_forms(&self) -> Result<BTreeMap<String, String>, StoreError> {
         self.query("read feedback forms", &Cmd::hgetall(keys::FEEDBACK_FORM))
+            .await
+    }
+
+    /// Records that `service` finished a run at `at` (RFC 3339).
+    pub(crate) async fn record_success(&self, service: &str, at: &str) -> Result<(), StoreError> {
+        let write = Cmd::hset(keys::LAST_SUCCESS, service, at);
+        self.query("record last success", &write).await
+    }
+
+    /// When each service last finished a run (RFC 3339).
+    pub async fn last_successes(&self) -> Result<BTreeMap<String, String>, StoreError> {
+        self.query("read last successes", &Cmd::hgetall(keys::LAST_SUCCESS))
             .await
     }
 
@@ -96,8 +124,9 @@ impl OrdinalStore {
             .get(service.updated_key())
             .get(status_key(&service.id))
             .llen(dead_letter_key(&service.id))
-            .hget(keys::FEEDBACK_FORM, &service.id);
-        let (ordinal, scheduled, updated, record, dead_letters, feedback_form): StatusReply =
+            .hget(keys::FEEDBACK_FORM, &service.id)
+            .hget(keys::LAST_SUCCESS, &service.id);
+        let (ordinal, scheduled, updated, record, dead_letters, feedback_form, last_success): StatusReply =
             self.query("read status", &pipe).await?;
         Ok(ServiceState {
             ordinal: ordinal.as_deref().map(parse_ordinal),
@@ -106,6 +135,7 @@ impl OrdinalStore {
             last_run: record.and_then(|r| serde_json::from_str(&r).ok()),
             dead_letters,
             feedback_form,
+            last_success,
         })
     }
 }
