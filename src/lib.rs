@@ -71,11 +71,14 @@ pub fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
 
 /// Logs to stderr (through the progress line's writer) as text on a
 /// terminal and JSON otherwise, unless `LOG_FORMAT` says; `RUST_LOG`
-/// filters (default `info,async_nats=warn`).
+/// filters (default `info,async_nats=warn`). Every line passes through
+/// [`redact::log_line`] first: no level shows a URL's credentials, from
+/// the importer or from a library.
 pub fn init_logging(format: Option<config::LogFormat>) {
     use config::LogFormat;
     use std::io::IsTerminal;
-    let format = format.unwrap_or(if std::io::stderr().is_terminal() {
+    let terminal = std::io::stderr().is_terminal();
+    let format = format.unwrap_or(if terminal {
         LogFormat::Text
     } else {
         LogFormat::Json
@@ -84,7 +87,7 @@ pub fn init_logging(format: Option<config::LogFormat>) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,async_nats=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(progress::LogWriter);
+        .with_writer(redact::Redacting(progress::LogWriter));
     match format {
         LogFormat::Json => builder
             .json()
@@ -94,3 +97,4 @@ pub fn init_logging(format: Option<config::LogFormat>) {
         LogFormat::Text => builder.init(),
     }
 }
+

@@ -1,5 +1,7 @@
 //! What the importer says as a process: no secret in any log, error or
-//! status; the progress line on a terminal and batch events in JSON logs;
+//! status, at any `RUST_LOG`, credentials inside URLs included; colours
+//! only on a terminal and never with `NO_COLOR`; the progress line on a
+//! terminal and batch events in JSON logs;
 //! a feedback storm summarised; each outage logged once at each end; a
 //! warning for a stream with fewer replicas than asked.
 
@@ -9,6 +11,8 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use common::*;
+use sis_testkit::fake_sisu::FakeSisuConfig;
+use sis_testkit::servers::{NatsOptions, NatsServer, RedisOptions};
 
 /// The JSON log lines of a run (other lines, such as panics, skipped).
 fn json_events(logs: &str) -> Vec<serde_json::Value> {
@@ -34,7 +38,7 @@ async fn secrets_never_appear_in_logs_errors_or_status() {
     // The NATS credentials go to a real server (one without auth accepts
     // and ignores them), so they are really sent and could really leak.
     cmd.env("SIS_API_USER", "importer")
-        .env("RUST_LOG", "debug")
+        .env("RUST_LOG", "trace")
         .env("NATS_TOKEN", "nats-SECRET-tok-9")
         .env("NATS_USER", "importer")
         .env("NATS_PASSWORD", "nats-SECRET-pw-10");
@@ -86,6 +90,93 @@ async fn secrets_never_appear_in_logs_errors_or_status() {
         !everything.contains("SECRET"),
         "a secret leaked:\n{everything}"
     );
+}
+
+/// Credentials written into the URLs themselves (`NATS_URL` with a user
+/// and password or a token, `REDIS_URL` with a password, `SIS_API_URL`
+/// with basic auth) are used, and printed at no `RUST_LOG` level in
+/// either log format (async-nats logs the URLs it connects to at debug).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_inside_urls_work_and_never_print_even_at_trace() {
+    let env = Env::start_custom(
+        FakeSisuConfig {
+            seed: 7,
+            entities_per_service: 30,
+            ..FakeSisuConfig::default()
+        },
+        NatsOptions {
+            user_password: Some(("importer".into(), "nats-SECRET-url-1".into())),
+            ..NatsOptions::default()
+        },
+        RedisOptions {
+            password: Some("redis-SECRET-url-2".into()),
+            ..RedisOptions::default()
+        },
+    )
+    .await;
+    env.fake
+        .faults()
+        .require_basic_auth("importer", "sisu-SECRET-url-3");
+    let with_user_info =
+        |url: &str, user_info: &str| url.replacen("://", &format!("://{user_info}@"), 1);
+    let nats_url = with_user_info(&env.nats.url(), "importer:nats-SECRET-url-1");
+    let sisu_url = with_user_info(&env.fake.base_url(), "importer:sisu-SECRET-url-3");
+    assert!(env.redis.url().contains("redis-SECRET-url-2"));
+    let store = env.store().await;
+    for format in ["json", "text"] {
+        let out = env
+            .command(&["once", "--service", "PERSON", "--service", "COUNTRY"])
+            .env("NATS_URL", &nats_url)
+            .env("SIS_API_URL", &sisu_url)
+            .env("RUST_LOG", "trace")
+            .env("LOG_FORMAT", format)
+            .output()
+            .unwrap();
+        let logs = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            logs.contains("attempting connection"),
+            "{format}: the NATS client's own debug lines are there: {logs}"
+        );
+        assert!(
+            !logs.contains("SECRET"),
+            "{format}: a secret leaked:\n{logs}"
+        );
+        assert!(
+            out.status.success(),
+            "{format}: the credentials in the URLs are used: {logs}"
+        );
+        store.reset(&service("PERSON")).await.unwrap();
+        store.reset(&service("COUNTRY")).await.unwrap();
+    }
+
+    // A token as NATS_URL's user name, against a server that demands it.
+    let token_nats = NatsServer::start_with(NatsOptions {
+        token: Some("nats-SECRET-tok-4".into()),
+        ..NatsOptions::default()
+    })
+    .await
+    .unwrap();
+    let out = env
+        .command(&["check"])
+        .env(
+            "NATS_URL",
+            with_user_info(&token_nats.url(), "nats-SECRET-tok-4"),
+        )
+        .env("SIS_API_URL", &sisu_url)
+        .env("RUST_LOG", "trace")
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!said.contains("SECRET"), "a secret leaked:\n{said}");
+    assert!(
+        said.contains("ok    nats      nats://***@127.0.0.1:"),
+        "{said}"
+    );
+    assert!(out.status.success(), "{said}");
 }
 
 /// `once` on a terminal (a pty from util-linux `script`) draws a progress
