@@ -257,6 +257,53 @@ async fn progress_on_a_terminal_and_batch_events_in_json_logs() {
     summary("COUNTRY");
 }
 
+/// Whether `text` holds an ANSI colour sequence (`ESC [ 1;32 m`), as
+/// opposed to the progress line's `ESC [2K`.
+fn coloured(text: &str) -> bool {
+    text.split("\x1b[").skip(1).any(|after| {
+        after
+            .trim_start_matches(|c: char| c.is_ascii_digit() || c == ';')
+            .starts_with('m')
+    })
+}
+
+/// Text logs are coloured on a terminal only: a pty (util-linux `script`)
+/// gets colours, unless `NO_COLOR` is set to something (empty counts as
+/// unset, as no-color.org says); `LOG_FORMAT=text` into a pipe gets none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn colours_only_on_a_terminal_and_never_with_no_color() {
+    let env = Env::start(20).await;
+    let inner = format!("{BIN} once --service COUNTRY --progress never");
+    let on_a_pty = |no_color: Option<&str>| {
+        let mut cmd = env.env_command("script", &["-qec", &inner, "/dev/null"]);
+        cmd.env("TERM", "xterm").env_remove("LOG_FORMAT");
+        if let Some(value) = no_color {
+            cmd.env("NO_COLOR", value);
+        }
+        let out = cmd.output().unwrap();
+        let screen = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{screen}");
+        assert!(screen.contains("service finished"), "{screen:?}");
+        screen
+    };
+    let screen = on_a_pty(None);
+    assert!(coloured(&screen), "a terminal gets colours: {screen:?}");
+    let screen = on_a_pty(Some(""));
+    assert!(coloured(&screen), "an empty NO_COLOR is unset: {screen:?}");
+    let screen = on_a_pty(Some("1"));
+    assert!(!coloured(&screen), "NO_COLOR=1: {screen:?}");
+
+    let out = env
+        .command(&["once", "--service", "COUNTRY"])
+        .env("LOG_FORMAT", "text")
+        .output()
+        .unwrap();
+    let logs = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{logs}");
+    assert!(logs.contains("service finished"), "{logs}");
+    assert!(!coloured(&logs), "text into a pipe: {logs:?}");
+}
+
 /// A storm of garbage feedback during a run is told in summary lines (at
 /// most one per 10 s per service, counts by reason) and on the service's
 /// `service finished` line, not in a line per message.
