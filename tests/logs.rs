@@ -1,9 +1,9 @@
 //! What the importer says as a process: no secret in any log, error or
-//! status, at any `RUST_LOG`, credentials inside URLs included; colours
-//! only on a terminal and never with `NO_COLOR`; the progress line on a
-//! terminal and batch events in JSON logs;
-//! a feedback storm summarised; each outage logged once at each end; a
-//! warning for a stream with fewer replicas than asked.
+//! status, at any `RUST_LOG`, credentials inside URLs included; the id
+//! meant for a mistyped service id; colours only on a terminal and never
+//! with `NO_COLOR`; the progress line on a terminal and batch events in
+//! JSON logs; a feedback storm summarised; each outage logged once at
+//! each end; a warning for a stream with fewer replicas than asked.
 
 mod common;
 
@@ -177,6 +177,22 @@ async fn credentials_inside_urls_work_and_never_print_even_at_trace() {
         "{said}"
     );
     assert!(out.status.success(), "{said}");
+}
+
+/// A mistyped service id ends the command before anything is reached,
+/// naming the id it most likely meant: `once --service person` and
+/// `reset persn` suggest PERSON.
+#[test]
+fn an_unknown_service_id_is_answered_with_the_one_meant() {
+    for args in [&["once", "--service", "person"][..], &["reset", "persn"]] {
+        let out = bare_command(BIN, args)
+            .env("SIS_API_URL", "http://127.0.0.1:9")
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {said}");
+        assert!(said.contains("(did you mean PERSON?)"), "{args:?}: {said}");
+    }
 }
 
 /// `once` on a terminal (a pty from util-linux `script`) draws a progress
