@@ -71,11 +71,15 @@ pub fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
 
 /// Logs to stderr (through the progress line's writer) as text on a
 /// terminal and JSON otherwise, unless `LOG_FORMAT` says; `RUST_LOG`
-/// filters (default `info,async_nats=warn`).
+/// filters (default `info,async_nats=warn`). Every line passes through
+/// [`redact::log_line`] first: no level shows a URL's credentials, from
+/// the importer or from a library. Text is coloured only on a terminal
+/// and never when `NO_COLOR` is set (to anything but the empty string).
 pub fn init_logging(format: Option<config::LogFormat>) {
     use config::LogFormat;
     use std::io::IsTerminal;
-    let format = format.unwrap_or(if std::io::stderr().is_terminal() {
+    let terminal = std::io::stderr().is_terminal();
+    let format = format.unwrap_or(if terminal {
         LogFormat::Text
     } else {
         LogFormat::Json
@@ -84,7 +88,8 @@ pub fn init_logging(format: Option<config::LogFormat>) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,async_nats=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(progress::LogWriter);
+        .with_ansi(colour(terminal, std::env::var_os("NO_COLOR")))
+        .with_writer(redact::Redacting(progress::LogWriter));
     match format {
         LogFormat::Json => builder
             .json()
@@ -92,5 +97,24 @@ pub fn init_logging(format: Option<config::LogFormat>) {
             .with_current_span(false)
             .init(),
         LogFormat::Text => builder.init(),
+    }
+}
+
+/// Whether text logs are coloured: on a terminal only (a file or a pipe
+/// gets no escape codes), unless `NO_COLOR` is set to a non-empty value
+/// (<https://no-color.org>).
+fn colour(terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
+    terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        use super::colour;
+        assert!(colour(true, None));
+        assert!(colour(true, Some("".into())), "empty NO_COLOR: unset");
+        assert!(!colour(true, Some("1".into())));
+        assert!(!colour(false, None), "a file or a pipe");
     }
 }

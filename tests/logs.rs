@@ -1,7 +1,9 @@
 //! What the importer says as a process: no secret in any log, error or
-//! status; the progress line on a terminal and batch events in JSON logs;
-//! a feedback storm summarised; each outage logged once at each end; a
-//! warning for a stream with fewer replicas than asked.
+//! status, at any `RUST_LOG`, credentials inside URLs included; the id
+//! meant for a mistyped service id; colours only on a terminal and never
+//! with `NO_COLOR`; the progress line on a terminal and batch events in
+//! JSON logs; a feedback storm summarised; each outage logged once at
+//! each end; a warning for a stream with fewer replicas than asked.
 
 mod common;
 
@@ -9,6 +11,8 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use common::*;
+use sis_testkit::fake_sisu::FakeSisuConfig;
+use sis_testkit::servers::{NatsOptions, NatsServer, RedisOptions};
 
 /// The JSON log lines of a run (other lines, such as panics, skipped).
 fn json_events(logs: &str) -> Vec<serde_json::Value> {
@@ -34,7 +38,7 @@ async fn secrets_never_appear_in_logs_errors_or_status() {
     // The NATS credentials go to a real server (one without auth accepts
     // and ignores them), so they are really sent and could really leak.
     cmd.env("SIS_API_USER", "importer")
-        .env("RUST_LOG", "debug")
+        .env("RUST_LOG", "trace")
         .env("NATS_TOKEN", "nats-SECRET-tok-9")
         .env("NATS_USER", "importer")
         .env("NATS_PASSWORD", "nats-SECRET-pw-10");
@@ -86,6 +90,109 @@ async fn secrets_never_appear_in_logs_errors_or_status() {
         !everything.contains("SECRET"),
         "a secret leaked:\n{everything}"
     );
+}
+
+/// Credentials written into the URLs themselves (`NATS_URL` with a user
+/// and password or a token, `REDIS_URL` with a password, `SIS_API_URL`
+/// with basic auth) are used, and printed at no `RUST_LOG` level in
+/// either log format (async-nats logs the URLs it connects to at debug).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_inside_urls_work_and_never_print_even_at_trace() {
+    let env = Env::start_custom(
+        FakeSisuConfig {
+            seed: 7,
+            entities_per_service: 30,
+            ..FakeSisuConfig::default()
+        },
+        NatsOptions {
+            user_password: Some(("importer".into(), "nats-SECRET-url-1".into())),
+            ..NatsOptions::default()
+        },
+        RedisOptions {
+            password: Some("redis-SECRET-url-2".into()),
+            ..RedisOptions::default()
+        },
+    )
+    .await;
+    env.fake
+        .faults()
+        .require_basic_auth("importer", "sisu-SECRET-url-3");
+    let with_user_info =
+        |url: &str, user_info: &str| url.replacen("://", &format!("://{user_info}@"), 1);
+    let nats_url = with_user_info(&env.nats.url(), "importer:nats-SECRET-url-1");
+    let sisu_url = with_user_info(&env.fake.base_url(), "importer:sisu-SECRET-url-3");
+    assert!(env.redis.url().contains("redis-SECRET-url-2"));
+    let store = env.store().await;
+    for format in ["json", "text"] {
+        let out = env
+            .command(&["once", "--service", "PERSON", "--service", "COUNTRY"])
+            .env("NATS_URL", &nats_url)
+            .env("SIS_API_URL", &sisu_url)
+            .env("RUST_LOG", "trace")
+            .env("LOG_FORMAT", format)
+            .output()
+            .unwrap();
+        let logs = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            logs.contains("attempting connection"),
+            "{format}: the NATS client's own debug lines are there: {logs}"
+        );
+        assert!(
+            !logs.contains("SECRET"),
+            "{format}: a secret leaked:\n{logs}"
+        );
+        assert!(
+            out.status.success(),
+            "{format}: the credentials in the URLs are used: {logs}"
+        );
+        store.reset(&service("PERSON")).await.unwrap();
+        store.reset(&service("COUNTRY")).await.unwrap();
+    }
+
+    // A token as NATS_URL's user name, against a server that demands it.
+    let token_nats = NatsServer::start_with(NatsOptions {
+        token: Some("nats-SECRET-tok-4".into()),
+        ..NatsOptions::default()
+    })
+    .await
+    .unwrap();
+    let out = env
+        .command(&["check"])
+        .env(
+            "NATS_URL",
+            with_user_info(&token_nats.url(), "nats-SECRET-tok-4"),
+        )
+        .env("SIS_API_URL", &sisu_url)
+        .env("RUST_LOG", "trace")
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!said.contains("SECRET"), "a secret leaked:\n{said}");
+    assert!(
+        said.contains("ok    nats      nats://***@127.0.0.1:"),
+        "{said}"
+    );
+    assert!(out.status.success(), "{said}");
+}
+
+/// A mistyped service id ends the command before anything is reached,
+/// naming the id it most likely meant: `once --service person` and
+/// `reset persn` suggest PERSON.
+#[test]
+fn an_unknown_service_id_is_answered_with_the_one_meant() {
+    for args in [&["once", "--service", "person"][..], &["reset", "persn"]] {
+        let out = bare_command(BIN, args)
+            .env("SIS_API_URL", "http://127.0.0.1:9")
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {said}");
+        assert!(said.contains("(did you mean PERSON?)"), "{args:?}: {said}");
+    }
 }
 
 /// `once` on a terminal (a pty from util-linux `script`) draws a progress
@@ -164,6 +271,53 @@ async fn progress_on_a_terminal_and_batch_events_in_json_logs() {
     assert!(person.contains("dead letters 0"), "{person}");
     assert!(person.contains("/s"), "{person}");
     summary("COUNTRY");
+}
+
+/// Whether `text` holds an ANSI colour sequence (`ESC [ 1;32 m`), as
+/// opposed to the progress line's `ESC [2K`.
+fn coloured(text: &str) -> bool {
+    text.split("\x1b[").skip(1).any(|after| {
+        after
+            .trim_start_matches(|c: char| c.is_ascii_digit() || c == ';')
+            .starts_with('m')
+    })
+}
+
+/// Text logs are coloured on a terminal only: a pty (util-linux `script`)
+/// gets colours, unless `NO_COLOR` is set to something (empty counts as
+/// unset, as no-color.org says); `LOG_FORMAT=text` into a pipe gets none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn colours_only_on_a_terminal_and_never_with_no_color() {
+    let env = Env::start(20).await;
+    let inner = format!("{BIN} once --service COUNTRY --progress never");
+    let on_a_pty = |no_color: Option<&str>| {
+        let mut cmd = env.env_command("script", &["-qec", &inner, "/dev/null"]);
+        cmd.env("TERM", "xterm").env_remove("LOG_FORMAT");
+        if let Some(value) = no_color {
+            cmd.env("NO_COLOR", value);
+        }
+        let out = cmd.output().unwrap();
+        let screen = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{screen}");
+        assert!(screen.contains("service finished"), "{screen:?}");
+        screen
+    };
+    let screen = on_a_pty(None);
+    assert!(coloured(&screen), "a terminal gets colours: {screen:?}");
+    let screen = on_a_pty(Some(""));
+    assert!(coloured(&screen), "an empty NO_COLOR is unset: {screen:?}");
+    let screen = on_a_pty(Some("1"));
+    assert!(!coloured(&screen), "NO_COLOR=1: {screen:?}");
+
+    let out = env
+        .command(&["once", "--service", "COUNTRY"])
+        .env("LOG_FORMAT", "text")
+        .output()
+        .unwrap();
+    let logs = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{logs}");
+    assert!(logs.contains("service finished"), "{logs}");
+    assert!(!coloured(&logs), "text into a pipe: {logs:?}");
 }
 
 /// A storm of garbage feedback during a run is told in summary lines (at

@@ -8,6 +8,7 @@ use crate::catalogue::{
     Service, FEEDBACK_SUBJECT, POST_UPDATE_FINISH_SUBJECT, POST_UPDATE_SUBJECT,
 };
 use crate::config::{Config, Secret};
+use crate::redact::{take_credentials, UrlCredentials};
 use std::path::PathBuf;
 
 /// Errors towards NATS; they name the operation and never the token.
@@ -64,11 +65,22 @@ impl std::fmt::Debug for NatsAuth {
 
 impl NatsAuth {
     /// The settings `NATS_TOKEN`, `NATS_USER`/`NATS_PASSWORD`, `NATS_TLS`,
-    /// `NATS_CA_PATH`, `NATS_CERT_PATH`/`NATS_KEY_PATH`.
+    /// `NATS_CA_PATH`, `NATS_CERT_PATH`/`NATS_KEY_PATH`. Without a token
+    /// or user, the credentials written in `NATS_URL` (the first entry
+    /// that has any; [`server_addrs`] leaves them out of the URLs).
     pub fn from_config(config: &Config) -> NatsAuth {
+        let mut token = config.nats_token.clone();
+        let mut user_password = config.nats_user.clone().zip(config.nats_password.clone());
+        if token.is_none() && user_password.is_none() {
+            match url_credentials(&config.nats_url) {
+                Some(UrlCredentials::Token(t)) => token = Some(t),
+                Some(UrlCredentials::UserPassword(u, p)) => user_password = Some((u, p)),
+                None => {}
+            }
+        }
         NatsAuth {
-            token: config.nats_token.clone(),
-            user_password: config.nats_user.clone().zip(config.nats_password.clone()),
+            token,
+            user_password,
             require_tls: config.nats_tls,
             ca_path: config.nats_ca_path.clone(),
             client_cert: config
@@ -100,17 +112,36 @@ impl NatsAuth {
     }
 }
 
+/// One `NATS_URL` entry parsed, its credentials taken out of it.
+fn server_addr(url: &str) -> Result<(async_nats::ServerAddr, Option<UrlCredentials>), String> {
+    let addr = url.parse::<async_nats::ServerAddr>().map_err(|e| {
+        format!(
+            "`{}` is not a NATS server URL: {e}",
+            crate::redact::url(url)
+        )
+    })?;
+    let mut url = addr.into_inner();
+    let credentials = take_credentials(&mut url);
+    let addr = async_nats::ServerAddr::from_url(url).map_err(|e| e.to_string())?;
+    Ok((addr, credentials))
+}
+
+/// The credentials in `NATS_URL`'s first entry that has any.
+fn url_credentials(urls: &str) -> Option<UrlCredentials> {
+    urls.split(',')
+        .find_map(|u| server_addr(u.trim()).ok().and_then(|(_, c)| c))
+}
+
 /// The servers of `NATS_URL`: one URL or several, comma-separated (the
-/// nodes of a cluster; the client fails over between them).
+/// nodes of a cluster; the client fails over between them). Without
+/// their user info: async-nats sends none of it (credentials go in
+/// [`NatsAuth`]) but prints the URLs it connects to at debug.
 pub fn server_addrs(urls: &str) -> Result<Vec<async_nats::ServerAddr>, String> {
     let addrs: Result<Vec<_>, String> = urls
         .split(',')
         .map(str::trim)
         .filter(|u| !u.is_empty())
-        .map(|u| {
-            u.parse::<async_nats::ServerAddr>()
-                .map_err(|e| format!("`{}` is not a NATS server URL: {e}", crate::redact::url(u)))
-        })
+        .map(|u| server_addr(u).map(|(addr, _)| addr))
         .collect();
     match addrs? {
         a if a.is_empty() => Err("no server given (one URL, or several comma-separated)".into()),
@@ -323,7 +354,32 @@ pub(crate) fn subject_matches(pattern: &str, subject: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::subject_matches;
+    use super::{server_addrs, subject_matches, Config, NatsAuth, Secret};
+
+    #[test]
+    fn credentials_in_nats_url_go_to_the_options_not_the_urls() {
+        let urls = "nats://importer:pw@n1:4222, nats://n2:4222";
+        let addrs = server_addrs(urls).unwrap();
+        let shown: Vec<&str> = addrs.iter().map(|a| a.as_url_str()).collect();
+        assert_eq!(shown, ["nats://n1:4222", "nats://n2:4222"]);
+        let mut config = Config {
+            nats_url: urls.into(),
+            ..Config::default()
+        };
+        let auth = NatsAuth::from_config(&config);
+        assert_eq!(
+            auth.user_password,
+            Some(("importer".into(), Secret::new("pw")))
+        );
+        config.nats_url = "nats://t0ken@n1".into();
+        assert_eq!(
+            NatsAuth::from_config(&config).token,
+            Some(Secret::new("t0ken"))
+        );
+        config.nats_token = Some(Secret::new("set"));
+        let auth = NatsAuth::from_config(&config);
+        assert_eq!(auth.token, Some(Secret::new("set")), "NATS_TOKEN wins");
+    }
 
     #[test]
     fn wildcards() {

@@ -1,4 +1,5 @@
-//! The test kit's commands as processes: `demo` on servers of its own,
+//! The test kit's commands as processes: `demo` on servers of its own
+//! unless `--use-env-servers` (and no password printed either way),
 //! `fake-sisu` serving pages with the latency, field order and generation
 //! asked, and `consumer` in the seed's form surviving a SIGKILL.
 
@@ -10,32 +11,125 @@ use async_nats::jetstream::{self, consumer::pull, stream};
 use futures::StreamExt;
 use sis_importer::catalogue::{self, Service, FEEDBACK_SUBJECT, POST_UPDATE_SUBJECT};
 use sis_testkit::consumer::{JsonLinesFile, StoredEntity};
-use sis_testkit::servers::{NatsServer, RedisOptions, RedisServer};
+use sis_testkit::servers::{NatsOptions, NatsServer, RedisOptions, RedisServer};
 use tokio::io::AsyncBufReadExt;
 
 const DEMO: &str = env!("CARGO_BIN_EXE_demo");
 const FAKE_SISU: &str = env!("CARGO_BIN_EXE_fake-sisu");
 const CONSUMER: &str = env!("CARGO_BIN_EXE_consumer");
 
-#[test]
-fn demo_runs_on_its_own_servers_and_prints_a_summary() {
+/// The operator's servers as the environment names them: a NATS that
+/// demands a user and password and a Redis that demands a password, the
+/// credentials inside `NATS_URL` and `REDIS_URL`.
+struct EnvServers {
+    nats: NatsServer,
+    redis: RedisServer,
+    nats_url: String,
+}
+
+const NATS_PASSWORD: &str = "nats-SECRET-demo-1";
+
+impl EnvServers {
+    /// Both servers, with `LATEST_PERSON_ORDINAL` = 42 in the Redis.
+    async fn start() -> EnvServers {
+        let nats = NatsServer::start_with(NatsOptions {
+            user_password: Some(("importer".into(), NATS_PASSWORD.into())),
+            ..NatsOptions::default()
+        })
+        .await
+        .unwrap();
+        let redis = RedisServer::start_with(RedisOptions {
+            password: Some("redis-SECRET-demo-2".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let nats_url = nats
+            .url()
+            .replacen("://", &format!("://importer:{NATS_PASSWORD}@"), 1);
+        let env = EnvServers {
+            nats,
+            redis,
+            nats_url,
+        };
+        let _: () = redis::cmd("SET")
+            .arg("LATEST_PERSON_ORDINAL")
+            .arg(42)
+            .query_async(&mut env.redis_connection().await)
+            .await
+            .unwrap();
+        env
+    }
+
+    async fn redis_connection(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(self.redis.url())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap()
+    }
+
+    /// PERSON's ordinal in this Redis.
+    async fn person_ordinal(&self) -> i64 {
+        redis::cmd("GET")
+            .arg("LATEST_PERSON_ORDINAL")
+            .query_async(&mut self.redis_connection().await)
+            .await
+            .unwrap()
+    }
+
+    /// Whether this NATS holds the importer's stream.
+    async fn has_stream(&self) -> bool {
+        let client = async_nats::ConnectOptions::with_user_and_password(
+            "importer".into(),
+            NATS_PASSWORD.into(),
+        )
+        .connect(self.nats.url())
+        .await
+        .unwrap();
+        jetstream::new(client)
+            .get_stream("SIS_IMPORTER")
+            .await
+            .is_ok()
+    }
+}
+
+/// `demo` with `args` and `NATS_URL`/`REDIS_URL` in an otherwise clean
+/// environment; its exit code, stdout and stderr, checked for secrets.
+fn demo(args: &[&str], nats_url: &str, redis_url: &str) -> (Option<i32>, String, String) {
     let out = Command::new(DEMO)
-        .args(["--entities", "150"])
+        .args(args)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("LOG_FORMAT", "json")
         .env("RUST_LOG", "warn")
+        .env("NATS_URL", nats_url)
+        .env("REDIS_URL", redis_url)
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+        !stdout.contains("SECRET") && !stderr.contains("SECRET"),
+        "a password was printed: {stdout}\n{stderr}"
     );
+    (out.status.code(), stdout, stderr)
+}
+
+/// With `NATS_URL` and `REDIS_URL` set and answering, the demo still runs
+/// on servers of its own, and leaves the ones named alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_runs_on_its_own_servers_and_leaves_the_environments_alone() {
+    let env = EnvServers::start().await;
+    let (code, stdout, stderr) = demo(&["--entities", "150"], &env.nats_url, &env.redis.url());
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
     assert!(stdout.contains("started nats-server"), "{stdout}");
     assert!(stdout.contains("started redis-server"), "{stdout}");
+    assert!(
+        stdout.contains("NATS_URL is not used without --use-env-servers"),
+        "{stdout}"
+    );
     for id in [
         "PERSON",
         "TERM_REGISTRATION",
@@ -58,6 +152,59 @@ fn demo_runs_on_its_own_servers_and_prints_a_summary() {
         "one planted dead letter: {attainment}"
     );
     assert!(stdout.contains("success: true"), "{stdout}");
+    assert_eq!(env.person_ordinal().await, 42, "the named Redis untouched");
+    assert!(
+        !env.has_stream().await,
+        "nothing published to the named NATS"
+    );
+}
+
+/// `--use-env-servers` imports into the servers of `NATS_URL` and
+/// `REDIS_URL` (credentials inside the URLs), printing them masked; a
+/// server that does not answer ends the demo (exit 2), masked too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_uses_the_environments_servers_only_when_told() {
+    let env = EnvServers::start().await;
+    let flag = ["--use-env-servers", "--entities", "50"];
+    let (code, stdout, stderr) = demo(&flag, &env.nats_url, &env.redis.url());
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    let port = |url: String| {
+        url.rsplit(':')
+            .next()
+            .unwrap()
+            .trim_end_matches('/')
+            .to_owned()
+    };
+    let nats_port = port(env.nats.url());
+    assert!(
+        stdout.contains(&format!("NATS: using nats://***@127.0.0.1:{nats_port}")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("Redis: using redis://***@127.0.0.1:"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("started"), "{stdout}");
+    assert!(
+        env.person_ordinal().await > 42,
+        "imported into the named Redis"
+    );
+    assert!(env.has_stream().await, "published into the named NATS");
+
+    let silent = format!("nats://importer:{NATS_PASSWORD}@127.0.0.1:1");
+    let (code, stdout, stderr) = demo(&flag, &silent, &env.redis.url());
+    assert_eq!(code, Some(2), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("NATS at nats://***@127.0.0.1:1 does not answer"),
+        "{stderr}"
+    );
+    let silent = "redis://:redis-SECRET-demo-3@127.0.0.1:1/";
+    let (code, stdout, stderr) = demo(&flag, &env.nats_url, silent);
+    assert_eq!(code, Some(2), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("Redis at redis://***@127.0.0.1:1/ does not answer"),
+        "{stderr}"
+    );
 }
 
 /// A `fake-sisu` process on a free port; killed when dropped.

@@ -1,24 +1,28 @@
 //! `demo` (`cargo demo`): the whole job on an embedded default. The
-//! fake Sisu and reference consumers run in-process;
-//! NATS and Redis come from `NATS_URL`/`REDIS_URL` when those are set and
-//! answer, otherwise the demo starts its own `nats-server -js` and
-//! `redis-server` on free ports in a temp dir and stops them on exit.
+//! fake Sisu and reference consumers run in-process; the demo starts its
+//! own `nats-server -js` and `redis-server` on free ports in a temp dir
+//! and stops them on exit. Only `--use-env-servers` makes it use
+//! `NATS_URL`/`REDIS_URL` instead (it resets ordinals there), and every
+//! URL it prints has its credentials masked.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
+use anyhow::{anyhow, bail, Context};
 use sis_importer::config::{Config, Secret};
 use sis_importer::pipeline::{Importer, RunSummary};
+use sis_importer::redact;
 use sis_importer::shutdown;
+use sis_importer::sinks::connection::server_addrs;
+use sis_importer::sinks::NatsAuth;
+use sis_importer::store::OrdinalStore;
 use sis_testkit::consumer::{ConsumerConfig, ReferenceConsumer};
 use sis_testkit::fake_sisu::{FakeSisu, FakeSisuConfig};
 use sis_testkit::servers::{NatsServer, RedisServer};
 
 /// Runs the whole job on an embedded default: the fake Sisu and reference
-/// consumers in-process, NATS and Redis started if none answer at
-/// NATS_URL/REDIS_URL.
+/// consumers in-process, NATS and Redis servers of its own.
 #[derive(clap::Parser, Debug)]
 #[command(name = "demo", version)]
 struct DemoArgs {
@@ -40,6 +44,12 @@ struct DemoArgs {
     /// execution hash learned from Redis, one chunk at a time).
     #[arg(long, value_enum, default_value_t = Form::Precise)]
     consumer_form: Form,
+    /// Use the NATS and Redis of NATS_URL and REDIS_URL (or --config)
+    /// instead of starting servers. The demo then publishes fake data into
+    /// that stream and resets the ordinals of the services it imports in
+    /// that Redis: never on production.
+    #[arg(long)]
+    use_env_servers: bool,
 }
 
 /// `--consumer-form`.
@@ -63,7 +73,7 @@ fn main() -> ExitCode {
     match outcome {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("demo: {e:#}");
+            eprintln!("demo: {}", redact::log_line(&format!("{e:#}")));
             ExitCode::from(2)
         }
     }
@@ -71,8 +81,8 @@ fn main() -> ExitCode {
 
 /// Runs the demo and prints a per-service summary.
 async fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<ExitCode> {
-    let (nats_url, _nats) = nats(&config).await?;
-    let (redis_url, _redis) = redis(&config).await?;
+    let (nats_url, _nats) = nats(&config, args.use_env_servers).await?;
+    let (redis_url, _redis) = redis(&config, args.use_env_servers).await?;
     let fake = FakeSisu::start(FakeSisuConfig {
         seed: args.seed,
         entities_per_service: args.entities,
@@ -92,7 +102,7 @@ async fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<ExitCode> {
     let services = config.selected_services()?;
     println!(
         "fake Sisu: {} ({} entities per export service)",
-        fake.base_url(),
+        redact::url(&fake.base_url()),
         args.entities
     );
 
@@ -106,7 +116,7 @@ async fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<ExitCode> {
         Form::Seed => ConsumerConfig::seed(nats_url, config.redis_url.expose()),
     };
     println!("consumers: the {:?} feedback form", args.consumer_form);
-    consumer_config.nats_auth = sis_importer::sinks::NatsAuth::from_config(&config);
+    consumer_config.nats_auth = NatsAuth::from_config(&config);
     consumer_config.stream = config.nats_stream.clone();
     consumer_config.record = false;
     let consumer = ReferenceConsumer::start(consumer_config);
@@ -178,54 +188,66 @@ fn print_summary(summary: &RunSummary, took: Duration) {
     );
 }
 
-async fn nats(config: &Config) -> anyhow::Result<(String, Option<NatsServer>)> {
-    if std::env::var_os("NATS_URL").is_some() {
-        let answers = tokio::time::timeout(
-            Duration::from_secs(3),
-            async_nats::connect(&config.nats_url),
-        )
-        .await;
-        if matches!(answers, Ok(Ok(_))) {
-            println!(
-                "NATS: using {} (the demo publishes fake data into its stream)",
-                sis_importer::redact::url(&config.nats_url)
-            );
-            return Ok((config.nats_url.clone(), None));
+/// How long a server of the environment has to answer.
+const ANSWER_WITHIN: Duration = Duration::from_secs(3);
+
+/// The NATS URL to use: `NATS_URL`'s with `use_env_servers` (an error if
+/// it does not answer), else a `nats-server -js` of the demo's own.
+async fn nats(
+    config: &Config,
+    use_env_servers: bool,
+) -> anyhow::Result<(String, Option<NatsServer>)> {
+    let shown = redact::url(&config.nats_url);
+    if use_env_servers {
+        let addrs = server_addrs(&config.nats_url).map_err(|e| anyhow!("NATS_URL: {e}"))?;
+        let options = NatsAuth::from_config(config).apply(async_nats::ConnectOptions::new());
+        match tokio::time::timeout(ANSWER_WITHIN, options.connect(addrs)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => bail!("NATS at {shown} does not answer: {e}"),
+            Err(_) => bail!("NATS at {shown} does not answer within {ANSWER_WITHIN:?}"),
         }
-        println!(
-            "NATS: {} does not answer; starting nats-server",
-            config.nats_url
-        );
+        println!("NATS: using {shown} (the demo publishes fake data into its stream)");
+        return Ok((config.nats_url.clone(), None));
+    }
+    if std::env::var_os("NATS_URL").is_some() {
+        println!("NATS: NATS_URL is not used without --use-env-servers");
     }
     let server = NatsServer::start()
         .await
         .context("starting nats-server -js")?;
-    println!("NATS: started nats-server -js on {}", server.url());
+    println!(
+        "NATS: started nats-server -js on {}",
+        redact::url(&server.url())
+    );
     Ok((server.url(), Some(server)))
 }
 
-async fn redis(config: &Config) -> anyhow::Result<(String, Option<RedisServer>)> {
-    if std::env::var_os("REDIS_URL").is_some() {
-        let answers = tokio::time::timeout(
-            Duration::from_secs(3),
-            sis_importer::store::OrdinalStore::connect(&config.redis_url),
-        )
-        .await;
-        if matches!(answers, Ok(Ok(_))) {
-            println!(
-                "Redis: using {} (the demo resets the ordinals it imports)",
-                sis_importer::redact::url(config.redis_url.expose())
-            );
-            return Ok((config.redis_url.expose().to_owned(), None));
+/// The Redis URL to use: `REDIS_URL`'s with `use_env_servers` (an error
+/// if it does not answer), else a `redis-server` of the demo's own.
+async fn redis(
+    config: &Config,
+    use_env_servers: bool,
+) -> anyhow::Result<(String, Option<RedisServer>)> {
+    let shown = redact::url(config.redis_url.expose());
+    if use_env_servers {
+        let connect = OrdinalStore::connect(&config.redis_url);
+        match tokio::time::timeout(ANSWER_WITHIN, connect).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => bail!("Redis at {shown} does not answer: {e}"),
+            Err(_) => bail!("Redis at {shown} does not answer within {ANSWER_WITHIN:?}"),
         }
-        println!(
-            "Redis: {} does not answer; starting redis-server",
-            sis_importer::redact::url(config.redis_url.expose())
-        );
+        println!("Redis: using {shown} (the demo resets the ordinals it imports)");
+        return Ok((config.redis_url.expose().to_owned(), None));
+    }
+    if std::env::var_os("REDIS_URL").is_some() {
+        println!("Redis: REDIS_URL is not used without --use-env-servers");
     }
     let server = RedisServer::start()
         .await
         .context("starting redis-server")?;
-    println!("Redis: started redis-server on {}", server.url());
+    println!(
+        "Redis: started redis-server on {}",
+        redact::url(&server.url())
+    );
     Ok((server.url(), Some(server)))
 }
