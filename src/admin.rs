@@ -234,11 +234,17 @@ async fn reset(
         .catalogue()
         .unwrap_or_default();
     let Some(found) = catalogue.iter().find(|s| s.id == service) else {
-        return (
-            StatusCode::NOT_FOUND,
-            format!("unknown service {service:?}"),
-        )
-            .into_response();
+        // The configuration's own words, with the id likely meant.
+        let config = &state.daemon.importer().config;
+        let unknown = config
+            .pick(
+                catalogue.clone(),
+                Some(std::slice::from_ref(&service)),
+                "reset",
+            )
+            .err()
+            .map_or(format!("unknown service {service:?}"), |e| e.to_string());
+        return (StatusCode::NOT_FOUND, unknown).into_response();
     };
     // A run in progress would commit over the reset: refuse, and say why.
     // This process's own run may hold no lease (without replicas).

@@ -115,7 +115,9 @@ fn main() -> ExitCode {
     match outcome {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("sis-importer: {e:#}");
+            // Errors mask URLs already; this catches what a library put in.
+            let message = format!("sis-importer: {e:#}");
+            eprintln!("{}", sis_importer::redact::log_line(&message));
             ExitCode::from(2)
         }
     }

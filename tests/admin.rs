@@ -286,6 +286,9 @@ async fn reset_deletes_the_ordinal_and_an_unknown_service_is_404() {
     assert_eq!(admin.post("/reset/PERSON").await.0, StatusCode::OK);
     assert_eq!(admin.importer.store.ordinal(&person).await.unwrap(), None);
     assert_eq!(admin.post("/reset/NOPE").await.0, StatusCode::NOT_FOUND);
+    let (status, body) = admin.post("/reset/person").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(body.contains("did you mean PERSON?"), "{body}");
 }
 
 /// The old importer's GET forms with `?token=` (discouraged, accepted).
