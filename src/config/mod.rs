@@ -185,6 +185,10 @@ pub struct Config {
     /// lease in Redis, default 30 s.
     #[serde(rename = "lease_ttl_secs", deserialize_with = "units::secs")]
     pub lease_ttl: Duration,
+    /// TOML `dead_letter_entity_bytes`: bytes of entity JSON kept with one
+    /// service's dead letters (for `dead-letters replay`), default 16 MiB;
+    /// letters past it are kept without their entity, 0 keeps none.
+    pub dead_letter_entity_bytes: u64,
     /// Service ids never imported.
     pub disabled_services: Vec<String>,
     /// Services added to the built-in catalogue (export kinds only).
@@ -249,6 +253,8 @@ pub mod defaults {
     pub const STREAM_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
     /// `lease_ttl_secs`.
     pub const LEASE_TTL: Duration = Duration::from_secs(30);
+    /// `dead_letter_entity_bytes`: 16 MiB per service.
+    pub const DEAD_LETTER_ENTITY_BYTES: u64 = 16 * 1024 * 1024;
 }
 
 impl Default for Config {
@@ -302,6 +308,7 @@ impl Default for Config {
             shutdown_grace: defaults::SHUTDOWN_GRACE,
             stream_max_age: defaults::STREAM_MAX_AGE,
             lease_ttl: defaults::LEASE_TTL,
+            dead_letter_entity_bytes: defaults::DEAD_LETTER_ENTITY_BYTES,
             disabled_services: Vec::new(),
             extra_services: Vec::new(),
         }
