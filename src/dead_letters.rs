@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::catalogue::Service;
 use crate::pipeline::replay::{LetterNote, ReplayReport, ReplayResult};
-use crate::store::{DeadLetter, OrdinalStore, StoreError};
+use crate::store::{DeadLetter, OrdinalStore, Settle, StoreError};
 
 /// `list` shows the newest this many letters per service unless told.
 pub const DEFAULT_LIMIT: usize = 1000;
@@ -227,8 +227,8 @@ pub async fn clear(
             known: store.dead_letter_identities(service).await?,
         });
     }
-    let entries: Vec<_> = matching.iter().map(|e| (e, true)).collect();
-    Ok(store.remove_dead_letters(service, &entries).await?)
+    let entries: Vec<_> = matching.iter().map(|e| (e, Settle::Remove)).collect();
+    Ok(store.settle_dead_letters(service, &entries).await?)
 }
 
 /// A replay's report as lines for the terminal: one summary line, then a

@@ -280,7 +280,7 @@ impl Importer {
             let error = match end {
                 AttemptEnd::Completed => {
                     let (remove, delivered, failed_again) = plan.settle(&again);
-                    self.store.remove_dead_letters(&service.id, &remove).await?;
+                    self.store.settle_dead_letters(&service.id, &remove).await?;
                     report.result = ReplayResult::Completed;
                     report.delivered = delivered;
                     report.failed_again = failed_again;

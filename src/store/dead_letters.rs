@@ -12,7 +12,7 @@
 //!   listed without its entity and says why (`entityOmitted`), so memory in
 //!   Redis stays bounded however many entities fail.
 //!
-//! Entries are removed only by [`OrdinalStore::remove_dead_letters`] (a
+//! Entries are removed only by [`OrdinalStore::settle_dead_letters`] (a
 //! delivered replay, `clear --id`) and [`OrdinalStore::clear_dead_letters`]
 //! (`clear`), which keep the three keys consistent.
 
@@ -25,15 +25,15 @@ use super::{DeadLetter, OrdinalStore, StoreError};
 
 static DEAD_LETTER: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/dead_letter.lua")));
-static REMOVE: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("lua/remove_dead_letters.lua")));
+static SETTLE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/settle_dead_letters.lua")));
 
 /// Entries read from Redis at a time when a whole list is scanned.
 const PAGE: isize = 100;
 
-/// Entries removed by one script call: a call blocks Redis while it scans
-/// the list, so long removals go in several.
-const REMOVE_PER_CALL: usize = 100;
+/// Entries settled by one script call: a call blocks Redis while it scans
+/// the list, so long settlements go in several.
+const SETTLE_PER_CALL: usize = 100;
 
 /// What recording a dead letter did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +42,27 @@ pub struct Recorded {
     pub new: bool,
     /// Its entity is kept with it (it can be replayed).
     pub entity_kept: bool,
+}
+
+/// What [`OrdinalStore::settle_dead_letters`] does with an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settle {
+    /// Out, with its `:SEEN` member (its version is no longer listed).
+    Remove,
+    /// Out, leaving the `:SEEN` member to another entry of its version.
+    RemoveDuplicate,
+    /// Stays, and its version is marked seen (if the entry is still there).
+    Keep,
+}
+
+impl Settle {
+    fn as_str(self) -> &'static str {
+        match self {
+            Settle::Remove => "remove",
+            Settle::RemoveDuplicate => "duplicate",
+            Settle::Keep => "keep",
+        }
+    }
 }
 
 /// One entry of a dead-letter list as stored: its exact JSON (what removes
@@ -189,29 +210,26 @@ impl OrdinalStore {
         })
     }
 
-    /// Removes `entries` of `service`'s list with the entity bytes they
-    /// keep and, for those with `forget` true, their `:SEEN` members (a
-    /// duplicate entry of a version listed again elsewhere keeps it).
+    /// Removes or keeps `entries` of `service`'s list as each says (see
+    /// [`Settle`]), the `:SEEN` set and the byte counter kept in step.
     /// Returns how many were still there to remove.
-    pub async fn remove_dead_letters(
+    pub async fn settle_dead_letters(
         &self,
         service: &str,
-        entries: &[(&StoredLetter, bool)],
+        entries: &[(&StoredLetter, Settle)],
     ) -> Result<u64, StoreError> {
         let mut removed = 0;
-        for part in entries.chunks(REMOVE_PER_CALL) {
-            let mut call = REMOVE.key(dead_letter_key(service));
+        for part in entries.chunks(SETTLE_PER_CALL) {
+            let mut call = SETTLE.key(dead_letter_key(service));
             call.key(dead_letter_seen_key(service))
                 .key(dead_letter_bytes_key(service));
-            for (entry, forget) in part {
-                let version = if *forget {
-                    entry.letter.version()
-                } else {
-                    String::new()
-                };
-                call.arg(&entry.raw).arg(version).arg(entry.entity_bytes());
+            for (entry, settle) in part {
+                call.arg(settle.as_str())
+                    .arg(&entry.raw)
+                    .arg(entry.letter.version())
+                    .arg(entry.entity_bytes());
             }
-            let n: u64 = self.query("remove dead letters", &call).await?;
+            let n: u64 = self.query("settle dead letters", &call).await?;
             removed += n;
         }
         Ok(removed)

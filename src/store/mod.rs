@@ -38,7 +38,7 @@ use crate::config::Secret;
 use crate::outage::Outage;
 use crate::retry::{Budget, RetryPolicy};
 
-pub use dead_letters::{Recorded, StoredLetter};
+pub use dead_letters::{Recorded, Settle, StoredLetter};
 pub(crate) use lease::LeaseGrant;
 pub use records::{AttemptRecord, DeadLetter, EntityJson, RunRecord, ServiceState};
 

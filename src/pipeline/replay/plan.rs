@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 
 use super::{LetterNote, NAMED_SKIPPED};
 use crate::entity::Entity;
-use crate::store::{DeadLetter, StoredLetter};
+use crate::store::{DeadLetter, Settle, StoredLetter};
 
 /// The entries of one entity version, oldest first, and its entity.
 #[derive(Debug)]
@@ -75,15 +75,15 @@ impl Plan {
         plan
     }
 
-    /// The entries to remove once the replay completed, with whether each
-    /// takes its `:SEEN` member along, and the report's two lists: a
-    /// version met again keeps its oldest entry (a duplicate left by a
-    /// `reset` goes), every other version leaves.
+    /// What becomes of each entry once the replay completed, and the
+    /// report's two lists: a version met again keeps its first entry (the
+    /// one with the entity; a duplicate left by a `reset` goes), every
+    /// other version leaves.
     pub(super) fn settle<'a>(
         &'a self,
         again: &[DeadLetter],
     ) -> (
-        Vec<(&'a StoredLetter, bool)>,
+        Vec<(&'a StoredLetter, Settle)>,
         Vec<LetterNote>,
         Vec<LetterNote>,
     ) {
@@ -95,10 +95,12 @@ impl Plan {
                 let fresh = again.iter().find(|l| l.version() == v.version);
                 let detail = fresh.map(|l| format!("{}: {}", l.reason, l.detail));
                 failed_again.push(LetterNote::of(&v.entries[0].letter, detail));
-                remove.extend(v.entries[1..].iter().map(|e| (e, false)));
+                remove.push((&v.entries[0], Settle::Keep));
+                let duplicates = v.entries[1..].iter();
+                remove.extend(duplicates.map(|e| (e, Settle::RemoveDuplicate)));
             } else {
                 delivered.push(LetterNote::of(&v.entries[0].letter, None));
-                remove.extend(v.entries.iter().map(|e| (e, true)));
+                remove.extend(v.entries.iter().map(|e| (e, Settle::Remove)));
             }
         }
         (remove, delivered, failed_again)
@@ -174,14 +176,18 @@ mod tests {
         again.detail = "still failing".into();
         again.entity = None;
         let (remove, delivered, failed_again) = plan.settle(&[again]);
-        let removed: Vec<(&str, bool)> = remove
+        let settled: Vec<(&str, Settle)> = remove
             .iter()
-            .map(|(e, forget)| (e.letter.time.as_str(), *forget))
+            .map(|(e, settle)| (e.letter.time.as_str(), *settle))
             .collect();
         assert_eq!(
-            removed,
-            [("t1", true), ("t3", false)],
-            "a leaves with its :SEEN member; b keeps its oldest entry and its member"
+            settled,
+            [
+                ("t1", Settle::Remove),
+                ("t2", Settle::Keep),
+                ("t3", Settle::RemoveDuplicate)
+            ],
+            "a leaves with its :SEEN member; b keeps its first entry and its member"
         );
         assert_eq!(delivered.len(), 1);
         assert_eq!(delivered[0].identity.as_deref(), Some("a"));
@@ -195,6 +201,7 @@ mod tests {
             (remove.len(), delivered.len(), failed_again.len()),
             (3, 2, 0)
         );
+        assert!(remove.iter().all(|(_, s)| *s == Settle::Remove));
     }
 
     #[test]
