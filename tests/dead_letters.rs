@@ -1,0 +1,542 @@
+//! Dead letters with their entities (`sis-importer dead-letters`, the
+//! admin API's `/dead-letters`): a poison entity listed, replayed to a
+//! fixed consumer byte for byte and gone from the list with no ordinal,
+//! window counter or attempt record touched; entities that still fail
+//! halved down and kept once; clear by identity and all; the bound on
+//! kept entity bytes and old letters without an entity; the admin routes;
+//! the lease and a run in progress; a consumer of the seed's form.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::*;
+use futures::StreamExt;
+use redis::aio::MultiplexedConnection;
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use sis_importer::pipeline::replay::{Pick, ReplayError, ReplayResult};
+use sis_importer::shutdown::Shutdown;
+use sis_testkit::consumer::ConsumerConfig;
+
+const LIST: &str = "SIS_IMPORTER:DEAD_LETTERS:PERSON";
+const SEEN: &str = "SIS_IMPORTER:DEAD_LETTERS:PERSON:SEEN";
+const BYTES: &str = "SIS_IMPORTER:DEAD_LETTERS:PERSON:BYTES";
+/// What a replay must leave alone.
+const UNTOUCHED: [&str; 4] = [
+    "LATEST_PERSON_ORDINAL",
+    "LATEST_PERSON_ORDINAL_SCHEDULED",
+    "LATEST_PERSON_ORDINAL_UPDATED",
+    "SIS_IMPORTER:ATTEMPT:PERSON",
+];
+
+async fn redis(env: &Env) -> MultiplexedConnection {
+    let client = redis::Client::open(env.redis.url()).unwrap();
+    client.get_multiplexed_async_connection().await.unwrap()
+}
+
+async fn cmd<T: redis::FromRedisValue>(conn: &mut MultiplexedConnection, args: &[&str]) -> T {
+    let mut cmd = redis::cmd(args[0]);
+    cmd.arg(&args[1..]);
+    cmd.query_async(conn).await.unwrap()
+}
+
+/// The keys a replay must leave alone, each dumped as Redis holds it.
+async fn untouched(conn: &mut MultiplexedConnection) -> Vec<Option<Vec<u8>>> {
+    let mut dumps = Vec::new();
+    for key in UNTOUCHED {
+        dumps.push(cmd(conn, &["DUMP", key]).await);
+    }
+    dumps
+}
+
+/// `(llen, scard, bytes)` of PERSON's dead-letter keys.
+async fn letter_keys(conn: &mut MultiplexedConnection) -> (u64, u64, Option<u64>) {
+    let len = cmd(conn, &["LLEN", LIST]).await;
+    let seen = cmd(conn, &["SCARD", SEEN]).await;
+    (len, seen, cmd(conn, &["GET", BYTES]).await)
+}
+
+/// PERSON imported with the changes at `poison` failing in the consumer.
+async fn poisoned(poison: &[u64]) -> Env {
+    let env = Env::start(60).await;
+    for &i in poison {
+        env.fake.faults().poison("PERSON", i);
+    }
+    run_ok(&*env.importer(env.config()).await, &["PERSON"]).await;
+    env
+}
+
+/// The consumer now stores what it refused before.
+async fn fix_consumer(env: &mut Env) {
+    env.replace_consumer(|c| c.fail_field = "notAField".into())
+        .await;
+}
+
+fn output(out: &std::process::Output) -> (Option<i32>, String, String) {
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code(), text(&out.stdout), text(&out.stderr))
+}
+
+/// `sis-importer dead-letters <args>` against `env`: exit code, stdout, stderr.
+fn cli(env: &Env, args: &[&str]) -> (Option<i32>, String, String) {
+    let mut all = vec!["dead-letters"];
+    all.extend_from_slice(args);
+    output(&env.command(&all).output().unwrap())
+}
+
+/// The identity and ordinal of change `index` of PERSON.
+fn change(env: &Env, index: usize) -> (String, Option<i64>) {
+    let e = env.fake.expected("PERSON")[index].clone();
+    (e.identity, e.ordinal)
+}
+
+fn seen_by_consumer(env: &Env, version: &(String, Option<i64>)) -> bool {
+    let received = env.consumer.received();
+    received
+        .per_service
+        .get("PERSON")
+        .is_some_and(|s| s.seen.contains(version))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_entity_reaches_the_fixed_consumer_as_sisu_sent_it_and_leaves_the_list() {
+    let mut env = poisoned(&[7]).await;
+    let poison = change(&env, 7);
+    let (code, table, _) = cli(&env, &["list"]);
+    assert_eq!(code, Some(0));
+    let row = table.lines().nth(1).expect("a row");
+    for cell in [
+        "PERSON",
+        &poison.0,
+        &poison.1.unwrap().to_string(),
+        "poison",
+        "yes",
+        "testError",
+    ] {
+        assert!(row.contains(cell), "{cell} in {table}");
+    }
+    let (_, json, _) = cli(&env, &["list", "PERSON", "--json"]);
+    let rows: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(rows[0]["total"], 1, "{rows}");
+    assert_eq!(rows[0]["letters"][0]["identity"], poison.0.as_str());
+    assert_eq!(rows[0]["letters"][0]["replayable"], true);
+    assert!(rows[0]["letters"][0]["entityBytes"].as_u64().unwrap() > 100);
+
+    let mut conn = redis(&env).await;
+    let before = untouched(&mut conn).await;
+    fix_consumer(&mut env).await;
+    let nats = async_nats::connect(env.nats.url()).await.unwrap();
+    let mut chunks = nats.subscribe("ORI_PERSON_CHANNEL").await.unwrap();
+    let (code, out, err) = cli(&env, &["replay", "PERSON", "--all"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(
+        out.contains("1 delivered and removed, 0 failed again"),
+        "{out}"
+    );
+
+    assert!(eventually(Duration::from_secs(10), || seen_by_consumer(&env, &poison)).await);
+    assert_eq!(
+        entities_of(&env.consumer.received(), "PERSON"),
+        1,
+        "that one alone"
+    );
+    let chunk = tokio::time::timeout(Duration::from_secs(5), chunks.next()).await;
+    let payload = chunk.unwrap().unwrap().payload;
+    let none = tokio::time::timeout(Duration::from_secs(1), chunks.next()).await;
+    assert!(none.is_err(), "one chunk");
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Chunk {
+        execution_hash: String,
+        chunk_id: String,
+        entities: Vec<Box<serde_json::value::RawValue>>,
+    }
+    let chunk: Chunk = serde_json::from_slice(&payload).unwrap();
+    let id = &chunk.chunk_id;
+    assert!(
+        id.starts_with("PERSON-") && id.ends_with("-0-0-0+1"),
+        "{id}"
+    );
+    let hash: String = cmd(&mut conn, &["GET", "CURRENT_EXECUTION_HASH"]).await;
+    assert_eq!(chunk.execution_hash, hash, "published as the current hash");
+    let url = format!(
+        "{}/ori/api/persons/v1/export?since=0&limit=1000",
+        env.fake.base_url()
+    );
+    let page = reqwest::get(url).await.unwrap().text().await.unwrap();
+    let entity = chunk.entities[0].get();
+    assert!(entity.contains("testError"));
+    assert!(
+        page.contains(entity),
+        "byte for byte as Sisu sent it: {entity}"
+    );
+
+    assert_eq!(letter_keys(&mut conn).await, (0, 0, None));
+    assert_eq!(
+        untouched(&mut conn).await,
+        before,
+        "ordinal, window, attempt record"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entities_that_still_fail_are_halved_and_kept_once_and_a_replay_moves_nothing() {
+    let mut env = Env::start(60).await;
+    for i in [3, 11, 19] {
+        env.fake.faults().poison("PERSON", i);
+    }
+    env.fake.faults().oversize("PERSON", 25, 150_000);
+    let mut config = env.config();
+    config.max_chunk_bytes = 100_000;
+    let importer = env.importer(config.clone()).await;
+    run_ok(&importer, &["PERSON"]).await;
+    let mut conn = redis(&env).await;
+    let listed: Vec<String> = cmd(&mut conn, &["LRANGE", LIST, "0", "-1"]).await;
+    assert_eq!(listed.len(), 4, "three poison, one too large");
+    // A reset keeps the list and forgets what was seen: the replays below
+    // must neither commit an ordinal nor start a window or an attempt.
+    env.store().await.reset(&service("PERSON")).await.unwrap();
+    let failed_before = env.consumer.received().per_service["PERSON"].chunks_failed;
+
+    let person = service("PERSON");
+    let report = importer
+        .replay_dead_letters(&person, &Pick::All, None, Shutdown::never())
+        .await
+        .unwrap();
+    assert_eq!(report.result, ReplayResult::Completed, "{report:?}");
+    assert_eq!((report.delivered.len(), report.failed_again.len()), (0, 4));
+    assert!(!report.success());
+    let too_large = report
+        .failed_again
+        .iter()
+        .filter_map(|n| n.detail.as_deref());
+    assert_eq!(too_large.filter(|d| d.starts_with("too_large")).count(), 1);
+    let failed = env.consumer.received().per_service["PERSON"].chunks_failed - failed_before;
+    assert!(
+        failed >= 5,
+        "three poison entities in one chunk halved down: {failed}"
+    );
+    let after: Vec<String> = cmd(&mut conn, &["LRANGE", LIST, "0", "-1"]).await;
+    assert_eq!(after, listed, "each kept once, as it was");
+    assert_eq!(
+        cmd::<u64>(&mut conn, &["SCARD", SEEN]).await,
+        4,
+        "seen again"
+    );
+
+    // Raise MAX_CHUNK_BYTES, fix the consumer, replay: all four arrive.
+    fix_consumer(&mut env).await;
+    config.max_chunk_bytes = 900_000;
+    let importer = env.importer(config).await;
+    let report = importer
+        .replay_dead_letters(&person, &Pick::All, None, Shutdown::never())
+        .await
+        .unwrap();
+    assert!(report.success(), "{report:?}");
+    assert_eq!(report.delivered.len(), 4);
+    for i in [3, 11, 19, 25] {
+        assert!(seen_by_consumer(&env, &change(&env, i)), "change {i}");
+    }
+    assert_eq!(letter_keys(&mut conn).await, (0, 0, None));
+    for key in UNTOUCHED {
+        assert_eq!(cmd::<u8>(&mut conn, &["EXISTS", key]).await, 0, "{key}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clear_removes_one_identity_or_all_and_names_what_there_is() {
+    let env = poisoned(&[3, 11]).await;
+    let (first, second) = (change(&env, 3).0, change(&env, 11).0);
+    let mut conn = redis(&env).await;
+    let (code, out, _) = cli(&env, &["clear", "PERSON", "--id", &first]);
+    assert_eq!(
+        (code, out.trim()),
+        (Some(0), "removed 1 dead letters of PERSON")
+    );
+    let (len, seen, bytes) = letter_keys(&mut conn).await;
+    assert_eq!((len, seen), (1, 1));
+    let kept = env.store().await.dead_letters("PERSON", 10).await.unwrap();
+    assert_eq!(kept[0].identity.as_deref(), Some(second.as_str()));
+    assert_eq!(
+        bytes, kept[0].entity_bytes,
+        "the cleared entity's bytes are given back"
+    );
+
+    let (code, _, err) = cli(&env, &["clear", "PERSON", "--id", "hy-nope"]);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("\"hy-nope\"") && err.contains(&second),
+        "{err}"
+    );
+    let (code, _, err) = cli(&env, &["list", "PERSONS"]);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("\"PERSONS\"") && err.contains("PERSON,"),
+        "{err}"
+    );
+
+    assert_eq!(cli(&env, &["clear", "PERSON"]).0, Some(0));
+    assert_eq!(letter_keys(&mut conn).await, (0, 0, None));
+    let (_, table, _) = cli(&env, &["list"]);
+    assert_eq!(table, "no dead letters\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entities_past_the_bound_and_old_letters_are_listed_and_not_replayed() {
+    let mut env = Env::start(60).await;
+    for i in [3, 11, 19] {
+        env.fake.faults().poison("PERSON", i);
+    }
+    // The bound holds the smallest of the three entities and no more.
+    let url = format!(
+        "{}/ori/api/persons/v1/export?since=0&limit=1000",
+        env.fake.base_url()
+    );
+    #[derive(serde::Deserialize)]
+    struct Page {
+        entities: Vec<Box<serde_json::value::RawValue>>,
+    }
+    let page: Page = reqwest::get(url).await.unwrap().json().await.unwrap();
+    let poisoned = page.entities.iter().map(|e| e.get());
+    let sizes = poisoned.filter(|e| e.contains("\"testError\":true"));
+    let smallest = sizes.map(str::len).min().unwrap() as u64;
+    let mut config = env.config();
+    config.dead_letter_entity_bytes = smallest;
+    run_ok(&*env.importer(config).await, &["PERSON"]).await;
+    let mut conn = redis(&env).await;
+    let old = r#"{"service":"PERSON","identity":"hy-old","modificationOrdinal":1,"reason":"poison","detail":"x","time":"2020-01-01T00:00:00+00:00","executionHash":"h","chunkId":null}"#;
+    cmd::<u64>(&mut conn, &["RPUSH", LIST, old]).await;
+
+    let letters = env.store().await.dead_letters("PERSON", 10).await.unwrap();
+    let kept: Vec<_> = letters.iter().filter(|l| l.entity.is_some()).collect();
+    assert_eq!(kept.len(), 1, "{letters:?}");
+    assert_eq!(kept[0].entity_bytes, Some(smallest));
+    assert_eq!(letter_keys(&mut conn).await, (4, 3, Some(smallest)));
+    let omitted = letters.iter().filter_map(|l| l.entity_omitted.as_deref());
+    for why in omitted.clone() {
+        assert!(why.contains(&format!("at most {smallest} bytes")), "{why}");
+    }
+    assert_eq!(omitted.count(), 2);
+    let (_, table, _) = cli(&env, &["list"]);
+    assert_eq!(table.matches("  yes  ").count(), 1, "{table}");
+    assert_eq!(table.matches("no (not kept)").count(), 2, "{table}");
+    assert_eq!(table.matches("no (old letter)").count(), 1, "{table}");
+
+    fix_consumer(&mut env).await;
+    let (code, out, err) = cli(&env, &["replay", "PERSON", "--all"]);
+    assert_eq!(code, Some(1), "not everything could be sent: {out}{err}");
+    assert!(out.contains("1 delivered and removed"), "{out}");
+    assert_eq!(out.matches("not replayable").count(), 3, "{out}");
+    assert!(out.contains("hy-old@1  no entity kept"), "{out}");
+    assert_eq!(letter_keys(&mut conn).await, (3, 2, None));
+}
+
+const TOKEN: &str = "admin-tok-dead";
+
+/// A daemon over PERSON with a lease of its own and its admin API.
+struct Admin {
+    env: Env,
+    base: String,
+    http: reqwest::Client,
+    _stop: sis_importer::shutdown::ShutdownTrigger,
+}
+
+impl Admin {
+    async fn start(env: Env) -> Admin {
+        use sis_importer::{lease::Lease, pipeline::daemon::Daemon};
+        let mut config = env.config();
+        config.admin_token = Some(sis_importer::config::Secret::new(TOKEN));
+        let importer = env.importer(config).await;
+        let lease = Lease::new(importer.store.clone(), Duration::from_secs(10), "test");
+        let (stop, shutdown) = sis_importer::shutdown::channel();
+        let ids = services(&["PERSON"]);
+        let daemon = Daemon::new(importer, ids, shutdown.clone(), Some(lease));
+        let addr = "127.0.0.1:0".parse().unwrap();
+        let (addr, _) = sis_importer::admin::serve(daemon, addr, shutdown)
+            .await
+            .unwrap();
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        let base = format!("http://{addr}");
+        Admin {
+            env,
+            base,
+            http,
+            _stop: stop,
+        }
+    }
+
+    /// `method path` with the token (or without): status and body.
+    async fn call(&self, method: Method, path: &str, token: bool) -> (StatusCode, String) {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if token {
+            req = req.header("token", TOKEN);
+        }
+        let answer = req.send().await.expect("the admin API answers");
+        (answer.status(), answer.text().await.unwrap())
+    }
+
+    async fn json(&self, method: Method, path: &str) -> Value {
+        let (status, body) = self.call(method, path, true).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        serde_json::from_str(&body).unwrap()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_api_lists_replays_and_clears_behind_the_token() {
+    let mut admin = Admin::start(poisoned(&[3, 11, 19]).await).await;
+    let ids: Vec<String> = [3, 11, 19].map(|i| change(&admin.env, i).0).into();
+    for (method, path) in [
+        (Method::GET, "/dead-letters"),
+        (Method::GET, "/dead-letters/PERSON"),
+        (Method::POST, "/dead-letters/PERSON/replay?all=true"),
+        (Method::DELETE, "/dead-letters/PERSON"),
+    ] {
+        let (status, _) = admin.call(method.clone(), path, false).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path}");
+    }
+    let all = admin.json(Method::GET, "/dead-letters").await;
+    assert_eq!(
+        all.as_array().unwrap().len(),
+        1,
+        "only services with letters: {all}"
+    );
+    assert_eq!(all[0]["service"], "PERSON");
+    assert_eq!(all[0]["total"], 3);
+    let one = admin
+        .json(Method::GET, "/dead-letters/PERSON?limit=1")
+        .await;
+    assert_eq!(one[0]["letters"].as_array().unwrap().len(), 1);
+    let (status, body) = admin.call(Method::GET, "/dead-letters/NOPE", true).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(body.contains("known ids: PERSON,"), "{body}");
+    let replay = "/dead-letters/PERSON/replay";
+    let (status, body) = admin.call(Method::POST, replay, true).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, body) = admin
+        .call(Method::POST, &format!("{replay}?id=hy-nope"), true)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+
+    fix_consumer(&mut admin.env).await;
+    let report = admin
+        .json(Method::POST, &format!("{replay}?id={}", ids[0]))
+        .await;
+    assert_eq!(report["result"], "completed", "{report}");
+    assert_eq!(report["delivered"][0]["identity"], ids[0].as_str());
+    assert!(seen_by_consumer(&admin.env, &change(&admin.env, 3)));
+    let cleared = admin
+        .json(
+            Method::DELETE,
+            &format!("/dead-letters/PERSON?id={}", ids[1]),
+        )
+        .await;
+    assert_eq!(cleared["removed"], 1);
+    let left = admin.json(Method::GET, "/dead-letters/PERSON").await;
+    assert_eq!(left[0]["total"], 1);
+    assert_eq!(left[0]["letters"][0]["identity"], ids[2].as_str());
+    let cleared = admin.json(Method::DELETE, "/dead-letters/PERSON").await;
+    assert_eq!(cleared["removed"], 1);
+    assert_eq!(
+        admin.json(Method::GET, "/dead-letters").await,
+        serde_json::json!([])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_never_overlaps_a_run() {
+    let admin = Admin::start(poisoned(&[7]).await).await;
+    let mut conn = redis(&admin.env).await;
+    let replay = "/dead-letters/PERSON/replay?all=true";
+    // Another instance's run: the admin API says who, the command waits.
+    let other = "pod-b (pid 7, 0badf00d)";
+    cmd::<()>(&mut conn, &["SET", "SIS_IMPORTER:LOCK", other]).await;
+    let (status, body) = admin.call(Method::POST, replay, true).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(body.contains(other), "{body}");
+    let config = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(config.path(), "lease_ttl_secs = 3\n").unwrap();
+    let mut waiting = admin
+        .env
+        .command(&["dead-letters", "replay", "PERSON", "--all", "--config"]);
+    let waiting = waiting
+        .arg(config.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let waiting = waiting.spawn().unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        letter_keys(&mut conn).await.0,
+        1,
+        "nothing replayed while waiting"
+    );
+    cmd::<()>(&mut conn, &["DEL", "SIS_IMPORTER:LOCK"]).await;
+    let out = tokio::task::spawn_blocking(|| waiting.wait_with_output()).await;
+    let (code, out, err) = output(&out.unwrap().unwrap());
+    assert!(
+        err.contains("another instance holds the import lease; waiting"),
+        "{err}"
+    );
+    assert!(err.contains(other), "names the holder: {err}");
+    assert_eq!(code, Some(1), "still poisonous: {out}");
+    assert!(out.contains("1 failed again and kept"), "{out}");
+
+    // This process's own run: 409 from the admin API, refused in the library.
+    let slow = admin.env.fake.faults();
+    slow.latency(Some("PERSON"), Duration::from_secs(2));
+    let (status, _) = admin.call(Method::POST, "/force_update", true).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let (status, body) = admin.call(Method::POST, replay, true).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let importer = admin.env.importer(admin.env.config()).await;
+    let running = spawn_run(&importer, &["PERSON"]);
+    assert!(eventually(Duration::from_secs(5), || importer.is_running()).await);
+    let refused = importer
+        .replay_dead_letters(&service("PERSON"), &Pick::All, None, Shutdown::never())
+        .await;
+    assert!(
+        matches!(refused, Err(ReplayError::RunInProgress)),
+        "{refused:?}"
+    );
+    running.await.unwrap();
+    assert_eq!(letter_keys(&mut conn).await.0, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_that_keeps_one_current_hash_takes_the_replay() {
+    let mut env = Env::start(60).await;
+    env.fake.faults().poison("PERSON", 9);
+    let redis_url = env.redis.url();
+    let seed = |fail_field: &str| {
+        let (url, fail_field) = (redis_url.clone(), fail_field.to_owned());
+        move |c: &mut ConsumerConfig| {
+            *c = ConsumerConfig {
+                nats_auth: c.nats_auth.clone(),
+                fail_field,
+                ..ConsumerConfig::seed(c.nats_url.clone(), url)
+            }
+        }
+    };
+    env.replace_consumer(seed("testError")).await;
+    let importer = env.importer(env.config()).await;
+    run_ok(&importer, &["PERSON"]).await;
+    env.assert_poison_dead_lettered(&importer, "PERSON", 9)
+        .await;
+    env.replace_consumer(seed("notAField")).await;
+    // Started, it has read the current hash: from now on it follows.
+    let ready = || !env.consumer.received().current_hashes.is_empty();
+    assert!(eventually(Duration::from_secs(10), ready).await);
+    let report = importer
+        .replay_dead_letters(&service("PERSON"), &Pick::All, None, Shutdown::never())
+        .await
+        .unwrap();
+    assert!(report.success(), "{report:?}");
+    assert_eq!(report.attempts, 1, "no chunk dropped for its hash");
+    assert!(seen_by_consumer(&env, &change(&env, 9)));
+    assert_eq!(env.consumer.received().dropped_other_hash, 0);
+}
