@@ -94,10 +94,12 @@ enum DeadLetterCommand {
         #[arg(long, default_value_t = sis_importer::dead_letters::DEFAULT_LIMIT)]
         limit: usize,
     },
-    /// Send stored entities again through the normal path (feedback,
-    /// halving, dead-lettered again if they still fail); the ordinal is not
-    /// touched. Waits for the import lease; exits 0 only if every chosen
-    /// letter was delivered (and so removed).
+    /// Send the stored entities again; no ordinal moves.
+    ///
+    /// They go through the normal path: chunks under a new execution hash,
+    /// feedback, halving, dead-lettered again if they still fail. Waits for
+    /// the import lease; delivered letters leave the list, the others stay.
+    /// Exits 0 only if every chosen letter was delivered.
     Replay {
         /// Service id.
         #[arg(value_name = "SERVICE")]

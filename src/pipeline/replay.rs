@@ -295,14 +295,16 @@ impl Importer {
                     report.result = ReplayResult::Interrupted;
                     return Ok(report);
                 }
-                AttemptEnd::PanicTimeout => ImportError::PanicTimeouts {
-                    attempts: attempt,
-                    timeout_secs: self.config.panic_timeout.as_secs_f64(),
-                    why: self.ignored_why(&service.id).unwrap_or_else(|| {
+                AttemptEnd::PanicTimeout => {
+                    let why = self.ignored_why(&service.id).unwrap_or_else(|| {
                         format!("no feedback about {} arrived", service.subject)
-                    }),
-                },
-                AttemptEnd::Failed(e @ ImportError::Feedback(_)) if !shutdown.is_shutdown() => e,
+                    });
+                    let secs = self.config.panic_timeout.as_secs_f64();
+                    format!("no feedback progress within PANIC_TIMEOUT ({secs} s): {why}")
+                }
+                AttemptEnd::Failed(e @ ImportError::Feedback(_)) if !shutdown.is_shutdown() => {
+                    e.to_string()
+                }
                 AttemptEnd::Failed(e) => {
                     report.result = ReplayResult::Failed;
                     report.error = Some(e.to_string());
@@ -311,7 +313,7 @@ impl Importer {
             };
             tracing::warn!(service = %service.id, attempt, limit, error = %error, "dead-letter replay did not complete; nothing removed from the list");
             report.result = ReplayResult::Failed;
-            report.error = Some(error.to_string());
+            report.error = Some(format!("attempt {attempt} of {limit}: {error}"));
         }
         Ok(report)
     }
