@@ -545,3 +545,35 @@ async fn a_consumer_that_keeps_one_current_hash_takes_the_replay() {
     assert!(seen_by_consumer(&env, &change(&env, 9)));
     assert_eq!(env.consumer.received().dropped_other_hash, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_killed_midway_loses_nothing() {
+    let mut env = poisoned(&[7]).await;
+    fix_consumer(&mut env).await;
+    env.consumer.set_latency(Duration::from_secs(3));
+    let mut conn = redis(&env).await;
+    let listed: Vec<String> = cmd(&mut conn, &["LRANGE", LIST, "0", "-1"]).await;
+    let config = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(config.path(), "lease_ttl_secs = 3\n").unwrap();
+    let nats = async_nats::connect(env.nats.url()).await.unwrap();
+    let mut chunks = nats.subscribe("ORI_PERSON_CHANNEL").await.unwrap();
+    let args = ["dead-letters", "replay", "PERSON", "--all", "--config"];
+    let mut replay = env.command(&args).arg(config.path()).spawn().unwrap();
+    let next = tokio::time::timeout(Duration::from_secs(10), chunks.next()).await;
+    assert!(
+        next.unwrap().is_some(),
+        "the chunk is out, its feedback 3 s away"
+    );
+    replay.kill().unwrap();
+    replay.wait().unwrap();
+    let after: Vec<String> = cmd(&mut conn, &["LRANGE", LIST, "0", "-1"]).await;
+    assert_eq!(after, listed, "nothing removed before the replay completed");
+    assert_eq!(letter_keys(&mut conn).await.1, 1);
+
+    env.consumer.set_latency(Duration::ZERO);
+    let mut again = env.command(&args);
+    let (code, out, err) = output(&again.arg(config.path()).output().unwrap());
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert_eq!(letter_keys(&mut conn).await, (0, 0, None));
+    assert!(seen_by_consumer(&env, &change(&env, 7)));
+}
