@@ -11,7 +11,7 @@
 //! its rate limit, publishing and its rate limit, Redis) is a future or a
 //! stream polled there.
 //!
-//! The same driver replays dead letters ([`AttemptKind::Replay`], see
+//! The same driver replays dead letters (`AttemptKind::Replay`, see
 //! `replay`): the batch comes from the stored entities, and the core's
 //! commits and window counts are dropped, so a replay moves no ordinal.
 

@@ -3,7 +3,7 @@
 //! go out again through the normal path, and the ones consumers now take
 //! leave the list.
 //!
-//! A replay is one service's attempt ([`AttemptKind::Replay`]) whose only
+//! A replay is one service's attempt (`AttemptKind::Replay`) whose only
 //! batch is the stored entities, one per entity version, in ordinal order:
 //! chunked, published under a fresh execution hash (stored and published
 //! on `CURRENT_EXECUTION_HASH`, so consumers that keep one current hash

@@ -159,7 +159,7 @@ impl OrdinalStore {
     }
 
     /// Every dead letter of `service` that `keep` wants, oldest first, with
-    /// its exact JSON. The list is read [`PAGE`] entries at a time, so only
+    /// its exact JSON. The list is read `PAGE` entries at a time, so only
     /// the kept ones stay in memory.
     pub async fn scan_dead_letters(
         &self,
