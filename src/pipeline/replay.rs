@@ -21,6 +21,7 @@
 //! holds the import lease, and the importer's run lock is held throughout,
 //! so a replay never overlaps a run.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use futures::stream::{BoxStream, StreamExt};
@@ -229,14 +230,11 @@ impl Importer {
         mut shutdown: Shutdown,
     ) -> Result<ReplayReport, ReplayError> {
         self.forget_ignored(&service.id);
-        let chosen = self
-            .store
-            .scan_dead_letters(&service.id, |l| pick.matches(l))
-            .await?;
-        if let (Pick::Identity(identity), true) = (pick, chosen.is_empty()) {
+        let plan = self.plan(service, pick).await?;
+        let nothing = plan.versions.is_empty() && plan.not_replayable_total == 0;
+        if let (Pick::Identity(identity), true) = (pick, nothing) {
             return Err(self.no_such_identity(service, identity).await);
         }
-        let plan = Plan::of(chosen);
         let mut report = ReplayReport {
             service: service.id.clone(),
             result: ReplayResult::NothingToReplay,
@@ -316,6 +314,40 @@ impl Importer {
             report.error = Some(format!("attempt {attempt} of {limit}: {error}"));
         }
         Ok(report)
+    }
+
+    /// What to send: the chosen letters that keep their entity (bounded by
+    /// `dead_letter_entity_bytes`), then the entries of the same versions
+    /// without it; the rest only counted, the first hundred named, so
+    /// memory stays bounded however long the list is.
+    async fn plan(&self, service: &Service, pick: &Pick) -> Result<Plan, StoreError> {
+        let id = &service.id;
+        let store = &self.store;
+        let mut entries = store
+            .scan_dead_letters(id, |l| pick.matches(l) && l.entity.is_some())
+            .await?;
+        let versions: HashSet<String> = entries.iter().map(|e| e.letter.version()).collect();
+        let mut unsent = (0, Vec::new());
+        let duplicates = store
+            .scan_dead_letters(id, |l| {
+                if !pick.matches(l) || l.entity.is_some() {
+                    return false;
+                }
+                if versions.contains(&l.version()) {
+                    return true;
+                }
+                unsent.0 += 1;
+                if unsent.1.len() < NAMED_SKIPPED {
+                    unsent.1.push(LetterNote::of(l, l.not_replayable()));
+                }
+                false
+            })
+            .await?;
+        entries.extend(duplicates);
+        let mut plan = Plan::of(entries);
+        plan.not_replayable_total += unsent.0;
+        plan.not_replayable.extend(unsent.1);
+        Ok(plan)
     }
 
     /// The error for an identity with no dead letter, naming (some of)
