@@ -5,7 +5,9 @@
 //! Open: `GET /healthz`, `GET /readyz`, `GET /metrics`.
 //! Guarded by `ADMIN_TOKEN` (header `token` or `Authorization: Bearer`):
 //! `POST /force_update`, `POST /reset/{service}[?to=ORDINAL]`, `GET /status`,
-//! `DELETE /forbidden[/{service}]`; the old
+//! `DELETE /forbidden[/{service}]`, and the dead letters:
+//! `GET /dead-letters[/{service}]`, `POST /dead-letters/{service}/replay`,
+//! `DELETE /dead-letters/{service}` (in `admin/dead_letters.rs`); the old
 //! `GET /force_update?token=` and `GET /reset/{service}?token=` forms are
 //! accepted for compatibility. Without `ADMIN_TOKEN` the guarded routes
 //! answer 401, so they are never open by accident.
@@ -25,14 +27,23 @@ use serde_json::json;
 use crate::pipeline::daemon::Daemon;
 use crate::shutdown::Shutdown;
 
+mod dead_letters;
+
 #[derive(Clone)]
 struct AdminState {
     daemon: Arc<Daemon>,
+    /// The process's stop signal (a replay stops with it).
+    shutdown: Shutdown,
 }
 
 /// The admin routes over `daemon`.
 pub fn router(daemon: Arc<Daemon>) -> Router {
-    let state = AdminState { daemon };
+    router_until(daemon, Shutdown::never())
+}
+
+/// The admin routes over `daemon`; work they start stops at `shutdown`.
+fn router_until(daemon: Arc<Daemon>, shutdown: Shutdown) -> Router {
+    let state = AdminState { daemon, shutdown };
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
@@ -48,6 +59,12 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
                     "/forbidden/{service}",
                     axum::routing::delete(clear_forbidden),
                 )
+                .route("/dead-letters", get(dead_letters::list_all))
+                .route(
+                    "/dead-letters/{service}",
+                    get(dead_letters::list).delete(dead_letters::clear),
+                )
+                .route("/dead-letters/{service}/replay", post(dead_letters::replay))
                 .route_layer(middleware::from_fn_with_state(state.clone(), guard)),
         )
         .with_state(state)
@@ -63,7 +80,7 @@ pub async fn serve(
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     tracing::info!(addr = %bound, "admin API listening");
-    let app = router(daemon);
+    let app = router_until(daemon, shutdown.clone());
     let handle = tokio::spawn(async move {
         let server =
             axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.recv().await });

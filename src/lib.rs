@@ -26,7 +26,8 @@
 //! - [`config`]: the typed configuration (`env` the environment table,
 //!   `validate`), [`catalogue`]: the 26 services.
 //! - [`check`]: `sis-importer check` and `/readyz`; [`admin`]: the admin
-//!   HTTP API; [`status`]: the `status` rows; [`progress`]: the live line of
+//!   HTTP API; [`status`]: the `status` rows; [`dead_letters`]: the
+//!   `dead-letters` rows, table and `clear`; [`progress`]: the live line of
 //!   `once`; [`metrics`]: the Prometheus registry.
 //! - [`lease`]: one importer at a time; [`shutdown`]: the stop signal;
 //!   `retry`: the one retry policy; [`redact`]: secrets and URLs; `outage`:
@@ -40,6 +41,7 @@ pub mod admin;
 pub mod catalogue;
 pub mod check;
 pub mod config;
+pub mod dead_letters;
 pub mod entity;
 pub mod lease;
 pub mod metrics;

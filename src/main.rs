@@ -88,6 +88,10 @@ enum Command {
         #[arg(long)]
         yes: bool,
     },
+    /// List, replay or clear dead letters: entities a consumer refused
+    /// alone, or too large for a chunk.
+    #[command(subcommand)]
+    DeadLetters(DeadLetterCommand),
 }
 
 #[derive(Subcommand)]
@@ -97,6 +101,49 @@ enum ForbiddenAction {
         /// Service ids; none: every forbidden service.
         #[arg(value_name = "ID")]
         services: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum DeadLetterCommand {
+    /// Show the dead letters of one service or of all, newest last.
+    List {
+        /// Service id; default: every service that has dead letters.
+        #[arg(value_name = "SERVICE")]
+        service: Option<String>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Show at most this many (the newest) per service.
+        #[arg(long, default_value_t = sis_importer::dead_letters::DEFAULT_LIMIT)]
+        limit: usize,
+    },
+    /// Send the stored entities again; no ordinal moves.
+    ///
+    /// They go through the normal path: chunks under a new execution hash,
+    /// feedback, halving, dead-lettered again if they still fail. Waits for
+    /// the import lease; delivered letters leave the list, the others stay.
+    /// Exits 0 only if every chosen letter was delivered.
+    Replay {
+        /// Service id.
+        #[arg(value_name = "SERVICE")]
+        service: String,
+        /// Replay the letters of this identity (every version).
+        #[arg(long, value_name = "ID", required_unless_present = "all")]
+        id: Option<String>,
+        /// Replay every letter of the service.
+        #[arg(long, conflicts_with = "id")]
+        all: bool,
+    },
+    /// Remove dead letters (and their entities) without sending them.
+    Clear {
+        /// Service id.
+        #[arg(value_name = "SERVICE")]
+        service: String,
+        /// Remove only the letters of this identity; default: all of the
+        /// service's.
+        #[arg(long, value_name = "ID")]
+        id: Option<String>,
     },
 }
 
@@ -278,6 +325,76 @@ async fn execute(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
                 }
             }
             Ok(ExitCode::SUCCESS)
+        }
+        Command::DeadLetters(command) => dead_letters(command, config).await,
+    }
+}
+
+/// `sis-importer dead-letters …`.
+async fn dead_letters(command: DeadLetterCommand, config: Config) -> anyhow::Result<ExitCode> {
+    use sis_importer::dead_letters as letters;
+    use sis_importer::pipeline::replay::Pick;
+    let catalogue = config.catalogue()?;
+    let one = |id: String| -> anyhow::Result<_> {
+        let mut picked = config.pick(catalogue.clone(), Some(&[id]), "dead-letters")?;
+        Ok(picked.remove(0))
+    };
+    match command {
+        DeadLetterCommand::List {
+            service,
+            json,
+            limit,
+        } => {
+            let services = match service {
+                Some(id) => vec![one(id)?],
+                None => catalogue.clone(),
+            };
+            let store = OrdinalStore::connect(&config.redis_url).await?;
+            let named = services.len() == 1;
+            let rows = letters::collect(&store, &services, limit, named).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                print!("{}", letters::render_table(&rows));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        DeadLetterCommand::Clear { service, id } => {
+            let service = one(service)?;
+            let store = OrdinalStore::connect(&config.redis_url).await?;
+            let removed = letters::clear(&store, &service.id, id.as_deref()).await?;
+            println!("removed {removed} dead letters of {}", service.id);
+            Ok(ExitCode::SUCCESS)
+        }
+        DeadLetterCommand::Replay { service, id, .. } => {
+            let service = one(service)?;
+            // Without --id, clap made sure --all was given.
+            let pick = id.map_or(Pick::All, Pick::Identity);
+            config.validate()?;
+            let importer = Importer::connect(config).await?;
+            let (trigger, shutdown) = shutdown::channel();
+            spawn_signal_handler(trigger);
+            // Never beside a run: wait for the replicas' lease as `once` does.
+            let lease = Lease::new(
+                importer.store.clone(),
+                importer.config.lease_ttl,
+                &importer.config.instance_id(),
+            );
+            if !lease.acquire(&mut shutdown.clone()).await {
+                return Ok(ExitCode::SUCCESS);
+            }
+            let report = importer
+                .replay_dead_letters(&service, &pick, Some(&lease), shutdown)
+                .await;
+            // Released already unless the replay was refused before it began.
+            lease.release().await;
+            let report = report?;
+            print!("{}", letters::render_replay(&report));
+            Ok(if report.success() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
     }
 }

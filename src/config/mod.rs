@@ -190,6 +190,10 @@ pub struct Config {
     /// 403 for is skipped this long, then tried again; default one day.
     #[serde(rename = "forbidden_retry_secs", deserialize_with = "units::secs")]
     pub forbidden_retry: Duration,
+    /// TOML `dead_letter_entity_bytes`: bytes of entity JSON kept with one
+    /// service's dead letters (for `dead-letters replay`), default 16 MiB;
+    /// letters past it are kept without their entity, 0 keeps none.
+    pub dead_letter_entity_bytes: u64,
     /// Service ids never imported.
     pub disabled_services: Vec<String>,
     /// Services added to the built-in catalogue (export kinds only).
@@ -256,6 +260,8 @@ pub mod defaults {
     pub const LEASE_TTL: Duration = Duration::from_secs(30);
     /// `forbidden_retry_secs`: one day.
     pub const FORBIDDEN_RETRY: Duration = Duration::from_secs(24 * 3600);
+    /// `dead_letter_entity_bytes`: 16 MiB per service.
+    pub const DEAD_LETTER_ENTITY_BYTES: u64 = 16 * 1024 * 1024;
 }
 
 impl Default for Config {
@@ -310,6 +316,7 @@ impl Default for Config {
             stream_max_age: defaults::STREAM_MAX_AGE,
             lease_ttl: defaults::LEASE_TTL,
             forbidden_retry: defaults::FORBIDDEN_RETRY,
+            dead_letter_entity_bytes: defaults::DEAD_LETTER_ENTITY_BYTES,
             disabled_services: Vec::new(),
             extra_services: Vec::new(),
         }

@@ -269,3 +269,11 @@ fn durations_that_cannot_be_are_refused_naming_the_setting() {
     let err = c.validate().expect_err("short lease").to_string();
     assert!(err.starts_with("lease_ttl_secs"), "{err}");
 }
+
+#[test]
+fn config_dead_letter_entity_bytes_has_a_default_and_a_toml_key() {
+    assert_eq!(Config::default().dead_letter_entity_bytes, 16 * 1024 * 1024);
+    let c: Config = toml::from_str("dead_letter_entity_bytes = 0").unwrap();
+    assert_eq!(c.dead_letter_entity_bytes, 0);
+    assert!(toml::from_str::<Config>("dead_letter_entity_bytes = -1").is_err());
+}

@@ -10,6 +10,10 @@
 //! The driver awaits nothing but the `select!`: every slow thing (Sisu and
 //! its rate limit, publishing and its rate limit, Redis) is a future or a
 //! stream polled there.
+//!
+//! The same driver replays dead letters (`AttemptKind::Replay`, see
+//! `replay`): the batch comes from the stored entities, and the core's
+//! commits and window counts are dropped, so a replay moves no ordinal.
 
 use std::pin::pin;
 use std::time::Duration;
@@ -17,7 +21,9 @@ use std::time::Duration;
 use futures::StreamExt;
 use tokio::time::{sleep_until, Instant};
 
-use super::core::{Action, AttemptCore, BatchIn, ConsumerProgress, Lineage, Verdict, Windows};
+use super::core::{
+    Action, AttemptCore, BatchIn, ConsumerProgress, DeadLetterOrder, Lineage, Verdict, Windows,
+};
 use super::ports::{
     BatchSource, ChunkSink, ConsumerAcks, CursorStore, FeedbackError, FeedbackSource,
     FeedbackStream,
@@ -28,7 +34,24 @@ use super::{ImportError, Importer};
 use crate::catalogue::Service;
 use crate::shutdown::Shutdown;
 use crate::sinks::ChunkPublisher;
-use crate::store::{AttemptRecord, DeadLetter, StoreError};
+use crate::store::{AttemptRecord, DeadLetter, EntityJson, Recorded, StoreError};
+
+/// What an attempt is for.
+pub(crate) enum AttemptKind<'a> {
+    /// An import from the committed ordinal: Sisu's batches; window
+    /// counters, dead letters and commits written as they come; the
+    /// attempt record written first. `resuming`: the record is an
+    /// interrupted attempt's, whose stored feedback is read first.
+    Import {
+        /// Whether the attempt resumes an interrupted one.
+        resuming: bool,
+    },
+    /// A replay of dead letters: the batches of `source`; no commit, no
+    /// window count and no attempt record written, only the execution
+    /// hash published; the dead letters met again are handed back, not
+    /// written (the replay settles the list when it is over).
+    Replay(&'a dyn BatchSource),
+}
 
 /// How an attempt ended.
 #[derive(Debug)]
@@ -83,14 +106,33 @@ impl Importer {
     pub async fn attempt(
         &self,
         service: &Service,
-        mut record: AttemptRecord,
+        record: AttemptRecord,
         resuming: bool,
         since: i64,
         batch_no: &mut u64,
         shutdown: &mut Shutdown,
     ) -> (AttemptEnd, AttemptStats) {
+        let kind = AttemptKind::Import { resuming };
+        let (end, stats, _) = self
+            .attempt_of(kind, service, record, since, batch_no, shutdown)
+            .await;
+        (end, stats)
+    }
+
+    /// Runs one attempt of `kind` (see [`Importer::attempt`]); a replay
+    /// also gets back the dead letters it met again.
+    pub(crate) async fn attempt_of(
+        &self,
+        kind: AttemptKind<'_>,
+        service: &Service,
+        mut record: AttemptRecord,
+        since: i64,
+        batch_no: &mut u64,
+        shutdown: &mut Shutdown,
+    ) -> (AttemptEnd, AttemptStats, Vec<DeadLetter>) {
         let config = &self.config;
-        let failed = |e| (AttemptEnd::Failed(e), AttemptStats::default());
+        let resuming = matches!(kind, AttemptKind::Import { resuming: true });
+        let failed = |e| (AttemptEnd::Failed(e), AttemptStats::default(), Vec::new());
         // Opened before the first publish, so no feedback can be missed.
         let subscription = match self.feedback.subscribe().await {
             Ok(s) => s,
@@ -149,7 +191,15 @@ impl Importer {
             (false, _, after) => record.feedback_after = after,
             _ => {}
         }
-        match self.store.begin_attempt(service, &record).await {
+        let begun = match kind {
+            AttemptKind::Import { .. } => self.store.begin_attempt(service, &record).await,
+            AttemptKind::Replay(_) => {
+                self.store
+                    .publish_execution_hash(&record.execution_hash)
+                    .await
+            }
+        };
+        match begun {
             Ok(receivers) => self.hash_published(&record.execution_hash, receivers).await,
             Err(e) => return failed(e.into()),
         }
@@ -160,21 +210,27 @@ impl Importer {
             config.publish_timeout,
         );
         let observer = AttemptObserver::new(self, service, since);
+        let budget = config.dead_letter_entity_bytes;
+        let (source, met_again): (&dyn BatchSource, _) = match kind {
+            AttemptKind::Import { .. } => (&self.source, None),
+            AttemptKind::Replay(source) => (source, Some(Vec::new())),
+        };
         let mut driver = Driver {
             importer: self,
             service,
             core,
             observer,
-            store: StoreQueue::new(self.store.clone(), service.clone()),
+            store: StoreQueue::new(self.store.clone(), service.clone(), budget),
+            met_again,
         };
         let end = driver
-            .run(&self.source, sink, subscription.stream, since, shutdown)
+            .run(source, sink, subscription.stream, since, shutdown)
             .await;
         *batch_no = driver.core.next_batch_no();
         driver.observer.flush();
         let mut stats = driver.observer.into_stats();
         stats.recovered = driver.core.recovered_chunks();
-        (end, stats)
+        (end, stats, driver.met_again.unwrap_or_default())
     }
 }
 
@@ -184,12 +240,15 @@ struct Driver<'a, C: CursorStore> {
     core: AttemptCore,
     observer: AttemptObserver<'a>,
     store: StoreQueue<C>,
+    /// A replay: the dead letters met again, held back from the store;
+    /// `None` for an import. At most one per entity of the replayed batch.
+    met_again: Option<Vec<DeadLetter>>,
 }
 
 impl<C: CursorStore + Clone + 'static> Driver<'_, C> {
     async fn run(
         &mut self,
-        source: &impl BatchSource,
+        source: &dyn BatchSource,
         mut sink: impl ChunkSink,
         mut feedback: FeedbackStream,
         since: i64,
@@ -287,7 +346,10 @@ impl<C: CursorStore + Clone + 'static> Driver<'_, C> {
                             entities: batch.entities,
                             fetched_in: batch.fetched_in,
                         }, Instant::now());
-                        self.observer.batch_opened(&opened, entities, since, batch.greatest_ordinal);
+                        // A replay's batch was fetched long ago.
+                        if self.met_again.is_none() {
+                            self.observer.batch_opened(&opened, entities, since, batch.greatest_ordinal);
+                        }
                     }
                     Some(Err(e)) => {
                         // Let what is in flight finish and commit, then fail.
@@ -324,23 +386,49 @@ impl<C: CursorStore + Clone + 'static> Driver<'_, C> {
 
     fn take_actions(&mut self) {
         while let Some(action) = self.core.poll_action() {
+            let replaying = self.met_again.is_some();
             let action = match action {
-                Action::DeadLetter(order) => StoreOp::DeadLetter(DeadLetter {
-                    service: self.service.id.clone(),
-                    identity: self.service.identity_of(order.entity.get()),
-                    modification_ordinal: crate::catalogue::modification_ordinal(
-                        order.entity.get(),
-                    ),
-                    reason: order.reason.into(),
-                    detail: order.detail,
-                    time: chrono::Utc::now().to_rfc3339(),
-                    execution_hash: self.core.execution_hash().to_owned(),
-                    chunk_id: order.chunk_id,
-                }),
+                Action::DeadLetter(order) => {
+                    let letter = self.letter(order);
+                    if let Some(again) = &mut self.met_again {
+                        // Listed already, with its entity: the replay
+                        // keeps the entry once it is over.
+                        let listed = Recorded {
+                            new: false,
+                            entity_kept: true,
+                        };
+                        self.observer.dead_lettered(&letter, listed);
+                        again.push(letter);
+                        continue;
+                    }
+                    StoreOp::DeadLetter(letter)
+                }
+                // A replay moves no ordinal and counts no window.
+                Action::Window(_) | Action::Commit(_) if replaying => continue,
                 Action::Window(delta) => StoreOp::Window(delta.scheduled, delta.updated),
                 Action::Commit(commit) => StoreOp::Commit(commit, self.importer.lease_guard()),
             };
             self.store.push(action);
+        }
+    }
+
+    /// The dead letter of `order`, with the entity to replay it from.
+    fn letter(&self, order: DeadLetterOrder) -> DeadLetter {
+        let entity = EntityJson::new(&order.entity);
+        DeadLetter {
+            service: self.service.id.clone(),
+            identity: self.service.identity_of(order.entity.get()),
+            modification_ordinal: crate::catalogue::modification_ordinal(order.entity.get()),
+            reason: order.reason.into(),
+            detail: order.detail,
+            time: chrono::Utc::now().to_rfc3339(),
+            execution_hash: self.core.execution_hash().to_owned(),
+            chunk_id: order.chunk_id,
+            entity_bytes: Some(order.entity.len() as u64),
+            entity_omitted: entity
+                .is_none()
+                .then(|| "entity not kept: it is not JSON text".to_owned()),
+            entity,
         }
     }
 

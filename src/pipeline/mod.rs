@@ -16,6 +16,8 @@
 //! - `telemetry`: the attempt's one observer (logs, metrics, progress).
 //! - `run`: a whole run: services in order (or side by side with
 //!   `SERVICE_CONCURRENCY`), retries, `POST_UPDATE`.
+//! - `replay`: dead letters sent again through an attempt that commits
+//!   nothing.
 //! - `daemon`: the cron schedule, start-up run and re-arming.
 
 use std::collections::{BTreeMap, HashSet};
@@ -35,6 +37,7 @@ pub(crate) mod identity;
 pub mod import;
 pub mod order;
 pub mod ports;
+pub mod replay;
 pub mod run;
 mod store_queue;
 pub mod telemetry;

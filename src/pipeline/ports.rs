@@ -13,7 +13,7 @@ use super::core::{ChunkOut, ConsumerProgress};
 use crate::catalogue::Service;
 use crate::sinks::{Feedback, PublishFailure};
 use crate::sources::{Batch, SourceError};
-use crate::store::{DeadLetter, StoreError};
+use crate::store::{DeadLetter, Recorded, StoreError};
 
 /// Where batches come from (Sisu).
 pub trait BatchSource: Send + Sync {
@@ -119,8 +119,14 @@ pub(crate) trait CursorStore: Send + Sync {
         scheduled: u64,
         updated: u64,
     ) -> BoxFuture<'static, Result<(), StoreError>>;
-    /// Records a dead letter; returns whether it was new.
-    fn dead_letter(&self, letter: DeadLetter) -> BoxFuture<'static, Result<bool, StoreError>>;
+    /// Records a dead letter, with its entity while the service's dead
+    /// letters keep at most `entity_budget` bytes of entities; says whether
+    /// it was new and whether its entity was kept.
+    fn dead_letter(
+        &self,
+        letter: DeadLetter,
+        entity_budget: u64,
+    ) -> BoxFuture<'static, Result<Recorded, StoreError>>;
     /// Commits a batch's ordinal (under the lease, when given); returns
     /// the committed ordinal.
     fn commit(

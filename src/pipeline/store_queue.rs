@@ -9,7 +9,7 @@ use futures::future::BoxFuture;
 use super::core::Commit;
 use super::ports::CursorStore;
 use crate::catalogue::Service;
-use crate::store::{DeadLetter, StoreError};
+use crate::store::{DeadLetter, Recorded, StoreError};
 
 /// A write for the cursor store.
 pub(super) enum StoreOp {
@@ -21,7 +21,7 @@ pub(super) enum StoreOp {
 /// A finished store write.
 pub(super) enum StoreDone {
     Window(Result<(), StoreError>),
-    DeadLetter(DeadLetter, Result<bool, StoreError>),
+    DeadLetter(DeadLetter, Result<Recorded, StoreError>),
     Commit(Commit, Result<i64, StoreError>),
 }
 
@@ -31,15 +31,18 @@ pub(super) enum StoreDone {
 pub(super) struct StoreQueue<C> {
     store: C,
     service: Service,
+    /// Bytes of entities the service's dead letters may keep.
+    entity_budget: u64,
     queue: VecDeque<StoreOp>,
     current: Option<BoxFuture<'static, StoreDone>>,
 }
 
 impl<C: CursorStore + Clone + 'static> StoreQueue<C> {
-    pub(super) fn new(store: C, service: Service) -> Self {
+    pub(super) fn new(store: C, service: Service, entity_budget: u64) -> Self {
         StoreQueue {
             store,
             service,
+            entity_budget,
             queue: VecDeque::new(),
             current: None,
         }
@@ -75,7 +78,7 @@ impl<C: CursorStore + Clone + 'static> StoreQueue<C> {
                 Box::pin(async move { StoreDone::Window(write.await) })
             }
             StoreOp::DeadLetter(letter) => {
-                let write = store.dead_letter(letter.clone());
+                let write = store.dead_letter(letter.clone(), self.entity_budget);
                 Box::pin(async move { StoreDone::DeadLetter(letter, write.await) })
             }
             StoreOp::Commit(commit, lease) => Box::pin(async move {

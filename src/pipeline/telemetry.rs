@@ -14,7 +14,7 @@ use super::ports::MalformedFeedback;
 use super::Importer;
 use crate::catalogue::Service;
 use crate::sinks::Feedback;
-use crate::store::DeadLetter;
+use crate::store::{DeadLetter, Recorded};
 
 /// Counts not yet added to the metrics registry.
 #[derive(Default)]
@@ -248,11 +248,14 @@ impl<'a> AttemptObserver<'a> {
         }
     }
 
-    /// A dead letter was written (`new`: not recorded before).
-    pub(crate) fn dead_lettered(&mut self, letter: &DeadLetter, new: bool) {
+    /// A dead letter was written (`new`: not recorded before;
+    /// `entity_kept`: it can be replayed).
+    pub(crate) fn dead_lettered(&mut self, letter: &DeadLetter, recorded: Recorded) {
+        let Recorded { new, entity_kept } = recorded;
         tracing::error!(
             service = %letter.service,
             new,
+            entity_kept,
             identity = letter.identity.as_deref().unwrap_or("<none>"),
             modification_ordinal = letter.modification_ordinal,
             reason = %letter.reason,

@@ -48,6 +48,19 @@ impl OrdinalStore {
         Ok(receivers)
     }
 
+    /// Stores and publishes `hash` as the current execution hash, and
+    /// nothing else: a dead-letter replay's start (no window counters, no
+    /// attempt record). Returns how many subscribers it reached.
+    pub(crate) async fn publish_execution_hash(&self, hash: &str) -> Result<u64, StoreError> {
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .set(keys::EXECUTION_HASH, hash)
+            .ignore()
+            .publish(keys::EXECUTION_HASH, hash);
+        let (receivers,): (u64,) = self.query("publish execution hash", &pipe).await?;
+        Ok(receivers)
+    }
+
     /// The current execution hash (`CURRENT_EXECUTION_HASH`), if any.
     pub(crate) async fn execution_hash(&self) -> Result<Option<String>, StoreError> {
         self.query("read execution hash", &Cmd::get(keys::EXECUTION_HASH))

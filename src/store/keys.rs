@@ -61,6 +61,12 @@ pub(crate) fn dead_letter_seen_key(service: &str) -> String {
     format!("{}:SEEN", dead_letter_key(service))
 }
 
+/// Bytes of entity JSON a service's dead-letter list keeps (its bound is
+/// `dead_letter_entity_bytes`).
+pub(crate) fn dead_letter_bytes_key(service: &str) -> String {
+    format!("{}:BYTES", dead_letter_key(service))
+}
+
 /// A service's attempt record (crash recovery).
 pub(crate) fn attempt_key(service: &str) -> String {
     format!("{PREFIX}ATTEMPT:{service}")
@@ -94,6 +100,10 @@ mod tests {
         assert_eq!(
             dead_letter_seen_key("ATTAINMENT"),
             "SIS_IMPORTER:DEAD_LETTERS:ATTAINMENT:SEEN"
+        );
+        assert_eq!(
+            dead_letter_bytes_key("ATTAINMENT"),
+            "SIS_IMPORTER:DEAD_LETTERS:ATTAINMENT:BYTES"
         );
         assert_eq!(attempt_key("PERSON"), "SIS_IMPORTER:ATTEMPT:PERSON");
         assert_eq!(status_key("PERSON"), "SIS_IMPORTER:STATUS:PERSON");

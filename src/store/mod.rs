@@ -7,7 +7,8 @@
 //! - `lua/`: the Lua scripts, one per file.
 //! - `records`: the records kept (dead letters, attempt and run records).
 //! - `cursor`: ordinals, window counters, attempt records and reset.
-//! - `dead_letters`, `runs`, `cache`, `lease`: the other state, one file each.
+//! - `dead_letters`: dead letters with their entities, bounded per service.
+//! - `runs`, `cache`, `lease`: the other state, one file each.
 //! - `port`: [`OrdinalStore`] as the pipeline's `CursorStore`.
 //!
 //! Every operation is one request (a command, a pipeline or a script call)
@@ -37,8 +38,9 @@ use crate::config::Secret;
 use crate::outage::Outage;
 use crate::retry::{Budget, RetryPolicy};
 
+pub use dead_letters::{Recorded, Settle, StoredLetter};
 pub(crate) use lease::LeaseGrant;
-pub use records::{AttemptRecord, DeadLetter, RunRecord, ServiceState};
+pub use records::{AttemptRecord, DeadLetter, EntityJson, RunRecord, ServiceState};
 
 /// Redis's retry policy: a lost connection is retried from 100 ms,
 /// doubling up to 3 s, for 30 s; then the operation fails and the caller

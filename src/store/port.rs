@@ -3,7 +3,7 @@
 
 use futures::future::BoxFuture;
 
-use super::{DeadLetter, OrdinalStore, StoreError};
+use super::{DeadLetter, OrdinalStore, Recorded, StoreError};
 use crate::catalogue::Service;
 
 impl crate::pipeline::ports::CursorStore for OrdinalStore {
@@ -17,9 +17,13 @@ impl crate::pipeline::ports::CursorStore for OrdinalStore {
         Box::pin(async move { store.add_window(&service, scheduled, updated).await })
     }
 
-    fn dead_letter(&self, letter: DeadLetter) -> BoxFuture<'static, Result<bool, StoreError>> {
+    fn dead_letter(
+        &self,
+        letter: DeadLetter,
+        entity_budget: u64,
+    ) -> BoxFuture<'static, Result<Recorded, StoreError>> {
         let store = self.clone();
-        Box::pin(async move { store.dead_letter(&letter).await })
+        Box::pin(async move { store.dead_letter(&letter, entity_budget).await })
     }
 
     fn commit(

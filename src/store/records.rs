@@ -4,6 +4,9 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::entity::Entity;
 
 /// A poison or too-large entity, kept for the operator (SPEC §6).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -25,6 +28,66 @@ pub struct DeadLetter {
     pub execution_hash: String,
     /// The chunk it was in (poison) or would have been in.
     pub chunk_id: Option<String>,
+    /// The entity's size in bytes, kept or not (`None` in letters written
+    /// before entities were kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entity_bytes: Option<u64>,
+    /// Why the entity is not kept (the service's entity bytes were used
+    /// up, see `dead_letter_entity_bytes`), when it is not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entity_omitted: Option<String>,
+    /// The entity exactly as Sisu sent it, so that `dead-letters replay`
+    /// can send it again; last, so the letter's own fields come first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entity: Option<EntityJson>,
+}
+
+/// An entity's JSON text inside a dead letter: written into the letter's
+/// JSON as the value it is (not as a string) and read back byte for byte.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct EntityJson(Box<RawValue>);
+
+impl EntityJson {
+    /// The entity's JSON, if it is the text of one JSON value (an entity
+    /// sliced out of a Sisu page always is).
+    pub fn new(entity: &Entity) -> Option<EntityJson> {
+        let text = std::str::from_utf8(entity.as_bytes()).ok()?;
+        RawValue::from_string(text.to_owned()).ok().map(EntityJson)
+    }
+
+    /// The JSON text.
+    pub fn get(&self) -> &str {
+        self.0.get()
+    }
+
+    /// Its size in bytes.
+    pub fn len(&self) -> usize {
+        self.0.get().len()
+    }
+
+    /// Whether it is empty (never, for a JSON value).
+    pub fn is_empty(&self) -> bool {
+        self.0.get().is_empty()
+    }
+
+    /// The entity, to be sent again.
+    pub fn to_entity(&self) -> Entity {
+        Entity::from_json(self.0.get().to_owned())
+    }
+}
+
+impl PartialEq for EntityJson {
+    fn eq(&self, other: &Self) -> bool {
+        self.get() == other.get()
+    }
+}
+
+impl std::fmt::Debug for EntityJson {
+    // Entities hold personal data: debug output shows their size only.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "EntityJson({} bytes)", self.len())
+    }
 }
 
 impl DeadLetter {
@@ -37,6 +100,18 @@ impl DeadLetter {
             self.modification_ordinal
                 .map_or("?".into(), |o| o.to_string())
         )
+    }
+
+    /// Why `dead-letters replay` cannot send this letter's entity again,
+    /// or `None` when its entity is kept.
+    pub fn not_replayable(&self) -> Option<String> {
+        match (&self.entity, &self.entity_omitted) {
+            (Some(_), _) => None,
+            (None, Some(why)) => Some(why.clone()),
+            (None, None) => {
+                Some("no entity kept: recorded before dead letters kept their entities".to_owned())
+            }
+        }
     }
 }
 
@@ -165,6 +240,9 @@ mod tests {
             time: String::new(),
             execution_hash: String::new(),
             chunk_id: None,
+            entity_bytes: None,
+            entity_omitted: None,
+            entity: None,
         };
         assert_eq!(letter.version(), "hy-hlo-1@42");
         letter.identity = None;
@@ -172,5 +250,53 @@ mod tests {
         assert_eq!(letter.version(), "?@?");
         assert_eq!(parse_ordinal(" 17\n"), 17);
         assert_eq!(parse_ordinal("junk"), 0);
+    }
+
+    #[test]
+    fn store_dead_letter_keeps_its_entity_byte_for_byte_and_reads_old_letters() {
+        let raw = r#"{ "id":"hy-1","big":123456789012345678901234567890,"s":"\u00e4ä \"q\"" }"#;
+        let entity = EntityJson::new(&Entity::from_json(raw.into())).unwrap();
+        assert_eq!(
+            format!("{entity:?}"),
+            format!("EntityJson({} bytes)", raw.len())
+        );
+        let letter = DeadLetter {
+            service: "PERSON".into(),
+            identity: Some("hy-1".into()),
+            modification_ordinal: Some(4),
+            reason: "poison".into(),
+            detail: "x".into(),
+            time: "t".into(),
+            execution_hash: "h".into(),
+            chunk_id: None,
+            entity_bytes: Some(raw.len() as u64),
+            entity_omitted: None,
+            entity: Some(entity),
+        };
+        let json = serde_json::to_string(&letter).unwrap();
+        assert!(
+            json.ends_with(&format!(r#""entityBytes":{},"entity":{raw}}}"#, raw.len())),
+            "inline, as it came, last: {json}"
+        );
+        let back: DeadLetter = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, letter);
+        let sent = back.entity.as_ref().unwrap().to_entity();
+        assert_eq!(sent.as_bytes(), raw.as_bytes());
+        assert_eq!(back.not_replayable(), None);
+        assert_eq!(EntityJson::new(&Entity::from_json("{\"id\":".into())), None);
+
+        let old = r#"{"service":"PERSON","identity":"hy-1","modificationOrdinal":4,"reason":"poison","detail":"x","time":"t","executionHash":"h","chunkId":null}"#;
+        let old: DeadLetter = serde_json::from_str(old).unwrap();
+        assert_eq!(old.entity, None);
+        assert!(old
+            .not_replayable()
+            .unwrap()
+            .contains("before dead letters kept"));
+        let omitted = DeadLetter {
+            entity: None,
+            entity_omitted: Some("over the bound".into()),
+            ..letter
+        };
+        assert_eq!(omitted.not_replayable().as_deref(), Some("over the bound"));
     }
 }
