@@ -36,7 +36,9 @@ impl Readers<'_> {
         let subject = &service.subject;
         let stream = self.stream;
         let captured = match self.state {
-            StreamState::Absent => format!("{subject}: stream {stream} absent, created with it"),
+            StreamState::Absent => {
+                format!("{subject}: captured once the importer creates stream {stream}")
+            }
             StreamState::Exists { missing, .. } if missing.contains(subject) => {
                 format!("{subject} NOT captured by {stream}")
             }
@@ -139,6 +141,27 @@ async fn ask(client: &SisuClient, service: &Service) -> Result<String, String> {
             "Sisu answered 403 Forbidden for {url}: the credentials lack this API; ask \
              Sisu's administrators for access, or add {id} to disabled_services"
         )),
+        // One attempt was made: "still failing after 1 attempts" would
+        // mislead; say what answered, and where to look.
+        Ok(Err(SourceError::Exhausted { url, last, .. })) => {
+            let base = if credentials(service) {
+                "SIS_API_URL"
+            } else {
+                "KORI_PUBLIC_API_URL"
+            };
+            let hint = if last.starts_with("connection failed") || last.starts_with("timeout") {
+                format!("; check {base} and that this host may reach it")
+            } else {
+                String::new()
+            };
+            Err(format!("{url}: {last}{hint}"))
+        }
+        Ok(Err(SourceError::Status {
+            url, status: 401, ..
+        })) if credentials(service) => Err(format!(
+            "Sisu answered 401 Unauthorized for {url}: check SIS_API_USER and \
+             SIS_API_PASSWORD, PROXY_TOKEN, or API_KEY with KEY_PATH and CERT_PATH"
+        )),
         Ok(Err(e)) => {
             let text = e.to_string();
             Err(text
@@ -150,6 +173,12 @@ async fn ask(client: &SisuClient, service: &Service) -> Result<String, String> {
             SISU_REQUEST.as_secs()
         )),
     }
+}
+
+/// Whether `service` is asked with the credentials, under `SIS_API_URL`
+/// (URN code books and KORI public go without, to `KORI_PUBLIC_API_URL`).
+fn credentials(service: &Service) -> bool {
+    !matches!(service.source, SourceKind::Urn | SourceKind::KoriPublic)
 }
 
 #[cfg(test)]
