@@ -254,25 +254,30 @@ async fn a_bad_toml_value_names_file_line_column_and_key() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cron_error_is_one_line_with_a_hint() {
     let env = Env::start(5).await;
-    let expected = "CRON is invalid: \"every hour\" has 2 field(s); CRON has six fields: sec \
-                    min hour day month weekday, e.g. `0 0 * * * *` (a classic five-field one \
-                    gets `0` seconds in front)";
-    let once = env
-        .command(&["once", "--service", "PERSON"])
-        .env("CRON", "every hour")
-        .output()
-        .unwrap();
-    assert_eq!(start_failure(&once), expected);
-    let check = env
-        .command(&["check"])
-        .env("CRON", "every hour")
-        .output()
-        .unwrap();
-    assert_eq!(
-        check_lines(&check),
-        [format!("FAIL  config    {expected}")],
-        "{check:?}"
-    );
+    let hint = "CRON has six fields: sec min hour day month weekday, e.g. `0 0 * * * *` (a \
+                classic five-field one gets `0` seconds in front)";
+    for (cron, problem) in [
+        ("every hour", "\"every hour\" has 2 field(s)"),
+        (
+            "0 61 * * * *",
+            "\"0 61 * * * *\" does not parse at column 3: Minutes must be less than 59. ('61' \
+             specified.)",
+        ),
+    ] {
+        let expected = format!("CRON is invalid: {problem}; {hint}");
+        let once = env
+            .command(&["once", "--service", "PERSON"])
+            .env("CRON", cron)
+            .output()
+            .unwrap();
+        assert_eq!(start_failure(&once), expected);
+        let check = env.command(&["check"]).env("CRON", cron).output().unwrap();
+        assert_eq!(
+            check_lines(&check),
+            [format!("FAIL  config    {expected}")],
+            "{check:?}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
