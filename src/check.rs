@@ -150,9 +150,10 @@ fn cron(config: &Config, now: chrono::DateTime<chrono::Utc>) -> Check {
                 .take(3)
                 .map(|t| t.format("%Y-%m-%d %H:%M:%S %Z").to_string())
                 .collect();
-            let next = match next.is_empty() {
-                true => "never runs (no time matches)".to_owned(),
-                false => format!("next runs {}", next.join(", ")),
+            let next = if next.is_empty() {
+                "never runs (no time matches)".to_owned()
+            } else {
+                format!("next runs {}", next.join(", "))
             };
             format!("\"{}\" in {}: {next}", config.cron, config.tz_name)
         });

@@ -9,7 +9,6 @@
 //! - `cursor`: ordinals, window counters, attempt records and reset.
 //! - `dead_letters`, `runs`, `cache`, `lease`: the other state, one file each.
 //! - `port`: [`OrdinalStore`] as the pipeline's `CursorStore`.
-//!
 //! - `connect`: the first connection, and why Redis could not be reached
 //!   ([`Unreachable`]).
 //!
@@ -190,8 +189,9 @@ impl OrdinalStore {
                 last: last_failure.clone(),
             }))
             .build_unchecked(manager);
-        // The connection that answered is the pool's first.
-        let _ = pool.add(first);
+        // The pool makes its own connections, with the client's default
+        // timeouts; this one only proved that Redis answers.
+        drop(first);
         Ok(OrdinalStore {
             pool,
             outage,
