@@ -147,6 +147,51 @@ async fn redis_credentials_and_a_closed_port_are_told_apart_and_credentials_are_
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_changed_under_a_running_importer_fails_its_next_operation_at_once() {
+    let redis = sis_testkit::servers::RedisServer::start_with(RedisOptions {
+        password: Some("first-pass".into()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let url = sis_importer::config::Secret::new(redis.url());
+    let store = sis_importer::store::OrdinalStore::connect(&url)
+        .await
+        .unwrap();
+    store.ordinal(&service("PERSON")).await.unwrap();
+    // The password changes and every connection is closed: the pool
+    // reconnects with the old one.
+    let admin = redis::Client::open(redis.url()).unwrap();
+    let mut admin = admin.get_multiplexed_async_connection().await.unwrap();
+    let () = redis::cmd("CONFIG")
+        .arg(&["SET", "requirepass", "second-pass"][..])
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let _: redis::RedisResult<()> = redis::cmd("CLIENT")
+        .arg(&["KILL", "TYPE", "normal"][..])
+        .query_async(&mut admin)
+        .await;
+    let started = Instant::now();
+    let error = store
+        .ordinal(&service("PERSON"))
+        .await
+        .expect_err("the old password is refused")
+        .to_string();
+    assert!(
+        error.contains("Redis refused the password (WRONGPASS): fix the password in REDIS_URL"),
+        "{error}"
+    );
+    assert!(!error.contains("first-pass"), "{error}");
+    // Not the 30 s a lost connection is retried for: the pool's own 5 s.
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
 /// A `nats-server` without JetStream (Debian's default configuration), on
 /// a free port; killed when dropped.
 struct PlainNats {

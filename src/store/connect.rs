@@ -246,6 +246,26 @@ mod tests {
     }
 
     #[test]
+    fn tls_troubles_are_named_and_a_silent_tls_port_gets_a_hint() {
+        let client = redis::Client::open("rediss://:pw@redis.internal:6380/").unwrap();
+        let target = Target::of(&client);
+        let untrusted = std::io::Error::other("invalid peer certificate: UnknownIssuer");
+        assert_eq!(
+            target.classify(&untrusted.into(), CONNECT_TIMEOUT),
+            Unreachable::Tls {
+                addr: "redis.internal:6380".into(),
+                message: "invalid peer certificate: UnknownIssuer".into()
+            }
+        );
+        let silent = std::io::Error::from(std::io::ErrorKind::TimedOut);
+        let message = target.classify(&silent.into(), CONNECT_TIMEOUT).to_string();
+        assert!(
+            message.ends_with("; with rediss://, also check that the port serves TLS"),
+            "{message}"
+        );
+    }
+
+    #[test]
     fn a_target_is_shown_without_its_password() {
         let client = redis::Client::open("redis://:hunter2@redis.internal:6380/2").unwrap();
         let target = Target::of(&client);
