@@ -192,22 +192,31 @@ async fn a_password_changed_under_a_running_importer_fails_its_next_operation_at
     );
 }
 
-/// A `nats-server` without JetStream (Debian's default configuration), on
-/// a free port; killed when dropped.
+/// A `nats-server` without JetStream (Debian's default configuration), or
+/// with the configuration given, on a free port; killed when dropped.
 struct PlainNats {
     child: Child,
     port: u16,
+    _dir: tempfile::TempDir,
 }
 
 impl PlainNats {
-    fn start() -> PlainNats {
+    /// `config` is the server's configuration file but for `listen`
+    /// (`STORE` in it becomes a directory of its own).
+    fn start(config: &str) -> PlainNats {
         let binary = ["/usr/sbin/nats-server", "/usr/bin/nats-server"]
             .into_iter()
             .find(|p| std::path::Path::new(p).exists())
             .unwrap_or("nats-server");
         let port = closed_port();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("nats.conf");
+        let store = dir.path().join("jetstream");
+        let text = config.replace("STORE", &store.display().to_string());
+        std::fs::write(&file, format!("listen: \"127.0.0.1:{port}\"\n{text}")).unwrap();
         let child = std::process::Command::new(binary)
-            .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+            .arg("-c")
+            .arg(&file)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -217,7 +226,11 @@ impl PlainNats {
             assert!(Instant::now() < deadline, "nats-server listens");
             std::thread::sleep(Duration::from_millis(50));
         }
-        PlainNats { child, port }
+        PlainNats {
+            child,
+            port,
+            _dir: dir,
+        }
     }
 
     fn url(&self) -> String {
@@ -235,7 +248,7 @@ impl Drop for PlainNats {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_nats_server_without_jetstream_is_told_with_the_fix() {
     let env = Env::start(5).await;
-    let plain = PlainNats::start();
+    let plain = PlainNats::start("");
     let expected = format!(
         "JetStream is not enabled on {}: run nats-server -js or add `jetstream {{}}` to its \
          configuration",
@@ -256,6 +269,30 @@ async fn a_nats_server_without_jetstream_is_told_with_the_fix() {
     assert_eq!(
         check_line(&check, "nats"),
         format!("FAIL  nats      {expected}")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_without_jetstream_is_told_apart_from_a_server_without() {
+    let env = Env::start(5).await;
+    let nats = PlainNats::start(
+        "jetstream { store_dir: \"STORE\" }\naccounts {\n  NOJS: { users: [ { user: \"importer\", \
+         password: \"s3cret\" } ] }\n}\n",
+    );
+    let once = env
+        .command(&["once", "--service", "PERSON"])
+        .env("NATS_URL", nats.url())
+        .env("NATS_USER", "importer")
+        .env("NATS_PASSWORD", "s3cret")
+        .output()
+        .unwrap();
+    assert_eq!(
+        start_failure(&once),
+        format!(
+            "JetStream is not enabled on {} for this account: enable it for the account \
+             (`jetstream: enabled` in its `accounts` entry) or connect as an account that has it",
+            nats.url()
+        )
     );
 }
 
