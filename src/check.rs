@@ -1,19 +1,27 @@
 //! `sis-importer check` and `/readyz`: can the importer work with what it
-//! is given? Each check is one line, `ok` or `FAIL`, with what it found
-//! or what is wrong and what to do. The command runs them in order and
-//! stops at the first failure (a later check would only repeat it);
-//! `/readyz` runs the NATS and Redis checks on the importer's own
-//! connections.
+//! is given? Each check is one line, `ok`, `warn` or `FAIL`, with what it
+//! found or what is wrong and what to do. The command runs them in order
+//! and stops at the first failure of configuration, NATS or Redis (a later
+//! check would only repeat it); Sisu gets a line per service, all of them
+//! reported. `/readyz` runs the NATS and Redis checks on the importer's
+//! own connections.
+//!
+//! - this file: the lines up to the durable consumers;
+//! - `check/sisu.rs`: a line per service: Sisu's answer, the subject's
+//!   capture and its readers.
 
 use std::fmt;
 use std::time::Duration;
 
-use crate::catalogue::{Service, SourceKind};
+use crate::catalogue::Service;
 use crate::config::Config;
-use crate::sinks::connection::StreamState;
+use crate::sinks::connection::{SinkError, StreamState};
+use crate::sinks::consumers::DurableConsumer;
 use crate::sinks::Nats;
 use crate::sources::SisuClient;
 use crate::store::OrdinalStore;
+
+mod sisu;
 
 /// One check's line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,10 +65,11 @@ impl fmt::Display for Check {
     }
 }
 
-/// The whole `check` command: configuration, NATS, Redis, then Sisu once
-/// per source kind among the selected services. Each line goes to `out`
-/// as soon as it is known; stops at the first failure. True when every
-/// check passed.
+/// The whole `check` command: configuration and the schedule, NATS and
+/// its payload limit, Redis, the durable consumers, then Sisu once per
+/// selected service. Each line goes to `out` as soon as it is known;
+/// stops at the first failure before Sisu. True when every check passed.
+/// Writes nothing anywhere.
 pub async fn all(config: &Config, mut out: impl FnMut(&Check)) -> bool {
     let mut report = |check: Check| {
         out(&check);
@@ -73,13 +82,21 @@ pub async fn all(config: &Config, mut out: impl FnMut(&Check)) -> bool {
         }
         Err(wrong) => return report(Check::new("config", Err(wrong))),
     };
+    if !report(cron(config, chrono::Utc::now())) {
+        return false;
+    }
     let nats = match within(CONNECT, Nats::connect(config)).await {
         Ok(nats) => nats,
         Err(wrong) => return report(Check::new("nats", Err(wrong))),
     };
-    if !report(stream(&nats, config, &services, false).await) {
+    let state = match within(CONNECT, nats.stream_state(&services)).await {
+        Ok(state) => state,
+        Err(wrong) => return report(Check::new("nats", Err(wrong))),
+    };
+    if !report(stream_line(config, &state, false)) {
         return false;
     }
+    report(payload(&nats, config));
     let store = match within(CONNECT, OrdinalStore::connect(&config.redis_url)).await {
         Ok(store) => store,
         Err(wrong) => return report(Check::new("redis", Err(wrong))),
@@ -87,9 +104,11 @@ pub async fn all(config: &Config, mut out: impl FnMut(&Check)) -> bool {
     if !report(redis(&store, &services).await) {
         return false;
     }
-    if !report(consumers(&nats, config, &services).await) {
-        return false;
-    }
+    let durables = match durables(&nats, &state).await {
+        Ok(durables) => durables,
+        Err(wrong) => return report(Check::new("consumers", Err(wrong))),
+    };
+    report(consumers(config, &services, &durables));
     // One attempt per request: a check says what is wrong now, it does not
     // wait out an outage.
     let mut once = config.clone();
@@ -98,12 +117,12 @@ pub async fn all(config: &Config, mut out: impl FnMut(&Check)) -> bool {
         Ok(client) => client,
         Err(e) => return report(Check::new("sisu", Err(e.to_string()))),
     };
-    for service in one_per_kind(&services) {
-        if !report(sisu(&client, service).await) {
-            return false;
-        }
-    }
-    true
+    let readers = sisu::Readers {
+        stream: &config.nats_stream,
+        state: &state,
+        durables: &durables,
+    };
+    sisu::lines(&client, &services, &readers, &mut report).await
 }
 
 /// How long connecting to NATS or Redis may take in a check.
@@ -115,13 +134,49 @@ fn configuration(config: &Config) -> Result<(Vec<Service>, String), String> {
     let wrong = |e: crate::config::ConfigError| e.to_string();
     config.validate().map_err(wrong)?;
     let services = config.selected_services().map_err(wrong)?;
-    let found = format!(
-        "{} services, cron \"{}\" in {}",
-        services.len(),
-        config.cron,
-        config.tz_name
-    );
+    let found = format!("{} services selected", services.len());
     Ok((services, found))
+}
+
+/// The schedule and its next three runs after `now`, in its time zone.
+fn cron(config: &Config, now: chrono::DateTime<chrono::Utc>) -> Check {
+    let outcome = config
+        .schedule()
+        .and_then(|schedule| Ok((schedule, config.time_zone()?)))
+        .map_err(|e| e.to_string())
+        .map(|(schedule, tz)| {
+            let next: Vec<String> = schedule
+                .after(&now.with_timezone(&tz))
+                .take(3)
+                .map(|t| t.format("%Y-%m-%d %H:%M:%S %Z").to_string())
+                .collect();
+            let next = if next.is_empty() {
+                "never runs (no time matches)".to_owned()
+            } else {
+                format!("next runs {}", next.join(", "))
+            };
+            format!("\"{}\" in {}: {next}", config.cron, config.tz_name)
+        });
+    Check::new("cron", outcome)
+}
+
+/// `MAX_CHUNK_BYTES` against the server's `max_payload`: `warn` when the
+/// server caps it.
+fn payload(nats: &Nats, config: &Config) -> Check {
+    match nats.payload_cap(config.max_chunk_bytes) {
+        Some(capped) => Check {
+            warning: true,
+            ..Check::new("payload", Ok(capped))
+        },
+        None => Check::new(
+            "payload",
+            Ok(format!(
+                "chunks of at most {} bytes (MAX_CHUNK_BYTES) fit the server's max_payload ({})",
+                config.max_chunk_bytes,
+                nats.max_payload()
+            )),
+        ),
+    }
 }
 
 /// The stream the importer publishes into: it captures every subject the
@@ -130,25 +185,35 @@ fn configuration(config: &Config) -> Result<(Vec<Service>, String), String> {
 /// stream fails: it was deleted after the start, and publishes fail until
 /// it exists again.
 pub async fn stream(nats: &Nats, config: &Config, services: &[Service], running: bool) -> Check {
+    match within(CONNECT, nats.stream_state(services)).await {
+        Ok(state) => stream_line(config, &state, running),
+        Err(wrong) => Check::new("nats", Err(wrong)),
+    }
+}
+
+/// The `nats` line for the stream found.
+fn stream_line(config: &Config, state: &StreamState, running: bool) -> Check {
     let stream = &config.nats_stream;
-    let outcome = match within(CONNECT, nats.stream_state(services)).await {
-        Ok(StreamState::Absent) if running => Err(format!(
+    let outcome = match state {
+        StreamState::Absent if running => Err(format!(
             "stream {stream} is gone (deleted after the start?): publishes fail until it \
              exists; restarting the importer creates it"
         )),
-        Ok(StreamState::Absent) => Ok(format!(
+        StreamState::Absent => Ok(format!(
             "{} reached; stream {stream} absent: the importer creates it ({} replica(s))",
             crate::redact::url(&config.nats_url),
             config.nats_stream_replicas
         )),
-        Ok(StreamState::Exists { missing, .. }) if !missing.is_empty() => Err(format!(
-            "stream {stream} does not capture {}: messages on them would not be stored; \
-             add them to the stream's subjects (nats stream edit {stream} --subjects ...)",
-            missing.join(", ")
-        )),
-        Ok(StreamState::Exists { replicas, .. }) => {
+        StreamState::Exists { missing, .. } if !missing.is_empty() => {
+            Err(SinkError::MissingSubjects {
+                stream: stream.clone(),
+                missing: missing.clone(),
+            }
+            .to_string())
+        }
+        StreamState::Exists { replicas, .. } => {
             let asked = config.nats_stream_replicas;
-            let fewer = if replicas < asked {
+            let fewer = if *replicas < asked {
                 format!(" (NATS_STREAM_REPLICAS asks {asked}; the importer does not change it)")
             } else {
                 String::new()
@@ -157,7 +222,6 @@ pub async fn stream(nats: &Nats, config: &Config, services: &[Service], running:
                 "stream {stream} captures all subjects, {replicas} replica(s){fewer}"
             ))
         }
-        Err(wrong) => Err(wrong),
     };
     Check::new("nats", outcome)
 }
@@ -189,20 +253,20 @@ pub async fn redis(store: &OrdinalStore, services: &[Service]) -> Check {
     Check::new("redis", outcome)
 }
 
+/// The stream's durable consumers; none while the stream does not exist.
+async fn durables(nats: &Nats, state: &StreamState) -> Result<Vec<DurableConsumer>, String> {
+    if *state == StreamState::Absent {
+        return Ok(Vec::new());
+    }
+    within(CONNECT, nats.durable_consumers()).await
+}
+
 /// The durable consumers reading the selected services' subjects: how
 /// many services have one, and a warning when one redelivers later than
 /// the importer waits for feedback (`PANIC_TIMEOUT × UPDATE_RETRY_LIMIT`).
-/// A stream that does not exist yet has none, which is fine.
-pub async fn consumers(nats: &Nats, config: &Config, services: &[Service]) -> Check {
-    let durables = match within(CONNECT, nats.durable_consumers()).await {
-        Ok(durables) => durables,
-        Err(_) if matches!(nats.stream_state(services).await, Ok(StreamState::Absent)) => {
-            Vec::new()
-        }
-        Err(wrong) => return Check::new("consumers", Err(wrong)),
-    };
+fn consumers(config: &Config, services: &[Service], durables: &[DurableConsumer]) -> Check {
     let budget = config.panic_timeout * config.update_retry_limit;
-    let read = crate::sinks::consumers::readers(services, &durables);
+    let read = crate::sinks::consumers::readers(services, durables);
     let unread: Vec<&str> = read
         .iter()
         .filter(|(_, r)| r.is_empty())
@@ -223,7 +287,7 @@ pub async fn consumers(nats: &Nats, config: &Config, services: &[Service]) -> Ch
     if !unread.is_empty() && unread.len() < services.len() {
         found += &format!(" (none reads {})", unread.join(", "));
     }
-    let slow = crate::sinks::consumers::ack_waits_beyond(services, &durables, budget);
+    let slow = crate::sinks::consumers::ack_waits_beyond(services, durables, budget);
     if slow.is_empty() {
         return Check::new("consumers", Ok(found));
     }
@@ -238,36 +302,6 @@ pub async fn consumers(nats: &Nats, config: &Config, services: &[Service]) -> Ch
             )),
         )
     }
-}
-
-/// How long one Sisu request may take in a check.
-const SISU_REQUEST: Duration = Duration::from_secs(30);
-
-/// One cheap request for `service`'s source kind.
-async fn sisu(client: &SisuClient, service: &Service) -> Check {
-    let outcome = within(SISU_REQUEST, crate::sources::probe(client, service))
-        .await
-        .map(|n| {
-            let entities = if n == 1 { "entity" } else { "entities" };
-            format!(
-                "{:?} answers ({}: {n} {entities})",
-                service.source, service.id
-            )
-        });
-    Check::new("sisu", outcome)
-}
-
-/// The first selected service of each source kind, in catalogue order.
-fn one_per_kind(services: &[Service]) -> Vec<&Service> {
-    let mut seen: Vec<SourceKind> = Vec::new();
-    services
-        .iter()
-        .filter(|s| {
-            let new = !seen.contains(&s.source);
-            seen.push(s.source);
-            new
-        })
-        .collect()
 }
 
 /// `work` within `limit`, its error as text.
@@ -301,19 +335,20 @@ mod tests {
     }
 
     #[test]
-    fn one_request_per_source_kind() {
-        let services = crate::catalogue::builtin();
-        let kinds: Vec<SourceKind> = one_per_kind(&services).iter().map(|s| s.source).collect();
-        let mut distinct: Vec<SourceKind> = services.iter().map(|s| s.source).collect();
-        distinct.dedup();
-        let mut unique = Vec::new();
-        for k in distinct {
-            if !unique.contains(&k) {
-                unique.push(k);
-            }
-        }
-        assert_eq!(kinds, unique);
-        assert!(kinds.len() >= 5, "{kinds:?}");
+    fn the_cron_line_shows_the_next_three_runs_in_the_time_zone() {
+        let config = Config {
+            cron: "0 30 2 * * *".into(),
+            ..Config::default()
+        };
+        let now = chrono::DateTime::parse_from_rfc3339("2026-03-28T12:00:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        // Summer time starts in Helsinki on 29 March 2026.
+        assert_eq!(
+            cron(&config, now).to_string(),
+            "ok    cron      \"0 30 2 * * *\" in Europe/Helsinki: next runs \
+             2026-03-29 02:30:00 EET, 2026-03-30 02:30:00 EEST, 2026-03-31 02:30:00 EEST"
+        );
     }
 
     #[test]

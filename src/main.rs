@@ -236,8 +236,10 @@ async fn execute(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
             }
             let summary = summary?;
             // A signal is the operator's own stop: exit 0 (SPEC §2), with
-            // what was acknowledged committed and the rest logged.
-            Ok(if summary.success || shutdown.is_shutdown() {
+            // what was acknowledged committed and the rest logged. A
+            // POST_UPDATE that could not be published fails the run too.
+            let finished = summary.success && summary.announced;
+            Ok(if finished || shutdown.is_shutdown() {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(1)

@@ -6,6 +6,7 @@
 //! - this file: the [`Config`] struct, its defaults, loading, [`ConfigError`];
 //! - `env.rs`: the environment variables, one table row each;
 //! - `units.rs`: durations written in TOML as seconds or milliseconds;
+//! - `toml_error.rs`: a TOML error located (file, line, column, key);
 //! - `validate.rs`: [`Config::validate`] and its checks;
 //! - `schedule.rs`: the cron schedule, its time zone and the instance id;
 //! - `services.rs`: the catalogue and the services a run imports.
@@ -22,6 +23,7 @@ mod env;
 mod schedule;
 pub use schedule::host_name;
 mod services;
+mod toml_error;
 mod units;
 mod validate;
 
@@ -102,10 +104,7 @@ pub struct Config {
     pub max_chunk_bytes: usize,
     /// `PANIC_TIMEOUT` (TOML `panic_timeout_secs`, seconds, fractions
     /// allowed): longest wait for feedback progress, default 15 s.
-    #[serde(
-        rename = "panic_timeout_secs",
-        deserialize_with = "units::panic_timeout_secs"
-    )]
+    #[serde(rename = "panic_timeout_secs", deserialize_with = "units::secs_f64")]
     pub panic_timeout: Duration,
     /// `UPDATE_RETRY_LIMIT`: attempts per service after panics, default 6.
     pub update_retry_limit: u32,
@@ -133,7 +132,7 @@ pub struct Config {
     /// per-request timeout towards Sisu, default 60 s.
     #[serde(
         rename = "sis_request_timeout_secs",
-        deserialize_with = "units::sis_request_timeout_secs"
+        deserialize_with = "units::secs_f64"
     )]
     pub sis_request_timeout: Duration,
     /// TOML `sis_retry_base_ms` (milliseconds): first retry delay towards
@@ -164,19 +163,13 @@ pub struct Config {
     pub worker_threads: usize,
     /// TOML `publish_timeout_secs` (seconds, fractions allowed): timeout of
     /// one JetStream publish ack, default 10 s.
-    #[serde(
-        rename = "publish_timeout_secs",
-        deserialize_with = "units::publish_timeout_secs"
-    )]
+    #[serde(rename = "publish_timeout_secs", deserialize_with = "units::secs_f64")]
     pub publish_timeout: Duration,
     /// Rate limit on chunk publishes, default unlimited.
     pub publish_chunks_per_second: Option<u32>,
     /// TOML `shutdown_grace_secs` (seconds, fractions allowed): on SIGTERM,
     /// how long to wait for outstanding acks, default 30 s.
-    #[serde(
-        rename = "shutdown_grace_secs",
-        deserialize_with = "units::shutdown_grace_secs"
-    )]
+    #[serde(rename = "shutdown_grace_secs", deserialize_with = "units::secs_f64")]
     pub shutdown_grace: Duration,
     /// TOML `stream_max_age_secs` (whole seconds): maximum age of messages
     /// in a stream the importer creates, default 7 days (zero = unlimited).
@@ -334,12 +327,23 @@ pub enum ConfigError {
         /// The I/O error.
         source: std::io::Error,
     },
-    /// The TOML file is not valid.
-    #[error("configuration file {path} is invalid: {message}")]
+    /// The TOML file is not valid: where, for which key, and what is wrong
+    /// (`importer.toml:3:16: key fetch_amount: invalid type: …`).
+    #[error(
+        "{}:{line}:{column}: {}{message}",
+        path.display(),
+        key.as_ref().map_or(String::new(), |key| format!("key {key}: "))
+    )]
     Parse {
         /// The file.
         path: PathBuf,
-        /// What the TOML parser said.
+        /// 1-based line of the error.
+        line: usize,
+        /// 1-based column (in characters).
+        column: usize,
+        /// The dotted key it concerns, when there is one.
+        key: Option<String>,
+        /// What the TOML parser said, on one line.
         message: String,
     },
     /// A setting has a value that cannot be used.
@@ -377,9 +381,12 @@ impl Config {
             path: path.to_owned(),
             source,
         })?;
-        toml::from_str(&text).map_err(|e| ConfigError::Parse {
-            path: path.to_owned(),
-            message: e.message().to_owned(),
-        })
+        Self::from_toml_text(path, &text)
+    }
+
+    /// Parses `text`, the contents of the TOML file `path`, without
+    /// applying the environment; an error names `path`, line, column and key.
+    pub fn from_toml_text(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        toml::from_str(text).map_err(|e| toml_error::located(path, text, &e))
     }
 }

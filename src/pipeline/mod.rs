@@ -23,7 +23,6 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 
-use crate::catalogue::FEEDBACK_SUBJECT;
 use crate::config::Config;
 use crate::sinks::{JetStreamFeedback, Nats, PublishFailure, SinkError};
 use crate::sources::{SisuClient, SisuSource, SourceError};
@@ -186,19 +185,18 @@ impl Importer {
     pub async fn connect(config: Config) -> Result<Arc<Importer>, StartError> {
         let store = OrdinalStore::connect(&config.redis_url).await?;
         let nats = Nats::connect(&config).await?;
+        // An existing stream that misses a subject the selected services
+        // need is refused, as `check` refuses it: chunks, feedback or
+        // POST_UPDATE would not be stored.
         let catalogue = config.catalogue()?;
-        let missing = nats
-            .ensure_stream(
-                &catalogue,
-                config.stream_max_age,
-                config.nats_stream_replicas,
-            )
-            .await?;
-        let feedback_captured = !missing.iter().any(|s| s == FEEDBACK_SUBJECT);
-        if !feedback_captured {
-            tracing::warn!(stream = %nats.stream, "the stream does not capture SCHEDULER_STATUS_CHANNEL: reading feedback with a core NATS subscription, so feedback sent during a NATS reconnect is lost and costs a PANIC_TIMEOUT retry");
-        }
-        let feedback = JetStreamFeedback::new(nats.clone(), feedback_captured);
+        nats.ensure_stream(
+            &catalogue,
+            &config.selected_services()?,
+            config.stream_max_age,
+            config.nats_stream_replicas,
+        )
+        .await?;
+        let feedback = JetStreamFeedback::new(nats.clone(), true);
         let client = SisuClient::new(&config)?;
         let limits = ChunkLimits::new(
             config.max_chunk_size,
@@ -206,6 +204,13 @@ impl Importer {
             nats.max_payload(),
             crate::sinks::wire::ENVELOPE_RESERVE,
         );
+        if let Some(capped) = nats.payload_cap(config.max_chunk_bytes) {
+            tracing::warn!(
+                max_chunk_bytes = config.max_chunk_bytes,
+                max_payload = nats.max_payload(),
+                "{capped}"
+            );
+        }
         tracing::info!(
             max_entities = limits.max_entities,
             max_entity_bytes = limits.max_entity_bytes,

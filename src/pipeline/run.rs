@@ -90,6 +90,10 @@ pub struct RunSummary {
     pub finished_at: String,
     /// Per-service results, in import order.
     pub services: Vec<ServiceReport>,
+    /// Whether `POST_UPDATE` was published (not part of its body): `once`
+    /// fails without it, since consumers waiting for it did not hear.
+    #[serde(skip)]
+    pub announced: bool,
 }
 
 /// A run could not start.
@@ -135,13 +139,14 @@ impl Importer {
                 None => break,
             }
         }
-        let summary = RunSummary {
+        let mut summary = RunSummary {
             success: reports.iter().all(|r| r.result.finished()),
             started_at,
             finished_at: chrono::Utc::now().to_rfc3339(),
             services: reports,
+            announced: false,
         };
-        self.announce(&summary).await;
+        summary.announced = self.announce(&summary).await;
         let failed: Vec<&str> = summary
             .services
             .iter()
@@ -188,13 +193,20 @@ impl Importer {
         }
     }
 
-    /// Publishes `POST_UPDATE` and records the run in Redis.
-    async fn announce(&self, summary: &RunSummary) {
+    /// Publishes `POST_UPDATE` and records the run in Redis; whether
+    /// `POST_UPDATE` was published.
+    async fn announce(&self, summary: &RunSummary) -> bool {
         let body = serde_json::to_vec(summary).expect("summary serializes");
-        match self.nats.announce(body, Duration::from_secs(30)).await {
-            Ok(()) => tracing::info!(success = summary.success, "POST_UPDATE published"),
-            Err(e) => tracing::error!(error = %e, "could not publish POST_UPDATE"),
-        }
+        let announced = match self.nats.announce(body, Duration::from_secs(30)).await {
+            Ok(()) => {
+                tracing::info!(success = summary.success, "POST_UPDATE published");
+                true
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "could not publish POST_UPDATE: consumers that wait for it do not hear of this run; check that NATS answers and that the stream captures POST_UPDATE (sis-importer check)");
+                false
+            }
+        };
         let fields: BTreeMap<String, String> = [
             ("success", summary.success.to_string()),
             ("started_at", summary.started_at.clone()),
@@ -206,6 +218,7 @@ impl Importer {
         if let Err(e) = self.store.record_last_run(&fields).await {
             tracing::warn!(error = %e, "could not record the run in Redis");
         }
+        announced
     }
 
     /// Imports one service: up to `UPDATE_RETRY_LIMIT` attempts, each from

@@ -22,6 +22,36 @@ pub enum SinkError {
         /// The cause.
         message: String,
     },
+    /// The server answers, but JetStream is not enabled on it (Debian's
+    /// default configuration) or not for this client's account.
+    #[error(
+        "JetStream is not enabled on {url}{}",
+        if *account {
+            " for this account: enable it for the account (`jetstream: enabled` in its \
+             `accounts` entry) or connect as an account that has it"
+        } else {
+            ": run nats-server -js or add `jetstream {}` to its configuration"
+        }
+    )]
+    JetStreamDisabled {
+        /// The server URL, without credentials.
+        url: String,
+        /// Enabled on the server, but not for the account.
+        account: bool,
+    },
+    /// The stream exists but misses subjects the importer needs: messages
+    /// on them would not be stored (chunks, feedback or `POST_UPDATE`).
+    #[error(
+        "stream {stream} does not capture {}: messages on them would not be stored; add \
+         them to the stream's subjects (nats stream edit {stream} --subjects ...)",
+        missing.join(", ")
+    )]
+    MissingSubjects {
+        /// Stream name.
+        stream: String,
+        /// The subjects it does not capture.
+        missing: Vec<String>,
+    },
     /// A JetStream stream operation failed.
     #[error("JetStream stream {stream}: {operation} failed: {message}")]
     Stream {
@@ -158,6 +188,8 @@ pub struct Nats {
     pub jetstream: jetstream::Context,
     /// Stream name (`NATS_STREAM`).
     pub stream: String,
+    /// `NATS_URL` without credentials, for messages.
+    url: String,
 }
 
 impl Nats {
@@ -202,6 +234,7 @@ impl Nats {
             client,
             jetstream,
             stream: config.nats_stream.clone(),
+            url: crate::redact::url(&config.nats_url),
         })
     }
 
@@ -209,6 +242,21 @@ impl Nats {
     /// computed from it once, at connect).
     pub fn max_payload(&self) -> usize {
         self.client.server_info().max_payload
+    }
+
+    /// When `MAX_CHUNK_BYTES` is above the server's `max_payload`: what
+    /// that means and what to do, on one line (a warning at start, and
+    /// `check`'s `payload` line).
+    pub fn payload_cap(&self, max_chunk_bytes: usize) -> Option<String> {
+        let max_payload = self.max_payload();
+        (max_chunk_bytes > max_payload).then(|| {
+            format!(
+                "MAX_CHUNK_BYTES ({max_chunk_bytes}) is above the NATS server's max_payload \
+                 ({max_payload}): chunks are capped at {max_payload} bytes; lower \
+                 MAX_CHUNK_BYTES to at most {max_payload}, or raise max_payload in the \
+                 nats-server configuration"
+            )
+        })
     }
 
     /// Publishes the run summary on `POST_UPDATE` through JetStream and
@@ -247,33 +295,38 @@ impl Nats {
         subjects
     }
 
-    /// Creates the stream if missing (file storage); an existing stream is
-    /// used as is, with a warning for every needed subject it misses.
-    /// Returns the subjects it misses.
+    /// Creates the stream if missing (file storage), capturing every
+    /// subject of `catalogue`; an existing stream is used as is, and
+    /// refused when it misses a subject `services` need
+    /// ([`SinkError::MissingSubjects`], as `check` says it).
     pub(crate) async fn ensure_stream(
         &self,
+        catalogue: &[Service],
         services: &[Service],
         max_age: Duration,
         replicas: usize,
-    ) -> Result<Vec<String>, SinkError> {
+    ) -> Result<(), SinkError> {
         match self.stream_state(services).await? {
+            StreamState::Exists { missing, .. } if !missing.is_empty() => {
+                Err(SinkError::MissingSubjects {
+                    stream: self.stream.clone(),
+                    missing,
+                })
+            }
             StreamState::Exists {
-                missing,
                 replicas: had,
+                missing: _,
             } => {
-                for subject in &missing {
-                    tracing::warn!(stream = %self.stream, subject = %subject, "existing stream does not capture a subject the importer needs; messages on it are not stored");
-                }
                 if had < replicas {
                     tracing::warn!(stream = %self.stream, replicas = had, asked = replicas, "existing stream has fewer replicas than NATS_STREAM_REPLICAS asks; the importer does not change it (nats stream edit --replicas does)");
                 }
-                Ok(missing)
+                Ok(())
             }
             StreamState::Absent => {
                 self.jetstream
                     .create_stream(stream::Config {
                         name: self.stream.clone(),
-                        subjects: Self::required_subjects(services),
+                        subjects: Self::required_subjects(catalogue),
                         storage: stream::StorageType::File,
                         max_age,
                         num_replicas: replicas,
@@ -282,13 +335,14 @@ impl Nats {
                     .await
                     .map_err(|e| self.stream_error("create", &e))?;
                 tracing::info!(stream = %self.stream, replicas, "created JetStream stream");
-                Ok(Vec::new())
+                Ok(())
             }
         }
     }
 
     /// The stream as the importer needs it, without changing anything:
-    /// absent, or present with the subjects it misses and its replicas.
+    /// absent, or present with the subjects it misses and its replicas. A
+    /// server without JetStream is told as such.
     pub async fn stream_state(&self, services: &[Service]) -> Result<StreamState, SinkError> {
         match self.jetstream.get_stream(&self.stream).await {
             Ok(mut existing) => {
@@ -307,7 +361,41 @@ impl Nats {
                 })
             }
             Err(e) if is_not_found(&e) => Ok(StreamState::Absent),
-            Err(e) => Err(self.stream_error("look up", &e)),
+            Err(e) => Err(self
+                .jetstream_disabled()
+                .await
+                .unwrap_or_else(|| self.stream_error("look up", &e))),
+        }
+    }
+
+    /// Whether JetStream is off, asked when a stream look-up failed: with
+    /// it off nothing answers its API (no responders, which the client
+    /// reports as "requested JetStream resource does not exist"), or it
+    /// answers that the account has none. `None` when it is on, or when
+    /// that cannot be told.
+    async fn jetstream_disabled(&self) -> Option<SinkError> {
+        let disabled = |account| {
+            Some(SinkError::JetStreamDisabled {
+                url: self.url.clone(),
+                account,
+            })
+        };
+        // A raw request: async-nats 0.51's `query_account()` cannot parse
+        // nats-server 2.9's answer.
+        let ask = self.client.request("$JS.API.INFO", "".into());
+        match tokio::time::timeout(Duration::from_secs(5), ask).await {
+            Ok(Err(e)) if e.kind() == async_nats::RequestErrorKind::NoResponders => disabled(false),
+            Ok(Ok(answer)) => {
+                let info: serde_json::Value = serde_json::from_slice(&answer.payload).ok()?;
+                let code = info.pointer("/error/err_code")?.as_u64()?;
+                let not_enabled = [
+                    jetstream::ErrorCode::JETSTREAM_NOT_ENABLED,
+                    jetstream::ErrorCode::JETSTREAM_NOT_ENABLED_FOR_ACCOUNT,
+                ];
+                let hit = not_enabled.iter().find(|c| c.0 == code)?;
+                disabled(*hit == jetstream::ErrorCode::JETSTREAM_NOT_ENABLED_FOR_ACCOUNT)
+            }
+            _ => None,
         }
     }
 

@@ -75,6 +75,16 @@ impl SisuClient {
             let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
                 SourceError::Setup(format!("CA_PATH {}: not a PEM bundle ({e})", ca.display()))
             })?;
+            // Without this check a file of anything else (a key, DER, an
+            // empty file) adds nothing and passes unnoticed.
+            if certs.is_empty() {
+                return Err(SourceError::Setup(format!(
+                    "CA_PATH {} holds no PEM certificate (no -----BEGIN CERTIFICATE----- \
+                     block): point it at the PEM bundle of the CA that issued Sisu's \
+                     certificate, or unset it",
+                    ca.display()
+                )));
+            }
             for cert in certs {
                 authenticated = authenticated.add_root_certificate(cert.clone());
                 public = public.add_root_certificate(cert);
@@ -203,10 +213,17 @@ impl SisuClient {
                     let status = resp.status();
                     crate::metrics::sisu_request(service, status.as_u16(), started.elapsed());
                     if status.is_success() {
-                        match resp.bytes().await {
+                        let expected = resp.content_length();
+                        match read_body(resp).await {
                             Ok(body) => return Ok(body),
-                            Err(e) => {
-                                last = format!("reading the body: {}", describe(&e));
+                            Err((received, e)) => {
+                                let of = expected.map_or_else(String::new, |m| {
+                                    format!(" of {m} expected (Content-Length)")
+                                });
+                                last = format!(
+                                    "the answer was cut off at byte {received}{of}: {}",
+                                    describe(&e)
+                                );
                                 None
                             }
                         }
@@ -283,6 +300,24 @@ impl SisuClient {
     /// The per-request timeout.
     pub fn timeout(&self) -> Duration {
         self.inner.timeout
+    }
+}
+
+/// The most a body's `Content-Length` makes [`read_body`] reserve ahead:
+/// a header is no reason to take gigabytes.
+const MAX_RESERVE: u64 = 64 << 20;
+
+/// The whole body, or how many bytes came before reading it failed (a
+/// connection cut in the middle of a page).
+async fn read_body(mut resp: reqwest::Response) -> Result<Bytes, (usize, reqwest::Error)> {
+    let reserve = resp.content_length().unwrap_or(0).min(MAX_RESERVE) as usize;
+    let mut body = bytes::BytesMut::with_capacity(reserve);
+    loop {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+            Ok(None) => return Ok(body.freeze()),
+            Err(e) => return Err((body.len(), e)),
+        }
     }
 }
 

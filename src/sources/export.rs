@@ -60,7 +60,16 @@ pub(crate) fn parse_page(
         url: redact::url(url),
         reason,
     };
-    let page = scan_page(body).map_err(|e| malformed(format!("not an export page: {e}")))?;
+    let page = scan_page(body).map_err(|e| {
+        malformed(if e.truncated.is_some() {
+            format!(
+                "{e}: the answer was cut short (by Sisu or a proxy in between); the next run \
+                 asks again, and if this repeats, check the proxy's limits on answer size and time"
+            )
+        } else {
+            format!("not an export page: {e}")
+        })
+    })?;
     let has_more = page
         .has_more
         .ok_or_else(|| malformed("body has no `hasMore`".into()))?;
@@ -139,6 +148,29 @@ mod tests {
                 .unwrap()
                 .entities
                 .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_cut_page_and_a_wrong_type_say_so() {
+        let cut = parse(r#"{"hasMore":true,"greatestOrdinal":12,"entities":[{"id":"a"#)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            cut,
+            "PERSON: malformed answer from http://sisu/x: truncated: the page ends at byte 57 \
+             in the middle of a string in entity 1 of `entities`: the answer was cut short (by \
+             Sisu or a proxy in between); the next run asks again, and if this repeats, check \
+             the proxy's limits on answer size and time"
+        );
+        let wrong = parse(r#"{"hasMore":false,"greatestOrdinal":"12","entities":[]}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            wrong.ends_with(
+                "not an export page: `greatestOrdinal` must be an integer, found a string at byte 35"
+            ),
+            "{wrong}"
         );
     }
 

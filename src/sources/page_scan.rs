@@ -11,7 +11,10 @@
 //! the whole body (simdutf8) and finds the end of each string 16 bytes at a
 //! time (SSE2, part of every x86_64; a byte at a time elsewhere), about
 //! twice serde_json's speed on Sisu-shaped pages. Its tests hold it to
-//! serde_json's verdicts on generated and mutated pages.
+//! serde_json's verdicts on generated and mutated pages. Its errors
+//! (`page_scan_error.rs`) say where the body goes wrong and, for a page cut
+//! short, that it was cut and in which entity; they cost nothing until one
+//! is made.
 //!
 //! Differences from serde_json, none of which a JSON encoder produces: a
 //! body that is not UTF-8 anywhere is refused (serde_json only looks at
@@ -23,20 +26,10 @@
 
 use std::ops::Range;
 
-/// Why a body is not an export page, and the byte offset where that shows.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) struct ScanError {
-    /// Byte offset into the body.
-    pub at: usize,
-    /// What is wrong there.
-    pub what: &'static str,
-}
+#[path = "page_scan_error.rs"]
+mod error;
 
-impl std::fmt::Display for ScanError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} at byte {}", self.what, self.at)
-    }
-}
+pub(crate) use error::ScanError;
 
 /// The page's fields as found: `None` when the field is absent, an inner
 /// `None` when it is `null`.
@@ -55,12 +48,30 @@ const MAX_DEPTH: usize = 128;
 /// Checks that `body` is one valid JSON object (RFC 8259, UTF-8) and
 /// reads the export page's fields from it; see the module doc.
 pub(crate) fn scan_page(body: &[u8]) -> Result<Scanned, ScanError> {
+    scan(body).map_err(|mut e| {
+        // Every error caused by the body's end is found at its end (see
+        // `Scanner::fail_unless_cut`).
+        if e.at >= body.len() && !body.is_empty() {
+            e.truncated = Some(body.len());
+        }
+        e
+    })
+}
+
+fn scan(body: &[u8]) -> Result<Scanned, ScanError> {
     if simdutf8::basic::from_utf8(body).is_err() {
-        let at = std::str::from_utf8(body).map_or_else(|e| e.valid_up_to(), |_| 0);
-        return Err(ScanError {
-            at,
-            what: "not UTF-8",
+        return Err(match std::str::from_utf8(body) {
+            // A character cut off by the end of the body.
+            Err(e) if e.error_len().is_none() => ScanError::new(body.len(), "not UTF-8"),
+            Err(e) => ScanError::new(e.valid_up_to(), "not UTF-8"),
+            Ok(_) => ScanError::new(0, "not UTF-8"),
         });
+    }
+    if body.iter().all(|b| b.is_ascii_whitespace()) {
+        return Err(ScanError::new(
+            0,
+            "the answer is empty (an export page is a JSON object)",
+        ));
     }
     let mut s = Scanner { b: body, i: 0 };
     let mut out = Scanned::default();
@@ -111,7 +122,35 @@ struct Scanner<'a> {
 
 impl Scanner<'_> {
     fn fail<T>(&self, what: &'static str) -> Result<T, ScanError> {
-        Err(ScanError { at: self.i, what })
+        Err(ScanError::new(self.i, what))
+    }
+
+    /// Fails with `what`, at the end of the body when the rest of it is a
+    /// beginning of `word` (a literal cut off by the body's end).
+    fn fail_unless_cut<T>(&self, word: &[u8], what: &'static str) -> Result<T, ScanError> {
+        if word.starts_with(&self.b[self.i..]) {
+            Err(ScanError::new(self.b.len(), "unexpected end"))
+        } else {
+            self.fail(what)
+        }
+    }
+
+    /// A field of the wrong type: `what` it must be, and what it is.
+    fn wrong_type<T>(&self, what: &'static str) -> Result<T, ScanError> {
+        let found = match self.peek() {
+            Some(b'"') => "a string",
+            Some(b'{') => "an object",
+            Some(b'[') => "an array",
+            Some(b't' | b'f') => "a boolean",
+            Some(b'n') => "null",
+            Some(b'-' | b'0'..=b'9') => "a number",
+            Some(_) => "something that is not JSON",
+            None => return Err(ScanError::new(self.i, "unexpected end")),
+        };
+        Err(ScanError {
+            found: Some(found),
+            ..ScanError::new(self.i, what)
+        })
     }
 
     #[inline]
@@ -162,6 +201,9 @@ impl Scanner<'_> {
                         Some(b'u') => {
                             let hex = self.b.get(self.i..self.i + 4);
                             if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
+                                if self.b[self.i..].iter().all(u8::is_ascii_hexdigit) {
+                                    return Err(ScanError::new(self.b.len(), "invalid \\u escape"));
+                                }
                                 return self.fail("invalid \\u escape");
                             }
                             self.i += 4;
@@ -218,21 +260,32 @@ impl Scanner<'_> {
     }
 
     fn boolean(&mut self) -> Result<bool, ScanError> {
+        const WHAT: &str = "`hasMore` must be true or false";
         if self.b[self.i..].starts_with(b"true") {
             self.i += 4;
             Ok(true)
         } else if self.b[self.i..].starts_with(b"false") {
             self.i += 5;
             Ok(false)
+        } else if b"false".starts_with(&self.b[self.i..]) {
+            self.fail_unless_cut(b"false", WHAT)
+        } else if b"true".starts_with(&self.b[self.i..]) {
+            self.fail_unless_cut(b"true", WHAT)
         } else {
-            self.fail("`hasMore` must be true or false")
+            self.wrong_type(WHAT)
         }
     }
 
     fn opt_i64(&mut self) -> Result<Option<i64>, ScanError> {
+        const WHAT: &str = "`greatestOrdinal` must be an integer";
         if self.b[self.i..].starts_with(b"null") {
             self.i += 4;
             return Ok(None);
+        }
+        match self.peek() {
+            Some(b'-' | b'0'..=b'9') => {}
+            Some(b'n') => return self.fail_unless_cut(b"null", WHAT),
+            _ => return self.wrong_type(WHAT),
         }
         let start = self.i;
         self.number()?;
@@ -241,29 +294,53 @@ impl Scanner<'_> {
         // integer ordinal.
         match text.parse::<i64>() {
             Ok(v) if text != "-0" => Ok(Some(v)),
-            _ => Err(ScanError {
-                at: start,
-                what: "`greatestOrdinal` must be an integer",
-            }),
+            _ => {
+                let whole = text.bytes().all(|b| b == b'-' || b.is_ascii_digit());
+                Err(ScanError {
+                    found: Some(if whole && text != "-0" {
+                        "a number beyond 64 bits"
+                    } else {
+                        "a number that is not an integer"
+                    }),
+                    ..ScanError::new(start, WHAT)
+                })
+            }
         }
     }
 
     fn opt_elements(&mut self) -> Result<Option<Vec<Range<usize>>>, ScanError> {
+        const WHAT: &str = "`entities` must be an array";
         if self.b[self.i..].starts_with(b"null") {
             self.i += 4;
             return Ok(None);
         }
-        self.expect(b'[', "`entities` must be an array")?;
+        match self.peek() {
+            Some(b'[') => self.i += 1,
+            Some(b'n') => return self.fail_unless_cut(b"null", WHAT),
+            _ => return self.wrong_type(WHAT),
+        }
         let mut out = Vec::new();
         self.members(
             |s| {
                 let start = s.i;
-                s.value(1)?;
+                s.value(1).map_err(|e| ScanError {
+                    entities: Some((usize::MAX, true)),
+                    ..e
+                })?;
                 out.push(start..s.i);
                 Ok(())
             },
             b']',
-        )?;
+        )
+        .map_err(|e| {
+            // Told on the error path only: the entity being read is the
+            // one after those complete.
+            let inside = e.entities.is_some();
+            ScanError {
+                entities: Some((out.len(), inside)),
+                ..e
+            }
+        })?;
         Ok(Some(out))
     }
 
@@ -338,7 +415,7 @@ impl Scanner<'_> {
             self.i += word.len();
             Ok(())
         } else {
-            self.fail("invalid literal")
+            self.fail_unless_cut(word, "invalid literal")
         }
     }
 

@@ -311,3 +311,109 @@ fn entities_are_the_exact_element_text() {
         .collect();
     assert_eq!(texts, [&br#"{"id":"a"}"#[..], b"\"x\"", b"1"]);
 }
+
+#[test]
+fn a_body_cut_short_says_where_it_ends() {
+    let mut rng = StdRng::seed_from_u64(18);
+    let mut cut = 0;
+    for _ in 0..300 {
+        let body = page(&mut rng).into_bytes();
+        if reference(&body).is_none() {
+            continue;
+        }
+        let end = body.iter().rposition(|b| *b == b'}').unwrap();
+        for len in 0..=end {
+            let prefix = &body[..len];
+            if prefix.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let e = scan_page(prefix).unwrap_err();
+            assert_eq!(
+                e.truncated,
+                Some(len),
+                "{:?}: {e}",
+                String::from_utf8_lossy(prefix)
+            );
+            assert!(
+                e.to_string().starts_with(&format!(
+                    "truncated: the page ends at byte {len} in the middle of "
+                )),
+                "{e}"
+            );
+            cut += 1;
+        }
+    }
+    assert!(cut > 10_000, "{cut}");
+}
+
+#[test]
+fn a_cut_names_the_entity_it_falls_in() {
+    let message = |body: &str| scan_page(body.as_bytes()).unwrap_err().to_string();
+    let page = r#"{"hasMore":true,"greatestOrdinal":7,"entities":[{"id":"a"},{"id":"bee"}]}"#;
+    let at = |text: &str| page.find(text).unwrap();
+    assert_eq!(
+        message(&page[..at("ee")]),
+        format!(
+            "truncated: the page ends at byte {} in the middle of a string in entity 2 of `entities`",
+            at("ee")
+        )
+    );
+    assert_eq!(
+        message(&page[..at(",{\"id\":\"bee")]),
+        format!(
+            "truncated: the page ends at byte {} in the middle of `entities`, after entity 1",
+            at(",{\"id\":\"bee")
+        )
+    );
+    assert!(message(&page[..at("[") + 1])
+        .ends_with("in the middle of a value in entity 1 of `entities`"));
+    assert!(message(&page[..at("7")]).ends_with("in the middle of the page object"));
+    assert!(message(&page[..at("7,") + 1]).ends_with("in the middle of the page object"));
+    assert!(message("{\"greatestOrdinal\":1.")
+        .ends_with("in the middle of a number in the page object"));
+    assert!(message(&page[..at("rue")]).ends_with("in the middle of the page object"));
+    assert!(message("{\"hasMore\":tr").starts_with("truncated: the page ends at byte 13 "));
+    assert!(message("{\"entities\":[\"\u{e4}").contains("in the middle of a string"));
+    let cut_character = &"{\"entities\":[\"\u{e4}".as_bytes()[..15];
+    assert!(scan_page(cut_character)
+        .unwrap_err()
+        .to_string()
+        .ends_with("in the middle of a UTF-8 character"));
+    assert_eq!(
+        message(" \n "),
+        "the answer is empty (an export page is a JSON object) at byte 0"
+    );
+}
+
+#[test]
+fn a_field_of_the_wrong_type_is_named_with_what_it_holds() {
+    let message = |body: &str| scan_page(body.as_bytes()).unwrap_err().to_string();
+    assert_eq!(
+        message(r#"{"hasMore":false,"greatestOrdinal":"12","entities":[]}"#),
+        "`greatestOrdinal` must be an integer, found a string at byte 35"
+    );
+    assert_eq!(
+        message(r#"{"hasMore":"yes","greatestOrdinal":"many","entities":{}}"#),
+        "`hasMore` must be true or false, found a string at byte 11"
+    );
+    assert_eq!(
+        message(r#"{"hasMore":false,"entities":{}}"#),
+        "`entities` must be an array, found an object at byte 28"
+    );
+    assert_eq!(
+        message(r#"{"greatestOrdinal":1.5}"#),
+        "`greatestOrdinal` must be an integer, found a number that is not an integer at byte 19"
+    );
+    assert_eq!(
+        message(r#"{"greatestOrdinal":9223372036854775808}"#),
+        "`greatestOrdinal` must be an integer, found a number beyond 64 bits at byte 19"
+    );
+    assert_eq!(
+        message(r#"{"hasMore":null}"#),
+        "`hasMore` must be true or false, found null at byte 11"
+    );
+    assert_eq!(
+        message("{\"entities\":[{\"id\":\"a\"},{\"id\":\"b\u{1}\"}]}"),
+        "control character in a string at byte 32, in entity 2 of `entities`"
+    );
+}

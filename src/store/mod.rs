@@ -10,14 +10,18 @@
 //! - `dead_letters`: dead letters with their entities, bounded per service.
 //! - `runs`, `cache`, `lease`: the other state, one file each.
 //! - `port`: [`OrdinalStore`] as the pipeline's `CursorStore`.
+//! - `connect`: the first connection, and why Redis could not be reached
+//!   ([`Unreachable`]).
 //!
 //! Every operation is one request (a command, a pipeline or a script call)
 //! sent by `OrdinalStore::query`, which retries a short while on
-//! connection errors, so a Redis restart mid-run costs a pause, not the run.
+//! connection errors, so a Redis restart mid-run costs a pause, not the
+//! run; refused credentials are not retried.
 //! The ordinal is only ever written by one Lua script that refuses to move
 //! it backwards.
 
 mod cache;
+mod connect;
 mod cursor;
 mod dead_letters;
 pub mod keys;
@@ -38,6 +42,7 @@ use crate::config::Secret;
 use crate::outage::Outage;
 use crate::retry::{Budget, RetryPolicy};
 
+pub use connect::Unreachable;
 pub use dead_letters::{Recorded, Settle, StoredLetter};
 pub(crate) use lease::LeaseGrant;
 pub use records::{AttemptRecord, DeadLetter, EntityJson, RunRecord, ServiceState};
@@ -56,12 +61,12 @@ const RETRY: RetryPolicy = RetryPolicy {
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// Could not connect at start.
-    #[error("cannot connect to Redis at {url}: {source}")]
+    #[error("cannot connect to Redis at {url}: {cause}")]
     Connect {
         /// The URL without its password.
         url: String,
-        /// The cause.
-        source: redis::RedisError,
+        /// Why, and what to fix.
+        cause: Unreachable,
     },
     /// An operation failed (after retries).
     #[error("Redis {operation} failed: {source}")]
@@ -71,12 +76,14 @@ pub enum StoreError {
         /// The cause.
         source: redis::RedisError,
     },
-    /// A pooled connection could not be had (after retries).
+    /// A pooled connection could not be had (after retries, except for
+    /// refused credentials).
     #[error("Redis {operation} failed: no connection ({message})")]
     Pool {
         /// What was being done.
         operation: &'static str,
-        /// The pool's error.
+        /// Why the pool could not connect (its last error told apart), or
+        /// the pool's own error.
         message: String,
     },
     /// The lease was lost, so the write was refused.
@@ -87,13 +94,18 @@ pub enum StoreError {
     },
 }
 
-/// Tells the Redis [`Outage`] of the pool's own connection failures.
+/// Tells the Redis [`Outage`] of the pool's own connection failures, and
+/// keeps the last one (the pool itself only reports a timeout).
 #[derive(Debug, Clone)]
-struct OutageSink(Arc<Outage>);
+struct OutageSink {
+    outage: Arc<Outage>,
+    last: connect::LastFailure,
+}
 
 impl bb8::ErrorSink<redis::RedisError> for OutageSink {
     fn sink(&self, error: redis::RedisError) {
-        self.0.failed(&error.to_string());
+        self.outage.failed(&error.to_string());
+        self.last.set(&error);
     }
 
     fn boxed_clone(&self) -> Box<dyn bb8::ErrorSink<redis::RedisError>> {
@@ -107,6 +119,10 @@ pub struct OrdinalStore {
     pool: bb8::Pool<RedisConnectionManager>,
     /// Redis going away and coming back, told once each.
     outage: Arc<Outage>,
+    /// Where Redis is, for messages.
+    target: connect::Target,
+    /// The pool's last connection error.
+    last_failure: connect::LastFailure,
 }
 
 /// One request to Redis that [`OrdinalStore::query`] can send again on
@@ -148,36 +164,61 @@ impl Request for redis::ScriptInvocation<'_> {
 }
 
 impl OrdinalStore {
-    /// Connects and pings; an unreachable Redis fails here, at start.
+    /// Connects and pings; an unreachable Redis, or one that refuses the
+    /// credentials, fails here, at start, within about 5 s (at once for
+    /// credentials), saying why ([`Unreachable`]).
     pub async fn connect(url: &Secret) -> Result<OrdinalStore, StoreError> {
-        let connect_err = |source| StoreError::Connect {
+        let failed = |cause| StoreError::Connect {
             url: crate::redact::url(url.expose()),
-            source,
+            cause,
         };
-        let manager = RedisConnectionManager::new(url.expose()).map_err(connect_err)?;
+        let client = redis::Client::open(url.expose()).map_err(|_| failed(Unreachable::BadUrl))?;
+        let target = connect::Target::of(&client);
+        let first = connect::first_connection(&client, &target)
+            .await
+            .map_err(failed)?;
+        let manager =
+            RedisConnectionManager::new(url.expose()).map_err(|_| failed(Unreachable::BadUrl))?;
         let outage = Arc::new(Outage::new("redis"));
+        let last_failure = connect::LastFailure::default();
         let pool = bb8::Pool::builder()
             .max_size(8)
-            .connection_timeout(Duration::from_secs(5))
+            .connection_timeout(connect::CONNECT_TIMEOUT)
             // The pool retries connecting inside `get` until its timeout, so
             // a short outage surfaces only here.
-            .error_sink(Box::new(OutageSink(outage.clone())))
-            .build(manager)
-            .await
-            .map_err(connect_err)?;
-        let store = OrdinalStore { pool, outage };
-        let mut conn = store.pool.get().await.map_err(|e| match e {
-            bb8::RunError::User(source) => connect_err(source),
-            bb8::RunError::TimedOut => {
-                connect_err(redis::RedisError::from((redis::ErrorKind::Io, "timed out")))
-            }
-        })?;
-        redis::cmd("PING")
-            .query_async::<()>(&mut *conn)
-            .await
-            .map_err(connect_err)?;
-        drop(conn);
-        Ok(store)
+            .error_sink(Box::new(OutageSink {
+                outage: outage.clone(),
+                last: last_failure.clone(),
+            }))
+            .build_unchecked(manager);
+        // The pool makes its own connections, with the client's default
+        // timeouts; this one only proved that Redis answers.
+        drop(first);
+        Ok(OrdinalStore {
+            pool,
+            outage,
+            target,
+            last_failure,
+        })
+    }
+
+    /// The pool's error for `operation`, with the cause it hides (its last
+    /// connection error), and whether retrying can help.
+    fn pool_error(
+        &self,
+        operation: &'static str,
+        e: bb8::RunError<redis::RedisError>,
+    ) -> (StoreError, bool) {
+        let cause = match e {
+            bb8::RunError::User(e) => Some(self.target.classify(&e, connect::CONNECT_TIMEOUT)),
+            bb8::RunError::TimedOut => self.last_failure.get(&self.target),
+        };
+        let permanent = cause.as_ref().is_some_and(Unreachable::is_permanent);
+        let message = cause.map_or_else(
+            || format!("none within {} s", connect::CONNECT_TIMEOUT.as_secs()),
+            |c| c.to_string(),
+        );
+        (StoreError::Pool { operation, message }, !permanent)
     }
 
     /// Sends `request` on a pooled connection, retrying connection-level
@@ -194,6 +235,7 @@ impl OrdinalStore {
                 Ok(mut conn) => match request.send(&mut conn).await {
                     Ok(v) => {
                         self.outage.succeeded();
+                        self.last_failure.clear();
                         return Ok(v);
                     }
                     Err(e) if is_transient(&e) => StoreError::Operation {
@@ -207,9 +249,9 @@ impl OrdinalStore {
                         })
                     }
                 },
-                Err(e) => StoreError::Pool {
-                    operation,
-                    message: e.to_string(),
+                Err(e) => match self.pool_error(operation, e) {
+                    (err, true) => err,
+                    (err, false) => return Err(err),
                 },
             };
             self.outage.failed(&err.to_string());
@@ -223,10 +265,11 @@ impl OrdinalStore {
 
     /// Checks Redis answers (readiness): once, without retrying.
     pub(crate) async fn ping(&self) -> Result<(), StoreError> {
-        let mut conn = self.pool.get().await.map_err(|e| StoreError::Pool {
-            operation: "ping",
-            message: e.to_string(),
-        })?;
+        let mut conn = self
+            .pool
+            .get()
+            .await
+            .map_err(|e| self.pool_error("ping", e).0)?;
         redis::cmd("PING")
             .query_async::<()>(&mut *conn)
             .await
