@@ -162,9 +162,10 @@ fn main() -> ExitCode {
     match outcome {
         Ok(code) => code,
         Err(e) => {
-            // Errors mask URLs already; this catches what a library put in.
-            let message = format!("sis-importer: {e:#}");
-            eprintln!("{}", sis_importer::redact::log_line(&message));
+            // Errors mask every URL they name themselves (their hints show
+            // the form of a URL with a password, which a blanket mask
+            // would hide).
+            eprintln!("sis-importer: {e:#}");
             ExitCode::from(2)
         }
     }
