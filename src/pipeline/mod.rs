@@ -196,7 +196,7 @@ impl Importer {
             config.nats_stream_replicas,
         )
         .await?;
-        let feedback = JetStreamFeedback::new(nats.clone(), true);
+        let feedback = JetStreamFeedback::new(nats.clone());
         let client = SisuClient::new(&config)?;
         let limits = ChunkLimits::new(
             config.max_chunk_size,

@@ -13,10 +13,8 @@
 //! replay it; the skip filter keeps even that correct). A missed heartbeat
 //! is not an error here: the consumer recreates itself on the next poll.
 //!
-//! When an existing stream does not capture the feedback subject (SPEC §4:
-//! such a stream is used as is), feedback is read with a core NATS
-//! subscription as the old importer did; feedback lost in a reconnect then
-//! costs a panic-timeout retry, never data.
+//! The stream always captures the feedback subject: the importer refuses
+//! to start with one that does not (`Nats::ensure_stream`).
 
 use async_nats::jetstream::consumer::push::{self, OrderedErrorKind};
 use async_nats::jetstream::consumer::DeliverPolicy;
@@ -31,19 +29,16 @@ use crate::pipeline::ports::{
 };
 use crate::retry::{Budget, RetryPolicy};
 
-/// Feedback from the stream (or core NATS when the stream misses it).
+/// Feedback from the stream.
 #[derive(Clone)]
 pub(crate) struct JetStreamFeedback {
     nats: Nats,
-    /// Whether the stream captures `SCHEDULER_STATUS_CHANNEL`.
-    captured: bool,
 }
 
 impl JetStreamFeedback {
-    /// Feedback through `nats`; `captured` says whether its stream stores
-    /// the feedback subject.
-    pub fn new(nats: Nats, captured: bool) -> Self {
-        JetStreamFeedback { nats, captured }
+    /// Feedback through `nats`, whose stream stores the feedback subject.
+    pub fn new(nats: Nats) -> Self {
+        JetStreamFeedback { nats }
     }
 
     fn error(&self, what: &str, e: &dyn std::fmt::Display) -> FeedbackError {
@@ -126,19 +121,6 @@ impl JetStreamFeedback {
         })
     }
 
-    async fn open_core_subscription(&self) -> Result<Subscription, FeedbackError> {
-        let sub = self
-            .nats
-            .client
-            .subscribe(FEEDBACK_SUBJECT)
-            .await
-            .map_err(|e| FeedbackError(format!("subscribing: {e}")))?;
-        Ok(Subscription {
-            stream: sub.map(|m| Ok(parse(&m.payload))).boxed(),
-            after: None,
-        })
-    }
-
     async fn read_stored(
         &self,
         after: u64,
@@ -203,9 +185,6 @@ impl FeedbackSource for JetStreamFeedback {
     }
 
     async fn subscribe(&self) -> Result<Subscription, FeedbackError> {
-        if !self.captured {
-            return self.open_core_subscription().await;
-        }
         let mut retry = OPEN_RETRY.start();
         loop {
             let e = match self.open_stream().await {
