@@ -40,9 +40,9 @@ use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion
 use sis_importer::catalogue::builtin;
 use sis_importer::entity::Entity;
 use sis_importer::pipeline::chunker::{plan, ChunkLimits, Plan};
-use sis_importer::pipeline::core::{Action, AttemptCore, BatchIn, Lineage, Verdict, Windows};
+use sis_importer::pipeline::core::{Action, AttemptCore, Lineage, Timeouts, Verdict, Windows};
+use sis_importer::pipeline::vocabulary::{Batch, Feedback, FeedbackStatus};
 use sis_importer::sinks::wire::{encode_chunk, ENVELOPE_RESERVE};
-use sis_importer::sinks::{Feedback, FeedbackStatus};
 
 const BATCH: usize = 1000;
 const HASH: &str = "9f1c2e4b7a0d3f5e8c6b1a2d4e7f9c0b";
@@ -176,18 +176,23 @@ fn core(person: &sis_importer::catalogue::Service) -> AttemptCore {
             resuming: false,
             since: 0,
             form: Default::default(),
+            replay: false,
         },
         1,
         limits(),
         windows,
-        Duration::from_secs(15),
-        tokio::time::Instant::now(),
+        Timeouts {
+            panic: Duration::from_secs(15),
+            shutdown_grace: Duration::from_secs(30),
+        },
+        std::time::Instant::now(),
     )
 }
 
-fn batch(entities: Vec<Entity>) -> BatchIn {
-    BatchIn {
+fn batch(entities: Vec<Entity>) -> Batch {
+    Batch {
         since: 0,
+        has_more: true,
         greatest_ordinal: 1000,
         entities,
         fetched_in: Duration::ZERO,
@@ -200,7 +205,7 @@ fn bench_core(c: &mut Criterion) {
         .find(|s| s.id == "PERSON")
         .expect("PERSON");
     let all = entities(BATCH, 200, 4096, 4);
-    let now = tokio::time::Instant::now();
+    let now = std::time::Instant::now();
     let mut g = c.benchmark_group("core");
     g.throughput(Throughput::Elements(BATCH as u64));
     // Open a batch (chunking, identity keys, order barrier), publish every

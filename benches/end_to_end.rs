@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use serde_json::value::RawValue;
 use sis_importer::catalogue::{builtin, Service};
 use sis_importer::config::{Config, Secret};
-use sis_importer::pipeline::Importer;
+use sis_importer::importer::Importer;
 use sis_importer::shutdown::Shutdown;
 use sis_testkit::consumer::{ConsumerConfig, ReferenceConsumer};
 use sis_testkit::fake_sisu::{FakeSisu, FakeSisuConfig};

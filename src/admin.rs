@@ -24,7 +24,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 
-use crate::pipeline::daemon::Daemon;
+use crate::importer::daemon::Daemon;
 use crate::shutdown::Shutdown;
 
 mod dead_letters;

@@ -1,13 +1,13 @@
 //! What `sis-importer dead-letters` and the admin API's `/dead-letters`
 //! routes show and do, apart from the replay itself
-//! ([`crate::pipeline::replay`]): the rows of `list` read from Redis, their
+//! ([`crate::importer::replay`]): the rows of `list` read from Redis, their
 //! table, `clear`, and the text of a replay's report. Reads and writes
 //! only Redis, so any process can list and clear.
 
 use serde::Serialize;
 
 use crate::catalogue::Service;
-use crate::pipeline::replay::{LetterNote, ReplayReport, ReplayResult};
+use crate::importer::replay::{LetterNote, ReplayReport, ReplayResult};
 use crate::store::{DeadLetter, OrdinalStore, Settle, StoreError};
 
 /// `list` shows the newest this many letters per service unless told.

@@ -43,6 +43,7 @@ pub mod check;
 pub mod config;
 pub mod dead_letters;
 pub mod entity;
+pub mod importer;
 pub mod lease;
 pub mod metrics;
 pub(crate) mod outage;

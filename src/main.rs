@@ -9,8 +9,8 @@ use clap::{Parser, Subcommand};
 use sis_importer::config::Config;
 use std::time::Duration;
 
+use sis_importer::importer::{daemon::Daemon, Importer};
 use sis_importer::lease::Lease;
-use sis_importer::pipeline::{daemon::Daemon, Importer};
 use sis_importer::progress::Progress;
 use sis_importer::shutdown::{self, ShutdownTrigger};
 use sis_importer::status;
@@ -336,7 +336,7 @@ async fn execute(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
 /// `sis-importer dead-letters …`.
 async fn dead_letters(command: DeadLetterCommand, config: Config) -> anyhow::Result<ExitCode> {
     use sis_importer::dead_letters as letters;
-    use sis_importer::pipeline::replay::Pick;
+    use sis_importer::importer::replay::Pick;
     let catalogue = config.catalogue()?;
     let one = |id: String| -> anyhow::Result<_> {
         let mut picked = config.pick(catalogue.clone(), Some(&[id]), "dead-letters")?;

@@ -11,7 +11,8 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::pipeline::{Importer, LiveProgress};
+use crate::importer::Importer;
+use crate::pipeline::LiveProgress;
 
 /// The line currently on screen (empty: none).
 static LINE: Mutex<String> = Mutex::new(String::new());

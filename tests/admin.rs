@@ -9,9 +9,9 @@ use std::time::Duration;
 use common::*;
 use reqwest::{Method, StatusCode};
 use sis_importer::config::Secret;
+use sis_importer::importer::daemon::Daemon;
+use sis_importer::importer::Importer;
 use sis_importer::lease::Lease;
-use sis_importer::pipeline::daemon::Daemon;
-use sis_importer::pipeline::Importer;
 use sis_importer::shutdown::{self, ShutdownTrigger};
 
 const TOKEN: &str = "admin-tok-4242";

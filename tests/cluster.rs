@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use common::*;
-use sis_importer::pipeline::Importer;
+use sis_importer::importer::Importer;
 use sis_testkit::servers::NatsCluster;
 
 const SERVICES: [&str; 3] = ["PERSON", "ATTAINMENT", "STUDY_RIGHT"];

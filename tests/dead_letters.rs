@@ -15,7 +15,7 @@ use std::time::Duration;
 use common::*;
 use futures::StreamExt;
 use serde_json::Value;
-use sis_importer::pipeline::replay::{Pick, ReplayResult};
+use sis_importer::importer::replay::{Pick, ReplayResult};
 use sis_importer::shutdown::Shutdown;
 use sis_testkit::consumer::ConsumerConfig;
 use support::*;

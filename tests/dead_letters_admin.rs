@@ -13,7 +13,7 @@ use std::time::Duration;
 use common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
-use sis_importer::pipeline::replay::{Pick, ReplayError};
+use sis_importer::importer::replay::{Pick, ReplayError};
 use sis_importer::shutdown::Shutdown;
 use support::*;
 
@@ -29,7 +29,7 @@ struct Admin {
 
 impl Admin {
     async fn start(env: Env) -> Admin {
-        use sis_importer::{lease::Lease, pipeline::daemon::Daemon};
+        use sis_importer::{importer::daemon::Daemon, lease::Lease};
         let mut config = env.config();
         config.admin_token = Some(sis_importer::config::Secret::new(TOKEN));
         let importer = env.importer(config).await;

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use sis_importer::pipeline::ServiceOutcome;
+use sis_importer::importer::ServiceOutcome;
 use sis_importer::shutdown::Shutdown;
 
 use common::*;

@@ -7,10 +7,10 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use sis_importer::pipeline::ServiceOutcome;
+use sis_importer::importer::ServiceOutcome;
 use sis_importer::shutdown::Shutdown;
 
-async fn outcome(importer: &sis_importer::pipeline::Importer, id: &str) -> ServiceOutcome {
+async fn outcome(importer: &sis_importer::importer::Importer, id: &str) -> ServiceOutcome {
     let summary = importer
         .run(&services(&[id]), Shutdown::never())
         .await

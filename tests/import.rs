@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use sis_importer::catalogue::{builtin, POST_UPDATE_SUBJECT};
-use sis_importer::pipeline::ServiceOutcome;
+use sis_importer::importer::ServiceOutcome;
 use sis_importer::shutdown::Shutdown;
 use sis_testkit::servers::NatsOptions;
 

@@ -7,7 +7,7 @@ mod common;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use sis_importer::pipeline::ServiceOutcome;
+use sis_importer::importer::ServiceOutcome;
 use sis_importer::shutdown::Shutdown;
 use sis_testkit::fake_sisu::FakeSisuConfig;
 use sis_testkit::servers::{NatsOptions, RedisOptions};

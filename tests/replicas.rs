@@ -150,8 +150,8 @@ async fn survivor_takes_over_from_a_killed_lease_holder() {
 /// no further service; it does not release the new holder's lease.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_that_lost_its_lease_commits_nothing_and_stops() {
+    use sis_importer::importer::ServiceOutcome;
     use sis_importer::lease::{lease_key, Lease};
-    use sis_importer::pipeline::ServiceOutcome;
     use sis_importer::shutdown::Shutdown;
 
     let env = Env::start(120).await;

@@ -13,7 +13,7 @@ use rcgen::{
     KeyUsagePurpose,
 };
 use sis_importer::config::Secret;
-use sis_importer::pipeline::{Importer, ServiceOutcome};
+use sis_importer::importer::{Importer, ServiceOutcome};
 use sis_importer::shutdown::Shutdown;
 use sis_testkit::fake_sisu::{FakeSisuConfig, TlsServerConfig};
 use sis_testkit::servers::{NatsOptions, NatsServerTls, RedisOptions};

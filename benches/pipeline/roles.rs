@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use sis_importer::catalogue::Service;
 use sis_importer::config::{Config, Secret};
+use sis_importer::importer::Importer;
 use sis_importer::pipeline::chunker::{plan, ChunkLimits};
 use sis_importer::pipeline::ports::BatchSource;
-use sis_importer::pipeline::Importer;
 use sis_importer::shutdown::Shutdown;
 use sis_importer::sinks::wire::{encode_chunk, ENVELOPE_RESERVE};
 use sis_importer::sources::{SisuClient, SisuSource};
@@ -125,7 +125,8 @@ async fn sisu() -> (Config, Vec<Service>, SisuSource) {
     let store = sis_importer::store::OrdinalStore::connect(&config.redis_url)
         .await
         .expect("redis");
-    (config, services, SisuSource { client, store })
+    let cache = std::sync::Arc::new(store);
+    (config, services, SisuSource { client, cache })
 }
 
 /// Reads every page of `services` from the start, handing each batch to

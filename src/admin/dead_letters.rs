@@ -26,7 +26,7 @@ use serde_json::json;
 use super::AdminState;
 use crate::catalogue::Service;
 use crate::dead_letters::{self as letters, ClearError};
-use crate::pipeline::replay::{Pick, ReplayError};
+use crate::importer::replay::{Pick, ReplayError};
 
 /// What to replay, from the query or a JSON body.
 #[derive(Debug, Default, Deserialize)]

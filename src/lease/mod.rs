@@ -43,7 +43,7 @@ impl Lease {
     /// <pid>@<pid namespace>, <random>)`.
     pub fn new(store: OrdinalStore, ttl: Duration, instance_id: &str) -> Lease {
         let identity = Holder::this_process(instance_id);
-        let owner = identity.owner(&crate::pipeline::new_execution_hash()[..8]);
+        let owner = identity.owner(&crate::importer::new_execution_hash()[..8]);
         Lease {
             store,
             owner,
@@ -210,7 +210,7 @@ impl Lease {
     /// makes `importer`'s commits check it, and releases it afterwards.
     pub async fn while_held<T>(
         &self,
-        importer: &crate::pipeline::Importer,
+        importer: &crate::importer::Importer,
         work: impl std::future::Future<Output = T>,
     ) -> T {
         importer.set_lease(Some((lease_key(), self.owner.clone())));

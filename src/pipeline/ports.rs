@@ -1,19 +1,21 @@
-//! The small traits through which the pipeline reaches the world.
-//! `sources` implements [`BatchSource`], `sinks` implements `ChunkSink`,
-//! `FeedbackSource` and `ConsumerAcks`, `store` implements `CursorStore`. The pipeline
-//! knows no HTTP, no NATS and no Redis (the `POST_UPDATE` announcement
-//! goes straight to `sinks::Nats`).
+//! The traits through which an attempt reaches the world, in the
+//! pipeline's own words (`vocabulary`): `sources` implements
+//! [`BatchSource`], `sinks` implements [`ChunkSink`], [`FeedbackSource`]
+//! and [`ConsumerAcks`], `store` implements [`CursorStore`]. The pipeline
+//! knows no HTTP, no NATS and no Redis; tests implement them in memory.
 
 use std::future::Future;
 
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
+use futures::{Sink, Stream};
 
-use super::core::{ChunkOut, ConsumerProgress};
+use super::core::ChunkOut;
+use super::vocabulary::{
+    Batch, ConsumerProgress, DeadLetterRecord, FeedbackError, FeedbackItem, FetchError,
+    PublishFailure, Published, Recorded, StoreFailure,
+};
 use crate::catalogue::Service;
-use crate::sinks::{Feedback, PublishFailure};
-use crate::sources::{Batch, SourceError};
-use crate::store::{DeadLetter, Recorded, StoreError};
 
 /// Where batches come from (Sisu).
 pub trait BatchSource: Send + Sync {
@@ -24,60 +26,35 @@ pub trait BatchSource: Send + Sync {
         service: &Service,
         since: i64,
         fetch_amount: u32,
-    ) -> BoxStream<'static, Result<Batch, SourceError>>;
+    ) -> BoxStream<'static, Result<Batch, FetchError>>;
 }
 
-/// Where chunks go (JetStream). Starting a publish never waits: rate limit,
-/// retries and the publish ack all happen inside the publish, whose outcome
-/// comes from [`next_ack`](ChunkSink::next_ack).
-pub(crate) trait ChunkSink: Send {
-    /// Starts publishing `chunk`.
-    fn publish(&mut self, chunk: ChunkOut);
-    /// The next finished publish; pending while none is under way.
-    fn next_ack(&mut self) -> impl Future<Output = Result<Published, PublishFailure>> + Send + '_;
+/// Where chunks go (JetStream): a `Sink` of chunks whose `poll_ready`
+/// holds back while its publish window is full or its rate limit says
+/// wait, and a `Stream` of the publishes' outcomes (the broker's acks,
+/// retries inside), in the order they finish. The stream never ends while
+/// the sink lives; it is pending while nothing is under way.
+pub trait ChunkSink:
+    Sink<ChunkOut, Error = PublishFailure>
+    + Stream<Item = Result<Published, PublishFailure>>
+    + Send
+    + Unpin
+{
 }
 
-/// A publish JetStream acknowledged.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Published {
-    /// The chunk.
-    pub chunk_id: String,
-    /// Where the stream stored it.
-    pub stream_seq: u64,
+impl<T> ChunkSink for T where
+    T: Sink<ChunkOut, Error = PublishFailure>
+        + Stream<Item = Result<Published, PublishFailure>>
+        + Send
+        + Unpin
+{
 }
-
-/// What the durable consumers reading a subject have acknowledged (a
-/// seed-form wave waits for it, see `core/seed.rs`).
-pub(crate) trait ConsumerAcks: Send + Sync {
-    /// The durable consumers with acknowledgements that read `subject`.
-    fn progress(
-        &self,
-        subject: &str,
-    ) -> BoxFuture<'static, Result<Vec<ConsumerProgress>, FeedbackError>>;
-}
-
-/// One item of the feedback stream.
-pub(crate) type FeedbackItem = Result<Feedback, MalformedFeedback>;
-
-/// A feedback message that could not be read.
-#[derive(Debug, Clone)]
-pub(crate) struct MalformedFeedback {
-    /// Why.
-    pub reason: String,
-    /// Its size in bytes.
-    pub bytes: usize,
-}
-
-/// Why the feedback stream could not be opened or broke.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("feedback on SCHEDULER_STATUS_CHANNEL: {0}")]
-pub struct FeedbackError(pub String);
 
 /// Feedback messages as they come; an `Err` item means the stream broke.
-pub(crate) type FeedbackStream = BoxStream<'static, Result<FeedbackItem, FeedbackError>>;
+pub type FeedbackStream = BoxStream<'static, Result<FeedbackItem, FeedbackError>>;
 
 /// Live feedback, and where it starts in the stream that stores it.
-pub(crate) struct Subscription {
+pub struct Subscription {
     /// Feedback stored from now on.
     pub stream: FeedbackStream,
     /// Stream sequence of the last feedback stored before `stream`'s
@@ -86,8 +63,17 @@ pub(crate) struct Subscription {
     pub after: Option<u64>,
 }
 
+/// A feedback message read back from the stream, with its sequence.
+#[derive(Debug)]
+pub struct StoredFeedback {
+    /// Its stream sequence.
+    pub sequence: u64,
+    /// The message.
+    pub item: FeedbackItem,
+}
+
 /// Where feedback comes from.
-pub(crate) trait FeedbackSource: Send + Sync {
+pub trait FeedbackSource: Send + Sync {
     /// Feedback sent from now on (so: opened before the first publish).
     fn subscribe(&self) -> impl Future<Output = Result<Subscription, FeedbackError>> + Send;
     /// The feedback stored with stream sequences in `(after, through]`, in
@@ -100,33 +86,34 @@ pub(crate) trait FeedbackSource: Send + Sync {
     ) -> impl Future<Output = Result<Vec<StoredFeedback>, FeedbackError>> + Send;
 }
 
-/// A feedback message read back from the stream, with its sequence.
-#[derive(Debug)]
-pub(crate) struct StoredFeedback {
-    /// Its stream sequence.
-    pub sequence: u64,
-    pub item: FeedbackItem,
+/// What the durable consumers reading a subject have acknowledged (a
+/// seed-form wave waits for it, see `core/seed.rs`).
+pub trait ConsumerAcks: Send + Sync {
+    /// The durable consumers with acknowledgements that read `subject`.
+    fn progress(
+        &self,
+        subject: &str,
+    ) -> BoxFuture<'static, Result<Vec<ConsumerProgress>, FeedbackError>>;
 }
 
 /// The committed cursor and what goes with it (Redis). Every method
-/// returns a `'static` future so the driver can keep one write under way
-/// while it goes on handling feedback.
-pub(crate) trait CursorStore: Send + Sync {
+/// returns a `'static` future so the store writer can keep one write under
+/// way while the attempt goes on handling feedback.
+pub trait CursorStore: Send + Sync {
     /// Adds to the `_SCHEDULED` / `_UPDATED` window counters.
     fn add_window(
         &self,
         service: &Service,
         scheduled: u64,
         updated: u64,
-    ) -> BoxFuture<'static, Result<(), StoreError>>;
-    /// Records a dead letter, with its entity while the service's dead
-    /// letters keep at most `entity_budget` bytes of entities; says whether
-    /// it was new and whether its entity was kept.
+    ) -> BoxFuture<'static, Result<(), StoreFailure>>;
+    /// Records a dead letter, keeping its entity while the service's
+    /// letters hold fewer than `entity_budget` bytes of entities.
     fn dead_letter(
         &self,
-        letter: DeadLetter,
+        letter: DeadLetterRecord,
         entity_budget: u64,
-    ) -> BoxFuture<'static, Result<Recorded, StoreError>>;
+    ) -> BoxFuture<'static, Result<Recorded, StoreFailure>>;
     /// Commits a batch's ordinal (under the lease, when given); returns
     /// the committed ordinal.
     fn commit(
@@ -135,5 +122,5 @@ pub(crate) trait CursorStore: Send + Sync {
         ordinal: i64,
         entities: u64,
         lease: Option<(String, String)>,
-    ) -> BoxFuture<'static, Result<i64, StoreError>>;
+    ) -> BoxFuture<'static, Result<i64, StoreFailure>>;
 }

@@ -14,8 +14,8 @@ use futures::TryStreamExt;
 use super::connection::subject_matches;
 use super::Nats;
 use crate::catalogue::Service;
-use crate::pipeline::core::ConsumerProgress;
-use crate::pipeline::ports::{ConsumerAcks, FeedbackError};
+use crate::pipeline::ports::ConsumerAcks;
+use crate::pipeline::vocabulary::{ConsumerProgress, FeedbackError};
 
 /// One durable consumer of the stream, as its info shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -21,17 +21,16 @@ use async_nats::jetstream::consumer::DeliverPolicy;
 use async_nats::jetstream::stream::LastRawMessageErrorKind;
 use futures::stream::StreamExt;
 
-use super::wire::Feedback;
+use super::wire::parse_feedback;
 use super::Nats;
 use crate::catalogue::FEEDBACK_SUBJECT;
-use crate::pipeline::ports::{
-    FeedbackError, FeedbackItem, FeedbackSource, MalformedFeedback, StoredFeedback, Subscription,
-};
+use crate::pipeline::ports::{FeedbackSource, StoredFeedback, Subscription};
+use crate::pipeline::vocabulary::{FeedbackError, FeedbackItem, MalformedFeedback};
 use crate::retry::{Budget, RetryPolicy};
 
 /// Feedback from the stream.
 #[derive(Clone)]
-pub(crate) struct JetStreamFeedback {
+pub struct JetStreamFeedback {
     nats: Nats,
 }
 
@@ -157,7 +156,7 @@ impl JetStreamFeedback {
 }
 
 fn parse(body: &[u8]) -> FeedbackItem {
-    Feedback::parse(body).map_err(|e| MalformedFeedback {
+    parse_feedback(body).map_err(|e| MalformedFeedback {
         reason: e.to_string(),
         bytes: body.len(),
     })

@@ -19,7 +19,6 @@ pub mod publisher;
 pub mod wire;
 
 pub use connection::{Nats, NatsAuth, SinkError};
-pub(crate) use feedback::JetStreamFeedback;
-pub(crate) use publisher::ChunkPublisher;
-pub use publisher::PublishFailure;
-pub use wire::{Feedback, FeedbackStatus};
+pub use feedback::JetStreamFeedback;
+pub use publisher::ChunkPublisher;
+pub use wire::parse_feedback;

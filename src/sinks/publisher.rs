@@ -1,23 +1,29 @@
-//! `ChunkPublisher`: the pipeline's `ChunkSink` on JetStream. It
-//! encodes the envelope (SPEC §4), waits for the optional rate limit inside
-//! the publish, awaits the publish ack and retries under the same
+//! `ChunkPublisher`: the pipeline's `ChunkSink` on JetStream, a
+//! `futures::Sink` of chunks and a `Stream` of their publish acks. Its
+//! `poll_ready` holds back while `max_publishes_in_flight` publishes await
+//! their ack (the publish window: a slow broker slows the chunks down) and
+//! while the `governor` rate limit says wait. Each publish encodes the
+//! envelope (SPEC §4), awaits the ack and retries under the same
 //! `Nats-Msg-Id`, so that a publish retried after a lost ack is stored once.
 
 use std::num::NonZeroU32;
-use std::sync::Arc;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::message::PublishMessage as Publish;
 use bytes::Bytes;
 use futures::future::BoxFuture;
-use futures::stream::{FuturesUnordered, StreamExt};
+use futures::stream::{FuturesUnordered, Stream};
+use futures::{FutureExt, Sink, StreamExt};
+use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
 use super::wire::encode_chunk;
 use super::Nats;
 use crate::pipeline::core::ChunkOut;
-use crate::pipeline::ports::{ChunkSink, Published};
+use crate::pipeline::vocabulary::{PublishFailure, Published};
 use crate::retry::{Budget, RetryPolicy};
 
 /// Publishing's retry policy: from 100 ms doubling to 5 s, for 60 s (a NATS
@@ -38,88 +44,143 @@ struct Encoded {
     payload: Bytes,
 }
 
-/// A chunk that could not be published within the retry window.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("publishing chunk {chunk_id} on {subject} failed after {attempts} attempts: {message}")]
-pub struct PublishFailure {
-    /// The chunk.
-    pub chunk_id: String,
-    /// The subject.
-    pub subject: String,
-    /// Attempts made.
-    pub attempts: u32,
-    /// The last cause.
-    pub message: String,
-}
-
-/// Publishes chunks on one subject. How many are under way at once is the
-/// caller's window (`max_publishes_in_flight`): a slow broker holds acks
-/// back, and that is what slows the fetcher.
-pub(crate) struct ChunkPublisher {
+/// Publishes chunks on one subject; see the module doc.
+pub struct ChunkPublisher {
     nats: Nats,
     subject: String,
     /// Each future publishes one chunk (with its retries) and resolves to
-    /// its outcome; pushed by `publish`, drained by `next_ack`.
+    /// its outcome; pushed by `start_send`, drained by `poll_next`.
     in_flight: FuturesUnordered<BoxFuture<'static, Result<Published, PublishFailure>>>,
-    limiter: Option<Arc<DefaultDirectRateLimiter>>,
+    /// Publishes under way at most (the publish window).
+    window: usize,
+    limiter: Option<DefaultDirectRateLimiter>,
+    /// The rate limit's wait under way, if any.
+    rate_wait: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// The rate limit let one chunk through: `start_send` may go.
+    permitted: bool,
+    /// `poll_ready` waits for a publish to finish (the window is full).
+    ready_waker: Option<Waker>,
+    /// `poll_next` waits for a publish to start (none under way).
+    next_waker: Option<Waker>,
     ack_timeout: Duration,
 }
 
 impl ChunkPublisher {
-    /// A publisher for `subject`; `per_second` limits chunk publishes.
-    pub fn new(nats: Nats, subject: &str, per_second: Option<u32>, ack_timeout: Duration) -> Self {
+    /// A publisher for `subject`, with at most `window` publishes awaiting
+    /// their ack; `per_second` limits chunk publishes.
+    pub fn new(
+        nats: Nats,
+        subject: &str,
+        window: usize,
+        per_second: Option<u32>,
+        ack_timeout: Duration,
+    ) -> Self {
         ChunkPublisher {
             nats,
             subject: subject.to_owned(),
             in_flight: FuturesUnordered::new(),
+            window: window.max(1),
             limiter: per_second
                 .and_then(NonZeroU32::new)
-                .map(|n| Arc::new(RateLimiter::direct(Quota::per_second(n)))),
+                .map(|n| RateLimiter::direct(Quota::per_second(n))),
+            rate_wait: None,
+            permitted: false,
+            ready_waker: None,
+            next_waker: None,
             ack_timeout,
         }
     }
 
-    /// Starts publishing `chunk`: the rate limit is waited for inside the
-    /// publish, so the caller never waits here.
-    pub fn publish(&mut self, chunk: ChunkOut) {
+    /// Whether the rate limit lets one more chunk go now; if not, arranges
+    /// to be woken when it will.
+    fn poll_rate(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(limiter) = &self.limiter else {
+            return Poll::Ready(());
+        };
+        loop {
+            if let Some(wait) = self.rate_wait.as_mut() {
+                if wait.poll_unpin(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                self.rate_wait = None;
+            }
+            match limiter.check() {
+                Ok(()) => return Poll::Ready(()),
+                Err(not_until) => {
+                    let wait = not_until.wait_time_from(DefaultClock::default().now());
+                    self.rate_wait = Some(Box::pin(tokio::time::sleep(wait)));
+                }
+            }
+        }
+    }
+}
+
+impl Sink<ChunkOut> for ChunkPublisher {
+    type Error = PublishFailure;
+
+    fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        if self.in_flight.len() >= self.window {
+            self.ready_waker = Some(cx.waker().clone());
+            return Poll::Pending;
+        }
+        if !self.permitted {
+            if self.poll_rate(cx).is_pending() {
+                return Poll::Pending;
+            }
+            self.permitted = true;
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    fn start_send(mut self: Pin<&mut Self>, chunk: ChunkOut) -> Result<(), Self::Error> {
+        self.permitted = false;
         let encoded = Encoded {
             msg_id: format!("{}:{}", chunk.execution_hash, chunk.chunk_id),
             payload: encode_chunk(&chunk.execution_hash, &chunk.chunk_id, &chunk.entities),
             chunk_id: chunk.chunk_id,
         };
-        let (js, subject, timeout, limiter) = (
+        let (js, subject, timeout) = (
             self.nats.jetstream.clone(),
             self.subject.clone(),
             self.ack_timeout,
-            self.limiter.clone(),
         );
-        self.in_flight.push(Box::pin(async move {
-            if let Some(limiter) = limiter {
-                limiter.until_ready().await;
-            }
-            publish_with_retries(js, subject, encoded, timeout).await
-        }));
+        self.in_flight.push(Box::pin(publish_with_retries(
+            js, subject, encoded, timeout,
+        )));
+        if let Some(waker) = self.next_waker.take() {
+            waker.wake();
+        }
+        Ok(())
     }
 
-    /// The next finished publish; pending forever when none is in flight
-    /// (so it can sit in a `select!`).
-    pub(crate) async fn next_ack(&mut self) -> Result<Published, PublishFailure> {
-        match self.in_flight.next().await {
-            Some(outcome) => outcome,
-            None => std::future::pending().await,
-        }
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        // A started publish is under way: its outcome comes from the stream.
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
     }
 }
 
-impl ChunkSink for ChunkPublisher {
-    fn publish(&mut self, chunk: ChunkOut) {
-        ChunkPublisher::publish(self, chunk)
-    }
+impl Stream for ChunkPublisher {
+    type Item = Result<Published, PublishFailure>;
 
-    fn next_ack(
-        &mut self,
-    ) -> impl std::future::Future<Output = Result<Published, PublishFailure>> + Send + '_ {
-        ChunkPublisher::next_ack(self)
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        match self.in_flight.poll_next_unpin(cx) {
+            Poll::Ready(Some(outcome)) => {
+                if let Some(waker) = self.ready_waker.take() {
+                    waker.wake();
+                }
+                Poll::Ready(Some(outcome))
+            }
+            // Nothing under way: wait for the next publish, never end.
+            Poll::Ready(None) => {
+                self.next_waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+            Poll::Pending => Poll::Pending,
+        }
     }
 }
 

@@ -8,11 +8,14 @@
 //! - `whole_set`: URN code books, GraphQL grade scales, KORI public
 //!   curriculum periods: the whole set as one batch.
 
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
 use futures::stream::{self, BoxStream, StreamExt};
 
 use crate::catalogue::Service;
-use crate::entity::Entity;
-use crate::store::{OrdinalStore, StoreError};
+pub use crate::pipeline::vocabulary::Batch;
+use crate::pipeline::vocabulary::FetchError;
 
 pub mod client;
 pub mod export;
@@ -20,22 +23,6 @@ pub mod page_scan;
 pub mod whole_set;
 
 pub use client::SisuClient;
-
-/// One answer of Sisu, ready to be chunked: the entities exactly as Sisu
-/// sent them, and the ordinal to commit once all are acknowledged.
-#[derive(Debug)]
-pub struct Batch {
-    /// The (exclusive) ordinal this batch was fetched after.
-    pub since: i64,
-    /// The ordinal to commit when every entity is acknowledged.
-    pub greatest_ordinal: i64,
-    /// Whether Sisu has more after this batch.
-    pub has_more: bool,
-    /// The entities, raw JSON, in Sisu's order.
-    pub entities: Vec<Entity>,
-    /// Time spent fetching and parsing it (retries and waits included).
-    pub fetched_in: std::time::Duration,
-}
 
 /// Why fetching from Sisu failed. URLs never carry secrets.
 #[derive(Debug, thiserror::Error)]
@@ -115,24 +102,38 @@ pub enum SourceError {
     Setup(String),
     /// The URN cache could not be read or written.
     #[error("URN cache: {0}")]
-    Cache(#[from] StoreError),
+    Cache(String),
 }
 
 impl SourceError {
     /// True for the 403 case.
-    pub(crate) fn is_forbidden(&self) -> bool {
+    pub fn is_forbidden(&self) -> bool {
         matches!(self, SourceError::Forbidden { .. })
     }
 }
 
+/// Where URN code-book answers are kept between requests (SPEC §3: for
+/// 3600 s); the store implements it (in Redis, under the URL).
+pub trait AnswerCache: Send + Sync {
+    /// The answer kept for `url`, if any.
+    fn cached(&self, url: &str) -> BoxFuture<'_, Result<Option<Vec<u8>>, String>>;
+    /// Keeps `body` for `url` for `ttl`.
+    fn cache<'a>(
+        &'a self,
+        url: &'a str,
+        body: &'a [u8],
+        ttl: std::time::Duration,
+    ) -> BoxFuture<'a, Result<(), String>>;
+}
+
 /// The pipeline's [`BatchSource`](crate::pipeline::ports::BatchSource):
-/// Sisu through `client`, with URN answers cached in `store`.
+/// Sisu through `client`, with URN answers cached in `cache`.
 #[derive(Clone)]
 pub struct SisuSource {
     /// The HTTP client.
     pub client: SisuClient,
-    /// Redis, for the URN cache.
-    pub store: OrdinalStore,
+    /// The URN answers' cache.
+    pub cache: Arc<dyn AnswerCache>,
 }
 
 impl crate::pipeline::ports::BatchSource for SisuSource {
@@ -141,14 +142,21 @@ impl crate::pipeline::ports::BatchSource for SisuSource {
         service: &Service,
         since: i64,
         fetch_amount: u32,
-    ) -> BoxStream<'static, Result<Batch, SourceError>> {
+    ) -> BoxStream<'static, Result<Batch, FetchError>> {
         batches(
             self.client.clone(),
-            self.store.clone(),
+            self.cache.clone(),
             service.clone(),
             since,
             fetch_amount,
         )
+        .map(|batch| {
+            batch.map_err(|e| FetchError {
+                forbidden: e.is_forbidden(),
+                message: e.to_string(),
+            })
+        })
+        .boxed()
     }
 }
 
@@ -156,7 +164,7 @@ impl crate::pipeline::ports::BatchSource for SisuSource {
 /// request is made only when the previous batch has been taken.
 pub fn batches(
     client: SisuClient,
-    store: OrdinalStore,
+    cache: Arc<dyn AnswerCache>,
     service: Service,
     since: i64,
     fetch_amount: u32,
@@ -164,7 +172,7 @@ pub fn batches(
     if service.source.is_export() {
         export::pages(client, service, since, fetch_amount).boxed()
     } else {
-        stream::once(async move { whole_set::fetch(&client, &store, &service).await }).boxed()
+        stream::once(async move { whole_set::fetch(&client, &*cache, &service).await }).boxed()
     }
 }
 

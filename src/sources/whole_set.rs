@@ -11,10 +11,10 @@ use crate::entity::Entity;
 use serde_json::{Map, Value};
 
 use super::client::Auth;
+use super::AnswerCache;
 use super::{Batch, SisuClient, SourceError};
 use crate::catalogue::{Service, SourceKind};
 use crate::redact;
-use crate::store::OrdinalStore;
 
 /// How long a URN code-book answer is cached (SPEC §3).
 pub(crate) const URN_CACHE_TTL: Duration = Duration::from_secs(3600);
@@ -25,23 +25,26 @@ pub(crate) const ONE_TIME_ORDINAL: i64 = 1;
 /// GraphQL query for the grade scales, as the consumers read them.
 pub(crate) const GRADE_SCALES_QUERY: &str = "query { grade_scales { id name { fi en sv } abbreviation { fi en sv } grades { localId name { fi en sv } abbreviation { fi en sv } passed numericCorrespondence } } }";
 
-/// Fetches a whole-set service as one batch (URN code books through the
-/// cache in `store`).
+/// Fetches a whole-set service as one batch (URN code books through
+/// `cache`).
 pub async fn fetch(
     client: &SisuClient,
-    store: &OrdinalStore,
+    cache: &dyn AnswerCache,
     service: &Service,
 ) -> Result<Batch, SourceError> {
     let started = std::time::Instant::now();
     let entities = if service.source == SourceKind::Urn {
         let url = url_of(client, service);
-        match store.cached(&url).await? {
+        match cache.cached(&url).await.map_err(SourceError::Cache)? {
             Some(body) => urn_entities(&body).map_err(|reason| malformed(service, &url, reason))?,
             None => {
                 // Checked by `request` before caching, so a bad answer is
                 // not kept for an hour.
                 let (body, entities) = request(client, service).await?;
-                store.cache(&url, &body, URN_CACHE_TTL).await?;
+                cache
+                    .cache(&url, &body, URN_CACHE_TTL)
+                    .await
+                    .map_err(SourceError::Cache)?;
                 entities
             }
         }

@@ -1,4 +1,5 @@
-//! The URN code-book cache: each answer kept under its URL (SPEC §5).
+//! The URN code-book cache: each answer kept under its URL (SPEC §5), as
+//! the sources' [`AnswerCache`](crate::sources::AnswerCache).
 
 use std::time::Duration;
 
@@ -23,5 +24,29 @@ impl OrdinalStore {
     ) -> Result<(), StoreError> {
         let write = Cmd::set_ex(urn_cache_key(url), body, ttl.as_secs());
         self.query("write URN cache", &write).await
+    }
+}
+
+impl crate::sources::AnswerCache for OrdinalStore {
+    fn cached(&self, url: &str) -> futures::future::BoxFuture<'_, Result<Option<Vec<u8>>, String>> {
+        let url = url.to_owned();
+        Box::pin(async move {
+            OrdinalStore::cached(self, &url)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+
+    fn cache<'a>(
+        &'a self,
+        url: &'a str,
+        body: &'a [u8],
+        ttl: Duration,
+    ) -> futures::future::BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            OrdinalStore::cache(self, url, body, ttl)
+                .await
+                .map_err(|e| e.to_string())
+        })
     }
 }

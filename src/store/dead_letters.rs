@@ -35,14 +35,8 @@ const PAGE: isize = 100;
 /// the list, so long settlements go in several.
 const SETTLE_PER_CALL: usize = 100;
 
-/// What recording a dead letter did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Recorded {
-    /// It was not listed before (a retried attempt may meet it again).
-    pub new: bool,
-    /// Its entity is kept with it (it can be replayed).
-    pub entity_kept: bool,
-}
+/// What recording a dead letter did (the pipeline's word for it).
+pub use crate::pipeline::vocabulary::Recorded;
 
 /// What [`OrdinalStore::settle_dead_letters`] does with an entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

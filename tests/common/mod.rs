@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use sis_importer::catalogue::Service;
 use sis_importer::config::{Config, Secret};
-use sis_importer::pipeline::{Importer, RunSummary};
+use sis_importer::importer::{Importer, RunSummary};
 use sis_importer::shutdown::Shutdown;
 use sis_importer::store::OrdinalStore;
 use sis_testkit::consumer::{ConsumerConfig, Received, ReferenceConsumer};
@@ -331,7 +331,7 @@ pub fn test_setting<T: std::str::FromStr>(name: &str) -> Option<T> {
 pub fn spawn_run(
     importer: &Arc<Importer>,
     ids: &[&str],
-) -> tokio::task::JoinHandle<sis_importer::pipeline::RunSummary> {
+) -> tokio::task::JoinHandle<sis_importer::importer::RunSummary> {
     let (importer, services) = (importer.clone(), services(ids));
     tokio::spawn(async move {
         importer

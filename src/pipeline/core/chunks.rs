@@ -97,12 +97,27 @@ impl AttemptCore {
         chunk_id: Option<String>,
     ) {
         self.window.updated += 1;
-        self.actions.push_back(Action::DeadLetter(DeadLetterOrder {
-            entity,
+        let json = entity.get();
+        self.act(Action::DeadLetter(DeadLetterRecord {
+            service: self.service.id.clone(),
+            identity: self.service.identity_of(json),
+            modification_ordinal: crate::catalogue::modification_ordinal(json),
             reason,
             detail,
+            execution_hash: self.execution_hash.to_string(),
             chunk_id,
+            entity,
         }));
+    }
+
+    /// Hands out a store write; a replay keeps its dead letters back and
+    /// writes no counter and no commit.
+    pub(super) fn act(&mut self, action: Action) {
+        match action {
+            Action::DeadLetter(letter) if self.replay => self.met_again.push(letter),
+            Action::Window(_) | Action::Commit(_) if self.replay => {}
+            action => self.actions.push_back(action),
+        }
     }
 
     pub(super) fn batch_mut(&mut self, no: u64) -> &mut OpenBatch {
@@ -116,12 +131,13 @@ impl AttemptCore {
     pub(super) fn commit_ready(&mut self) {
         while self.batches.front().is_some_and(|b| b.unfinished == 0) {
             let b = self.batches.pop_front().expect("front exists");
-            self.actions.push_back(Action::Commit(Commit {
+            let window = std::mem::take(&mut self.window);
+            self.act(Action::Commit(Commit {
                 greatest_ordinal: b.greatest_ordinal,
                 entities: b.entities,
                 batch_no: b.no,
                 chunks: b.chunks_made,
-                window: std::mem::take(&mut self.window),
+                window,
                 fetched_in: b.fetched_in,
                 opened: b.opened,
             }));

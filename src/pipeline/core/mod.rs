@@ -30,15 +30,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::entity::Entity;
-use tokio::time::Instant;
+use std::time::Instant;
 
 use super::chunker::{self, ChunkLimits};
 
 mod types;
 use super::identity::{distinct_keys, identity_key};
 use super::order::{ChunkSeq, IdentityKey, OrderBarrier};
+use super::vocabulary::{
+    Batch, ConsumerProgress, DeadLetterRecord, Feedback, FeedbackStatus, FetchError,
+};
 use crate::catalogue::IdentityKind;
-use crate::sinks::{Feedback, FeedbackStatus};
 pub use types::*;
 
 struct OpenBatch {
@@ -67,6 +69,8 @@ struct Chunk {
 
 /// See the module doc.
 pub struct AttemptCore {
+    /// The service (its identity makes dead-letter records).
+    service: crate::catalogue::Service,
     service_id: String,
     subject: String,
     execution_hash: Arc<str>,
@@ -80,7 +84,9 @@ pub struct AttemptCore {
     identity: IdentityKind,
     limits: ChunkLimits,
     windows: Windows,
-    panic_timeout: Duration,
+    timeouts: Timeouts,
+    /// Fetching, shutdown, failures and the end (`course.rs`).
+    course: course::Course,
     batches: VecDeque<OpenBatch>,
     next_batch_no: u64,
     chunks: HashMap<ChunkSeq, Chunk>,
@@ -105,6 +111,10 @@ pub struct AttemptCore {
     ack_floor_guard: bool,
     /// Seed form: waves that ended, for telemetry.
     wave_ends: VecDeque<WaveEnd>,
+    /// A replay (see [`Lineage::replay`]).
+    replay: bool,
+    /// A replay: the dead letters met again, held back.
+    met_again: Vec<DeadLetterRecord>,
 }
 
 impl AttemptCore {
@@ -117,10 +127,11 @@ impl AttemptCore {
         first_batch_no: u64,
         limits: ChunkLimits,
         windows: Windows,
-        panic_timeout: Duration,
+        timeouts: Timeouts,
         now: Instant,
     ) -> Self {
         AttemptCore {
+            service: service.clone(),
             service_id: service.id.clone(),
             subject: service.subject.clone(),
             execution_hash: lineage.execution_hash.as_str().into(),
@@ -131,7 +142,8 @@ impl AttemptCore {
             identity: service.identity,
             limits,
             windows,
-            panic_timeout,
+            timeouts,
+            course: course::Course::default(),
             batches: VecDeque::new(),
             next_batch_no: first_batch_no,
             chunks: HashMap::new(),
@@ -149,7 +161,14 @@ impl AttemptCore {
             wave: seed::Wave::default(),
             ack_floor_guard: false,
             wave_ends: VecDeque::new(),
+            replay: lineage.replay,
+            met_again: Vec::new(),
         }
+    }
+
+    /// A replay: the dead letters it met again (they stay listed).
+    pub(crate) fn take_met_again(&mut self) -> Vec<DeadLetterRecord> {
+        std::mem::take(&mut self.met_again)
     }
 
     /// Seed form: whether a wave's end also waits (a bounded while) for
@@ -163,14 +182,9 @@ impl AttemptCore {
         self.ack_floor_guard
     }
 
-    /// Whether another batch may be opened now.
-    pub(crate) fn wants_batch(&self) -> bool {
-        self.batches.len() < self.windows.pipeline_depth
-    }
-
     /// Opens a fetched batch: chunks it, dead-letters what no chunk can
     /// carry, and admits its chunks to the order barrier.
-    pub fn on_batch(&mut self, batch: BatchIn, now: Instant) -> Opened {
+    pub fn on_batch(&mut self, batch: Batch, now: Instant) -> Opened {
         if self.unfinished_chunks() == 0 {
             self.last_progress = now;
         }
@@ -344,7 +358,7 @@ impl AttemptCore {
                     .first()
                     .expect("a chunk has an entity")
                     .clone();
-                self.dead_letter(entity, "poison", fb.stack_text(), Some(chunk.id.clone()));
+                self.dead_letter(entity, "poison", fb.stack.clone(), Some(chunk.id.clone()));
                 self.finish(seq, &chunk);
                 Verdict::Poison { chunk_id: chunk.id }
             }
@@ -353,7 +367,9 @@ impl AttemptCore {
     }
 
     /// The next deadline: the panic deadline while chunks are unfinished,
-    /// or sooner the end of a seed-form wave's wait for ack floors.
+    /// or sooner the end of a seed-form wave's wait for ack floors. (The
+    /// driver checks deadlines at its ticks; tests ask for them.)
+    #[cfg(test)]
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         let panic = (self.unfinished_chunks() > 0).then(|| self.panic_deadline());
         match (panic, self.ack_floor_deadline()) {
@@ -363,7 +379,7 @@ impl AttemptCore {
     }
 
     fn panic_deadline(&self) -> Instant {
-        self.last_progress + self.panic_timeout
+        self.last_progress + self.timeouts.panic
     }
 
     /// A deadline passed: a wave whose ack floors did not come ends on
@@ -388,11 +404,12 @@ impl AttemptCore {
     pub(crate) fn flush_window(&mut self) {
         let delta = std::mem::take(&mut self.window);
         if delta != WindowDelta::default() {
-            self.actions.push_back(Action::Window(delta));
+            self.act(Action::Window(delta));
         }
     }
 
     /// Open batches (fetched, commit not yet handed out).
+    #[cfg(test)]
     pub(crate) fn open_batches(&self) -> usize {
         self.batches.len()
     }
@@ -407,6 +424,11 @@ impl AttemptCore {
         self.next_batch_no
     }
 
+    /// The attempt's windows.
+    pub(crate) fn windows(&self) -> Windows {
+        self.windows
+    }
+
     /// This attempt's execution hash.
     pub fn execution_hash(&self) -> &str {
         &self.execution_hash
@@ -419,6 +441,7 @@ impl AttemptCore {
 }
 
 mod chunks;
+mod course;
 mod recovery;
 mod seed;
 pub(crate) use seed::ACK_FLOOR_WAIT;

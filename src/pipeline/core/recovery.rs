@@ -40,7 +40,7 @@ impl AttemptCore {
         };
         let status = match fb.status {
             FeedbackStatus::Ok => Recovered::Ok,
-            FeedbackStatus::Fail if key.len <= 1 => Recovered::Poison(fb.stack_text()),
+            FeedbackStatus::Fail if key.len <= 1 => Recovered::Poison(fb.stack.clone()),
             FeedbackStatus::Fail => Recovered::Split,
         };
         match recovered.entry(key) {

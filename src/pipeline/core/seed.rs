@@ -49,6 +49,8 @@ pub(super) struct Wave {
     answered_at: Option<Instant>,
     /// Feedback about the wave arrived: it takes no more chunks.
     sealed: bool,
+    /// A reading of the ack floors is under way.
+    floor_read: bool,
 }
 
 impl AttemptCore {
@@ -115,9 +117,26 @@ impl AttemptCore {
         range
     }
 
+    /// Whether the ack floors are to be read now (the answered wave waits
+    /// for them, and no reading is under way); a `true` starts one.
+    pub(crate) fn wants_ack_floor_read(&mut self) -> bool {
+        if self.wave.floor_read || self.poll_ack_floor().is_none() {
+            return false;
+        }
+        self.wave.floor_read = true;
+        true
+    }
+
+    /// Reading the ack floors failed: the next call of
+    /// `wants_ack_floor_read` asks again.
+    pub(crate) fn on_ack_floor_read_failed(&mut self) {
+        self.wave.floor_read = false;
+    }
+
     /// The durable consumers' progress was read: the answered wave ends
     /// when every durable that reached it has acknowledged all of it.
     pub(crate) fn on_ack_floors(&mut self, consumers: &[ConsumerProgress], now: Instant) {
+        self.wave.floor_read = false;
         let Some((first, last)) = self.poll_ack_floor() else {
             return;
         };
@@ -130,7 +149,7 @@ impl AttemptCore {
 
     /// When the answered wave stops waiting for ack floors.
     pub(super) fn ack_floor_deadline(&self) -> Option<Instant> {
-        let wait = ACK_FLOOR_WAIT.min(self.panic_timeout / 2);
+        let wait = ACK_FLOOR_WAIT.min(self.timeouts.panic / 2);
         self.wave.answered_at.map(|at| at + wait)
     }
 

@@ -13,10 +13,11 @@ fn entity(id: u32, ordinal: i64) -> Entity {
     ))
 }
 
-fn batch(greatest: i64, entities: Vec<Entity>) -> BatchIn {
-    BatchIn {
+fn batch(greatest: i64, entities: Vec<Entity>) -> Batch {
+    Batch {
         since: 0,
         greatest_ordinal: greatest,
+        has_more: true,
         entities,
         fetched_in: Duration::ZERO,
     }
@@ -41,9 +42,17 @@ fn core_with(max_entities: usize, w: Windows, t0: Instant) -> AttemptCore {
         1,
         limits,
         w,
-        15 * SECOND,
+        panic_after(15 * SECOND),
         t0,
     )
+}
+
+/// Time limits with the panic timeout `panic` (and a grace of 5 s).
+fn panic_after(panic: Duration) -> Timeouts {
+    Timeouts {
+        panic,
+        shutdown_grace: 5 * SECOND,
+    }
 }
 
 fn lineage(resuming: bool) -> Lineage {
@@ -58,6 +67,7 @@ fn resumed_from(resuming: bool, since: i64) -> Lineage {
         resuming,
         since,
         form: FeedbackForm::Unknown,
+        replay: false,
     }
 }
 
@@ -303,7 +313,7 @@ fn too_large_entities_are_dead_lettered_and_the_batch_still_commits() {
         1,
         limits,
         windows(2, 8, 8),
-        SECOND,
+        panic_after(SECOND),
         now,
     );
     let big = Entity::from_json(format!(r#"{{"id":"big","pad":"{}"}}"#, "x".repeat(80)));
@@ -347,7 +357,17 @@ fn resuming_sends_only_what_the_interrupted_attempt_did_not_finish() {
         max_entities: 4,
         max_entity_bytes: 1 << 20,
     };
-    let resumed = |w| AttemptCore::new(&builtin()[0], &lineage(true), 1, limits, w, SECOND, now);
+    let resumed = |w| {
+        AttemptCore::new(
+            &builtin()[0],
+            &lineage(true),
+            1,
+            limits,
+            w,
+            panic_after(SECOND),
+            now,
+        )
+    };
     let mut c = resumed(windows(4, 64, 64));
     // What the interrupted attempt heard: 0+4 OK; 4+4 FAIL, its half 4+2
     // OK, then (a contradiction, ignored) FAIL for 0+4; 8+1 FAIL alone.

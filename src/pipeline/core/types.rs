@@ -5,8 +5,51 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::super::vocabulary::{
+    DeadLetterRecord, FeedbackError, FetchError, PublishFailure, StoreFailure,
+};
 use crate::entity::Entity;
-use tokio::time::Instant;
+use std::time::Instant;
+
+/// The time limits of one attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// No feedback progress for this long while chunks are unfinished
+    /// abandons the attempt (`PANIC_TIMEOUT`).
+    pub panic: Duration,
+    /// After shutdown, how long outstanding feedback is waited for.
+    pub shutdown_grace: Duration,
+}
+
+/// How an attempt ended.
+#[derive(Debug)]
+pub enum AttemptEnd {
+    /// Everything fetched was acknowledged and committed.
+    Completed,
+    /// No feedback progress for `PANIC_TIMEOUT`: retry from the committed ordinal.
+    PanicTimeout,
+    /// Shutdown: what was fully acknowledged is committed.
+    Interrupted,
+    /// A failure that retrying the attempt will not cure.
+    Failed(AttemptFailure),
+}
+
+/// Why an attempt failed: the port that broke, and how.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum AttemptFailure {
+    /// The source failed (after retries) or answered nonsense.
+    #[error(transparent)]
+    Source(#[from] FetchError),
+    /// The cursor store failed or refused (lease lost).
+    #[error(transparent)]
+    Store(#[from] StoreFailure),
+    /// A chunk could not be published.
+    #[error(transparent)]
+    Publish(#[from] PublishFailure),
+    /// The feedback stream failed.
+    #[error(transparent)]
+    Feedback(#[from] FeedbackError),
+}
 
 /// The windows of one attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +81,10 @@ pub struct Lineage {
     /// How the service's consumers were last seen to answer (`Unknown`:
     /// not seen yet; the attempt finds out from the first OK).
     pub form: FeedbackForm,
+    /// A replay of dead letters: no window counter and no commit goes out,
+    /// and the dead letters met again are kept for the replay to settle
+    /// (`AttemptCore::take_met_again`) instead of being written.
+    pub replay: bool,
 }
 
 /// How a service's consumers answer (SPEC §4).
@@ -172,7 +219,7 @@ pub enum Action {
     /// Add to the `_SCHEDULED` / `_UPDATED` window counters.
     Window(WindowDelta),
     /// Record a dead letter.
-    DeadLetter(DeadLetterOrder),
+    DeadLetter(DeadLetterRecord),
     /// Write a batch's ordinal (window counters first).
     Commit(Commit),
 }
@@ -184,19 +231,6 @@ pub struct WindowDelta {
     pub scheduled: u64,
     /// Entities acknowledged or dead-lettered.
     pub updated: u64,
-}
-
-/// An entity to dead-letter.
-#[derive(Debug)]
-pub struct DeadLetterOrder {
-    /// The entity, raw.
-    pub entity: Entity,
-    /// `poison` or `too_large`.
-    pub reason: &'static str,
-    /// What the consumer said, or the sizes.
-    pub detail: String,
-    /// The chunk it failed in (poison only).
-    pub chunk_id: Option<String>,
 }
 
 /// A batch ordinal ready to be written.
@@ -348,18 +382,6 @@ pub enum WaveConfirmation {
     AmountsAfterWait,
 }
 
-/// What a durable consumer of a service's subject has done, from
-/// JetStream's consumer info (stream sequences).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConsumerProgress {
-    /// The durable's name.
-    pub name: String,
-    /// The last stream sequence delivered to it.
-    pub delivered: u64,
-    /// Every message up to this stream sequence is acknowledged.
-    pub ack_floor: u64,
-}
-
 /// What opening a batch did, for telemetry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Opened {
@@ -369,17 +391,4 @@ pub struct Opened {
     pub chunks: usize,
     /// Entities too large for any chunk (dead-lettered).
     pub too_large: usize,
-}
-
-/// The batch data the core needs.
-#[derive(Debug)]
-pub struct BatchIn {
-    /// The ordinal the batch was fetched after.
-    pub since: i64,
-    /// The ordinal to commit when the batch is done.
-    pub greatest_ordinal: i64,
-    /// The entities, raw, in Sisu's order.
-    pub entities: Vec<Entity>,
-    /// How long fetching it took.
-    pub fetched_in: Duration,
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
 use sis_importer::config::{Config, Secret};
-use sis_importer::pipeline::{Importer, RunSummary};
+use sis_importer::importer::{Importer, RunSummary};
 use sis_importer::redact;
 use sis_importer::shutdown;
 use sis_importer::sinks::connection::server_addrs;

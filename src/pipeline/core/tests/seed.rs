@@ -217,7 +217,7 @@ fn a_service_known_to_answer_in_the_seed_form_starts_in_waves() {
         1,
         limits,
         windows(4, 64, 64),
-        15 * SECOND,
+        panic_after(15 * SECOND),
         now,
     );
     c.on_batch(

@@ -86,7 +86,7 @@ fn simulate(seed: u64, w: Windows) {
     let mut c = core_with(1 + next(5) as usize, w, now);
     // 12 batches of 8 over 20 identities: many versions, some twice a batch.
     let mut ordinal = 0i64;
-    let mut batches: Vec<BatchIn> = (0..12)
+    let mut batches: Vec<Batch> = (0..12)
         .map(|_| {
             let entities = (0..8)
                 .map(|_| {
@@ -190,7 +190,7 @@ fn simulate_crashes(seed: u64) -> (u32, usize, usize) {
             1,
             limits,
             w,
-            SECOND,
+            panic_after(SECOND),
             now,
         )
     };
@@ -224,9 +224,10 @@ fn simulate_crashes(seed: u64) -> (u32, usize, usize) {
         if fed < all.len() && core.wants_batch() && next(3) == 0 {
             let (since, greatest, entities) = all[fed].clone();
             core.on_batch(
-                BatchIn {
+                Batch {
                     since,
                     greatest_ordinal: greatest,
+                    has_more: true,
                     entities,
                     fetched_in: Duration::ZERO,
                 },

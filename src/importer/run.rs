@@ -8,9 +8,11 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use serde::Serialize;
 
-use super::import::{AttemptEnd, AttemptStats};
+use super::attempt::AttemptEnd;
 use super::{ImportError, Importer};
 use crate::catalogue::Service;
+use crate::pipeline::core::{AttemptFailure, FeedbackForm};
+use crate::pipeline::AttemptStats;
 use crate::shutdown::Shutdown;
 use crate::store::{AttemptRecord, RunRecord};
 
@@ -231,15 +233,14 @@ impl Importer {
         let started = Instant::now();
         let started_at = chrono::Utc::now().to_rfc3339();
         let mut report = ServiceReport::new(service, ServiceOutcome::Ok);
-        self.live_started(&service.id);
-        self.forget_ignored(&service.id);
+        self.reporter.service_started(&service.id);
         self.service_entered();
         let (outcome, error) = self
             .import_attempts(service, &mut shutdown, &mut report)
             .await;
         self.service_left();
-        let form = self.known_form(&service.id);
-        if form != super::core::FeedbackForm::Unknown {
+        let form = self.reporter.known_form(&service.id);
+        if form != FeedbackForm::Unknown {
             if let Err(e) = self
                 .store
                 .set_feedback_form(&service.id, form.as_str())
@@ -251,9 +252,10 @@ impl Importer {
         report.result = outcome;
         report.error = error.map(|e| e.to_string());
         report.duration_ms = started.elapsed().as_millis() as u64;
-        self.live_finished(&service.id, outcome.as_str(), report.ordinal);
+        self.reporter
+            .service_finished(&service.id, outcome.as_str(), report.ordinal);
         crate::metrics::run_finished(&service.id, started.elapsed(), outcome.finished());
-        let ignored = self.untold_ignored(&service.id);
+        let ignored = self.reporter.untold_ignored(&service.id);
         match outcome {
             ServiceOutcome::Ok | ServiceOutcome::Skipped => {
                 tracing::info!(service = %service.id, result = outcome.as_str(), entities = report.entities, chunks = report.chunks, dead_letters = report.dead_letters, recovered_chunks = report.recovered_chunks, ordinal = report.ordinal, took_ms = report.duration_ms, feedback_ignored = %ignored, "service finished")
@@ -347,7 +349,7 @@ impl Importer {
                     && r.feedback_after.is_some()
                     && since >= r.since
                     && r.execution_hash == hash
-                    && self.known_form(&service.id) != super::core::FeedbackForm::Seed
+                    && self.reporter.known_form(&service.id) != FeedbackForm::Seed
             });
             let (record, resuming) = match resumable {
                 Some(r) => (r.clone(), true),
@@ -364,7 +366,7 @@ impl Importer {
             };
             tracing::info!(service = %service.id, attempt, since, execution_hash = %record.execution_hash, epoch = record.epoch, resuming, "importing");
             report.attempts = attempt;
-            self.live_attempt(&service.id, attempt);
+            self.reporter.attempt_started(&service.id, attempt);
             let (end, stats) = self
                 .attempt(service, record, resuming, since, &mut batch_no, shutdown)
                 .await;
@@ -394,23 +396,26 @@ impl Importer {
                 AttemptEnd::PanicTimeout => {
                     tracing::warn!(service = %service.id, attempt, limit, "panic timeout; retrying from the committed ordinal with a new execution hash");
                 }
-                AttemptEnd::Failed(ImportError::Source(e)) if e.is_forbidden() => {
+                AttemptEnd::Failed(AttemptFailure::Source(e)) if e.forbidden => {
                     self.forbidden.mark(&service.id, Instant::now());
                     crate::metrics::forbidden(&service.id, true);
                     if let Err(e) = self.store.set_forbidden(&service.id, true).await {
                         tracing::warn!(service = %service.id, error = %e, "could not record forbidden service");
                     }
-                    return (ServiceOutcome::Forbidden, Some(ImportError::Source(e)));
+                    return (
+                        ServiceOutcome::Forbidden,
+                        Some(AttemptFailure::Source(e).into()),
+                    );
                 }
                 // The broker not answering (a clustered stream electing a
                 // leader, a node catching up) is cured by waiting: retry
                 // from the committed ordinal, as after a panic timeout.
-                AttemptEnd::Failed(ImportError::Feedback(e))
+                AttemptEnd::Failed(AttemptFailure::Feedback(e))
                     if attempt < limit && !shutdown.is_shutdown() =>
                 {
                     tracing::warn!(service = %service.id, attempt, limit, error = %e, "feedback unavailable; retrying from the committed ordinal with a new execution hash");
                 }
-                AttemptEnd::Failed(e) => return (ServiceOutcome::Failed, Some(e)),
+                AttemptEnd::Failed(e) => return (ServiceOutcome::Failed, Some(e.into())),
             }
         }
         (
@@ -419,6 +424,7 @@ impl Importer {
                 attempts: limit,
                 timeout_secs: self.config.panic_timeout.as_secs_f64(),
                 why: self
+                    .reporter
                     .ignored_why(&service.id)
                     .unwrap_or_else(|| format!("no feedback about {} arrived", service.subject)),
             }),

@@ -27,14 +27,15 @@ use std::time::Duration;
 use futures::stream::{BoxStream, StreamExt};
 use serde::Serialize;
 
-use super::import::{AttemptEnd, AttemptKind};
-use super::ports::BatchSource;
-use super::{ImportError, Importer};
+use super::attempt::{AttemptEnd, AttemptKind};
+use super::Importer;
 use crate::catalogue::Service;
 use crate::entity::Entity;
 use crate::lease::Lease;
+use crate::pipeline::core::AttemptFailure;
+use crate::pipeline::ports::BatchSource;
+use crate::pipeline::vocabulary::{Batch, FetchError};
 use crate::shutdown::Shutdown;
-use crate::sources::{Batch, SourceError};
 use crate::store::{AttemptRecord, DeadLetter, StoreError};
 
 mod plan;
@@ -177,7 +178,7 @@ impl BatchSource for ReplaySource {
         _: &Service,
         _: i64,
         _: u32,
-    ) -> BoxStream<'static, Result<Batch, SourceError>> {
+    ) -> BoxStream<'static, Result<Batch, FetchError>> {
         let batch = Batch {
             since: 0,
             greatest_ordinal: 0,
@@ -229,7 +230,6 @@ impl Importer {
         pick: &Pick,
         mut shutdown: Shutdown,
     ) -> Result<ReplayReport, ReplayError> {
-        self.forget_ignored(&service.id);
         let plan = self.plan(service, pick).await?;
         let nothing = plan.versions.is_empty() && plan.not_replayable_total == 0;
         if let (Pick::Identity(identity), true) = (pick, nothing) {
@@ -277,6 +277,8 @@ impl Importer {
                 .await;
             let error = match end {
                 AttemptEnd::Completed => {
+                    let again: Vec<DeadLetter> =
+                        again.into_iter().map(DeadLetter::from_record).collect();
                     let (remove, delivered, failed_again) = plan.settle(&again);
                     self.store.settle_dead_letters(&service.id, &remove).await?;
                     report.result = ReplayResult::Completed;
@@ -294,13 +296,13 @@ impl Importer {
                     return Ok(report);
                 }
                 AttemptEnd::PanicTimeout => {
-                    let why = self.ignored_why(&service.id).unwrap_or_else(|| {
+                    let why = self.reporter.ignored_why(&service.id).unwrap_or_else(|| {
                         format!("no feedback about {} arrived", service.subject)
                     });
                     let secs = self.config.panic_timeout.as_secs_f64();
                     format!("no feedback progress within PANIC_TIMEOUT ({secs} s): {why}")
                 }
-                AttemptEnd::Failed(e @ ImportError::Feedback(_)) if !shutdown.is_shutdown() => {
+                AttemptEnd::Failed(e @ AttemptFailure::Feedback(_)) if !shutdown.is_shutdown() => {
                     e.to_string()
                 }
                 AttemptEnd::Failed(e) => {

@@ -1,20 +1,21 @@
-//! `AttemptObserver`: the one place an attempt reports to the operator:
-//! logs, Prometheus counters and the live progress line. The hot path
-//! (every chunk, every feedback message) only adds to local counters; they
-//! reach the shared registries at `flush`(AttemptObserver::flush), a few
-//! times a second and at every commit, so no lock is taken per message.
+//! [`AttemptObserver`]: the one place an attempt reports to the operator:
+//! logs, Prometheus counters and, through the [`Reporter`], the live
+//! progress. The hot path (every chunk, every feedback message) only adds
+//! to local counters; they reach the shared registries at
+//! [`flush`](AttemptObserver::flush), a few times a second and at every
+//! commit, so no lock is taken per message.
 
-use std::time::{Duration, Instant};
-
-use super::core::{
-    ChunkOut, Commit, FeedbackForm, IgnoreReason, Opened, Verdict, WaveConfirmation, WaveEnd,
+use super::super::attempt::StoreDone;
+use super::super::core::{
+    AttemptCore, AttemptEnd, ChunkOut, Commit, FeedbackForm, IgnoreReason, Opened, Verdict,
+    WaveConfirmation, WaveEnd,
 };
-use super::import::AttemptStats;
-use super::ports::MalformedFeedback;
-use super::Importer;
+use super::super::vocabulary::{
+    DeadLetterRecord, Feedback, MalformedFeedback, Recorded, StoreFailure,
+};
+use super::ignored::Ignored;
+use super::reporter::{AttemptStats, Reporter};
 use crate::catalogue::Service;
-use crate::sinks::Feedback;
-use crate::store::{DeadLetter, Recorded};
 
 /// Counts not yet added to the metrics registry.
 #[derive(Default)]
@@ -29,104 +30,9 @@ struct Unreported {
     malformed_example: Option<String>,
 }
 
-/// Feedback messages ignored, by [`IgnoreReason::index`].
-pub(crate) type Ignored = [u64; IgnoreReason::ALL.len()];
-
-/// At most one summary line of ignored feedback per service this often.
-pub(crate) const IGNORED_NOTE_EVERY: Duration = Duration::from_secs(10);
-
-/// Ignored feedback of one service not yet told to the operator: a storm
-/// of garbage or stale feedback becomes one line every
-/// [`IGNORED_NOTE_EVERY`] with counts by reason, not a line per message.
-/// Kept per service across attempts (in the [`Importer`]); what is left at
-/// the end of the service goes on its `service finished` line.
-#[derive(Debug, Default)]
-pub(crate) struct IgnoredNote {
-    last: Option<Instant>,
-    pending: Ignored,
-    example: Option<String>,
-    /// Everything ignored since the service started in this run, told or
-    /// not (for the reason a service gives when it does not finish).
-    total: Ignored,
-    /// The latest malformed message's error, kept for that reason too.
-    last_malformed: Option<String>,
-}
-
-impl IgnoredNote {
-    /// Counts by reason (in the order of [`IgnoreReason::ALL`]) and the
-    /// latest malformed message's error, if any.
-    pub fn add(&mut self, counts: Ignored, example: Option<String>) {
-        for ((p, t), n) in self.pending.iter_mut().zip(&mut self.total).zip(counts) {
-            *p += n;
-            *t += n;
-        }
-        if example.is_some() {
-            self.last_malformed.clone_from(&example);
-            self.example = example;
-        }
-    }
-
-    /// Why this service's feedback did not count, since it started in
-    /// this run: e.g. `47 feedback messages ignored: 40 with another
-    /// execution hash (…), 7 not feedback JSON (last: …)`; `None` when
-    /// nothing about this service was ignored. Feedback about other
-    /// services is left out: with one feedback subject it is normal.
-    pub(crate) fn why(&self) -> Option<String> {
-        let parts: Vec<String> = IgnoreReason::ALL
-            .iter()
-            .zip(self.total)
-            .filter(|(r, n)| *n > 0 && **r != IgnoreReason::OtherChannel)
-            .map(|(r, n)| match (r, &self.last_malformed) {
-                (IgnoreReason::Malformed, Some(last)) => {
-                    format!("{n} {} (last: {last})", r.meaning())
-                }
-                _ => format!("{n} {}", r.meaning()),
-            })
-            .collect();
-        let sum: u64 = IgnoreReason::ALL
-            .iter()
-            .zip(self.total)
-            .filter(|(r, _)| **r != IgnoreReason::OtherChannel)
-            .map(|(_, n)| n)
-            .sum();
-        (sum > 0).then(|| format!("{sum} feedback messages ignored: {}", parts.join(", ")))
-    }
-
-    /// Whether a summary is due at `now`: something is pending and none was
-    /// told in the last [`IGNORED_NOTE_EVERY`] (the first one goes at once).
-    pub(crate) fn due(&self, now: Instant) -> bool {
-        self.pending.iter().any(|n| *n > 0)
-            && self
-                .last
-                .is_none_or(|l| now.duration_since(l) >= IGNORED_NOTE_EVERY)
-    }
-
-    /// Takes what is pending as `reason=count` pairs and the example, if
-    /// anything is pending; `now` becomes the time of the last summary.
-    pub fn take(&mut self, now: Instant) -> Option<(String, Option<String>)> {
-        if self.pending.iter().all(|n| *n == 0) {
-            return None;
-        }
-        self.last = Some(now);
-        let counts = std::mem::take(&mut self.pending);
-        let text: Vec<String> = IgnoreReason::ALL
-            .iter()
-            .zip(counts)
-            .filter(|(_, n)| *n > 0)
-            .map(|(r, n)| format!("{}={n}", r.as_str()))
-            .collect();
-        Some((text.join(" "), self.example.take()))
-    }
-
-    /// Whether malformed messages are among those pending.
-    pub(crate) fn has_malformed(&self) -> bool {
-        self.pending[IgnoreReason::Malformed.index()] > 0
-    }
-}
-
 /// See the module doc.
 pub(crate) struct AttemptObserver<'a> {
-    importer: &'a Importer,
+    reporter: &'a Reporter,
     service: &'a Service,
     stats: AttemptStats,
     unreported: Unreported,
@@ -136,13 +42,16 @@ pub(crate) struct AttemptObserver<'a> {
     form: FeedbackForm,
     /// Waves ended on their amounts alone after the ack-floor wait.
     unconfirmed_waves: u64,
+    /// A replay: its batch was fetched long ago (not counted again).
+    replay: bool,
 }
 
 impl<'a> AttemptObserver<'a> {
-    /// An observer for one attempt starting at the committed `since`.
-    pub fn new(importer: &'a Importer, service: &'a Service, since: i64) -> Self {
+    /// An observer for one attempt starting at the committed `since`
+    /// (`replay`: an attempt replaying dead letters).
+    pub fn new(reporter: &'a Reporter, service: &'a Service, since: i64, replay: bool) -> Self {
         AttemptObserver {
-            importer,
+            reporter,
             service,
             stats: AttemptStats {
                 ordinal: Some(since),
@@ -152,6 +61,7 @@ impl<'a> AttemptObserver<'a> {
             dirty: false,
             form: FeedbackForm::Unknown,
             unconfirmed_waves: 0,
+            replay,
         }
     }
 
@@ -168,6 +78,9 @@ impl<'a> AttemptObserver<'a> {
         since: i64,
         greatest: i64,
     ) {
+        if self.replay {
+            return;
+        }
         self.unreported.fetched += entities as u64;
         tracing::debug!(service = %self.service.id, batch = opened.batch_no, since, greatest_ordinal = greatest, entities, chunks = opened.chunks, "batch fetched");
     }
@@ -200,7 +113,7 @@ impl<'a> AttemptObserver<'a> {
             }
             Verdict::Split { failed, halves } => {
                 self.unreported.splits += 1;
-                tracing::warn!(service = %self.service.id, chunk_id = %failed, stack = %fb.stack_text(), halves = ?halves, "chunk failed; re-publishing it in two halves");
+                tracing::warn!(service = %self.service.id, chunk_id = %failed, stack = %fb.stack, halves = ?halves, "chunk failed; re-publishing it in two halves");
             }
             Verdict::Remembered => {
                 tracing::debug!(service = %self.service.id, chunk_id = %fb.chunk_label(), "feedback of the interrupted attempt remembered");
@@ -220,14 +133,57 @@ impl<'a> AttemptObserver<'a> {
         self.unreported.malformed_example = Some(format!("{} ({} bytes)", m.reason, m.bytes));
     }
 
-    /// The form the consumers answer in, as the core sees it now: a change
-    /// is told to the importer (which says so once per process).
-    /// `ack_floors`: whether a seed-form wave also waits for the durable
-    /// consumers' ack floors (some durable reads the subject).
-    pub(crate) fn form_seen(&mut self, form: FeedbackForm, ack_floors: bool) {
+    /// What the core has to say after an event: the form the consumers
+    /// answer in (a change is told to the reporter, which says so once per
+    /// process) and the seed-form waves that ended.
+    pub(crate) fn core_said(&mut self, core: &mut AttemptCore) {
+        let form = core.form();
         if form != self.form {
             self.form = form;
-            self.importer.note_form(self.service, form, ack_floors);
+            self.reporter
+                .note_form(self.service, form, core.ack_floor_guarded());
+        }
+        while let Some(wave) = core.poll_wave_end() {
+            self.wave_ended(&wave);
+        }
+    }
+
+    /// Shutdown came with `unfinished` chunks.
+    pub(crate) fn shutting_down(&self, unfinished: usize) {
+        tracing::info!(service = %self.service.id, unfinished, "shutdown: no more fetching, waiting for outstanding acknowledgements");
+    }
+
+    /// The attempt ended so, `unfinished` chunks left.
+    pub(crate) fn ended(&self, end: &AttemptEnd, unfinished: usize) {
+        match end {
+            AttemptEnd::PanicTimeout => {
+                tracing::warn!(service = %self.service.id, unfinished, "no feedback progress: abandoning the attempt")
+            }
+            AttemptEnd::Interrupted if unfinished > 0 => {
+                tracing::warn!(service = %self.service.id, unfinished, "shutdown grace period over; unacknowledged batches stay uncommitted")
+            }
+            _ => {}
+        }
+    }
+
+    /// A store write finished: told, or its failure handed back (a commit
+    /// refused for a lost lease is told to the reporter too).
+    pub(crate) fn stored(&mut self, done: StoreDone) -> Result<(), StoreFailure> {
+        match done {
+            StoreDone::Window(result) => result,
+            StoreDone::DeadLetter(letter, result) => {
+                self.dead_lettered(&letter, result?);
+                Ok(())
+            }
+            StoreDone::Commit(commit, result) => {
+                let ordinal = result.inspect_err(|e| {
+                    if matches!(e, StoreFailure::LeaseLost { .. }) {
+                        self.reporter.lease_lost();
+                    }
+                })?;
+                self.committed(&commit, ordinal);
+                Ok(())
+            }
         }
     }
 
@@ -243,14 +199,14 @@ impl<'a> AttemptObserver<'a> {
         if wave.by == WaveConfirmation::AmountsAfterWait {
             self.unconfirmed_waves += 1;
             if self.unconfirmed_waves == 1 {
-                tracing::warn!(service = %self.service.id, chunks = wave.chunks, wait_secs = super::core::ACK_FLOOR_WAIT.as_secs(), "a seed-form wave ended on its OK amounts alone: the durable consumers' ack floors did not cover it in time (a consumer that died after answering, or a duplicated OK); told once per attempt");
+                tracing::warn!(service = %self.service.id, chunks = wave.chunks, wait_secs = super::super::core::ACK_FLOOR_WAIT.as_secs(), "a seed-form wave ended on its OK amounts alone: the durable consumers' ack floors did not cover it in time (a consumer that died after answering, or a duplicated OK); told once per attempt");
             }
         }
     }
 
     /// A dead letter was written (`new`: not recorded before;
     /// `entity_kept`: it can be replayed).
-    pub(crate) fn dead_lettered(&mut self, letter: &DeadLetter, recorded: Recorded) {
+    pub(crate) fn dead_lettered(&mut self, letter: &DeadLetterRecord, recorded: Recorded) {
         let Recorded { new, entity_kept } = recorded;
         tracing::error!(
             service = %letter.service,
@@ -319,35 +275,11 @@ impl<'a> AttemptObserver<'a> {
             }
         }
         if u.ignored.iter().any(|n| *n > 0) {
-            self.importer
+            self.reporter
                 .note_ignored(&self.service.id, u.ignored, u.malformed_example);
         }
         if std::mem::take(&mut self.dirty) {
-            self.importer.progress(id, &self.stats);
+            self.reporter.progress(id, &self.stats);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ignored_feedback_is_told_at_once_then_at_most_every_ten_seconds() {
-        let t0 = Instant::now();
-        let mut note = IgnoredNote::default();
-        assert!(!note.due(t0), "nothing pending");
-        note.add([0, 0, 0, 0, 0, 0, 3], Some("expected value".into()));
-        assert!(note.due(t0), "the first one goes at once");
-        let (text, example) = note.take(t0).unwrap();
-        assert_eq!(text, "malformed=3");
-        assert_eq!(example.as_deref(), Some("expected value"));
-        note.add([2, 1, 0, 0, 0, 0, 0], None);
-        assert!(!note.due(t0 + Duration::from_secs(9)));
-        assert!(note.due(t0 + IGNORED_NOTE_EVERY));
-        let (text, example) = note.take(t0 + IGNORED_NOTE_EVERY).unwrap();
-        assert_eq!(text, "other_channel=2 old_execution=1");
-        assert_eq!(example, None);
-        assert!(note.take(t0 + IGNORED_NOTE_EVERY).is_none(), "all told");
     }
 }
