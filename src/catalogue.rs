@@ -100,16 +100,6 @@ impl Service {
         }
     }
 
-    /// `<ordinal key>_SCHEDULED` (SPEC §5; spelled in [`crate::store::keys`]).
-    pub(crate) fn scheduled_key(&self) -> String {
-        crate::store::keys::scheduled_key(&self.ordinal_key)
-    }
-
-    /// `<ordinal key>_UPDATED` (SPEC §5; spelled in [`crate::store::keys`]).
-    pub(crate) fn updated_key(&self) -> String {
-        crate::store::keys::updated_key(&self.ordinal_key)
-    }
-
     /// The identity of one entity of this service as a display string,
     /// e.g. `hy-hlo-1` or `studyRightId=…,studentId=…`. `None` when the
     /// entity is not a JSON object or lacks the identifying fields.

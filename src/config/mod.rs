@@ -20,6 +20,7 @@ use crate::catalogue::Service;
 pub use crate::redact::Secret;
 
 mod env;
+pub mod nats_url;
 mod schedule;
 pub use schedule::host_name;
 mod services;

@@ -81,7 +81,7 @@ impl Config {
                 return Err(invalid(name, "must be at least 1"));
             }
         }
-        if let Err(e) = crate::sinks::connection::server_addrs(&self.nats_url) {
+        if let Err(e) = super::nats_url::server_addrs(&self.nats_url) {
             return Err(invalid("NATS_URL", e));
         }
         if let Some(id) = &self.instance_id {

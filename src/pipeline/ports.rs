@@ -10,7 +10,7 @@ use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use futures::{Sink, Stream};
 
-use super::core::ChunkOut;
+use super::core::{ChunkOut, Commit};
 use super::vocabulary::{
     Batch, ConsumerProgress, DeadLetterRecord, FeedbackError, FeedbackItem, FetchError,
     PublishFailure, Published, Recorded, StoreFailure,
@@ -123,4 +123,16 @@ pub trait CursorStore: Send + Sync {
         entities: u64,
         lease: Option<(String, String)>,
     ) -> BoxFuture<'static, Result<i64, StoreFailure>>;
+}
+
+/// A finished write into the [`CursorStore`], as the attempt's store
+/// writer reports it back to the core (through the observer).
+#[derive(Debug)]
+pub(crate) enum StoreDone {
+    /// Window counters added.
+    Window(Result<(), StoreFailure>),
+    /// A dead letter recorded.
+    DeadLetter(DeadLetterRecord, Result<Recorded, StoreFailure>),
+    /// A batch committed: the ordinal now stored.
+    Commit(Commit, Result<i64, StoreFailure>),
 }

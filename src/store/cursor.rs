@@ -35,9 +35,9 @@ impl OrdinalStore {
         let hash = &record.execution_hash;
         let mut pipe = redis::pipe();
         pipe.atomic()
-            .set(service.scheduled_key(), 0)
+            .set(keys::scheduled_key(&service.ordinal_key), 0)
             .ignore()
-            .set(service.updated_key(), 0)
+            .set(keys::updated_key(&service.ordinal_key), 0)
             .ignore()
             .set(keys::EXECUTION_HASH, hash)
             .ignore()
@@ -99,9 +99,9 @@ impl OrdinalStore {
             return Ok(());
         }
         let mut pipe = redis::pipe();
-        pipe.incr(service.scheduled_key(), scheduled)
+        pipe.incr(keys::scheduled_key(&service.ordinal_key), scheduled)
             .ignore()
-            .incr(service.updated_key(), updated)
+            .incr(keys::updated_key(&service.ordinal_key), updated)
             .ignore();
         self.query("count window", &pipe).await
     }
@@ -125,8 +125,8 @@ impl OrdinalStore {
         };
         let mut call = COMMIT.prepare_invoke();
         call.key(&service.ordinal_key)
-            .key(service.scheduled_key())
-            .key(service.updated_key())
+            .key(keys::scheduled_key(&service.ordinal_key))
+            .key(keys::updated_key(&service.ordinal_key))
             .key(lease_key)
             .arg(ordinal)
             .arg(entities)
@@ -148,8 +148,8 @@ impl OrdinalStore {
     fn reset_keys(service: &Service) -> [String; 5] {
         [
             service.ordinal_key.clone(),
-            service.scheduled_key(),
-            service.updated_key(),
+            keys::scheduled_key(&service.ordinal_key),
+            keys::updated_key(&service.ordinal_key),
             dead_letter_seen_key(&service.id),
             attempt_key(&service.id),
         ]

@@ -120,8 +120,8 @@ impl OrdinalStore {
     pub async fn service_status(&self, service: &Service) -> Result<ServiceState, StoreError> {
         let mut pipe = redis::pipe();
         pipe.get(&service.ordinal_key)
-            .get(service.scheduled_key())
-            .get(service.updated_key())
+            .get(keys::scheduled_key(&service.ordinal_key))
+            .get(keys::updated_key(&service.ordinal_key))
             .get(status_key(&service.id))
             .llen(dead_letter_key(&service.id))
             .hget(keys::FEEDBACK_FORM, &service.id)

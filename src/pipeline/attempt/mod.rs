@@ -38,6 +38,7 @@ use tokio_stream::wrappers::{IntervalStream, ReceiverStream};
 use tokio_stream::StreamExt;
 
 use super::core::{Action, AttemptCore, AttemptEnd, AttemptFailure};
+pub(crate) use super::ports::StoreDone;
 use super::ports::{ChunkSink, ConsumerAcks, CursorStore, FeedbackStream};
 use super::telemetry::AttemptObserver;
 use super::vocabulary::{
@@ -46,7 +47,7 @@ use super::vocabulary::{
 use crate::catalogue::Service;
 use crate::shutdown::Shutdown;
 use gate::Gate;
-pub(crate) use store_writer::{StoreDone, StoreOp, StoreWriter};
+pub(crate) use store_writer::{StoreOp, StoreWriter};
 
 /// How often deadlines are checked and window counters and telemetry
 /// flushed.

@@ -14,8 +14,8 @@ use futures::future::BoxFuture;
 use futures::{FutureExt, Sink, Stream};
 
 use super::super::core::Commit;
-use super::super::ports::CursorStore;
-use super::super::vocabulary::{DeadLetterRecord, Recorded, StoreFailure};
+use super::super::ports::{CursorStore, StoreDone};
+use super::super::vocabulary::DeadLetterRecord;
 use crate::catalogue::Service;
 
 /// A write for the cursor store.
@@ -28,14 +28,6 @@ pub(crate) enum StoreOp {
     /// Add a batch's window counters, then commit its ordinal (under the
     /// lease, when given).
     Commit(Commit, Option<(String, String)>),
-}
-
-/// A finished store write.
-#[derive(Debug)]
-pub(crate) enum StoreDone {
-    Window(Result<(), StoreFailure>),
-    DeadLetter(DeadLetterRecord, Result<Recorded, StoreFailure>),
-    Commit(Commit, Result<i64, StoreFailure>),
 }
 
 /// See the module doc.

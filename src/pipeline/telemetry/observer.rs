@@ -5,11 +5,11 @@
 //! [`flush`](AttemptObserver::flush), a few times a second and at every
 //! commit, so no lock is taken per message.
 
-use super::super::attempt::StoreDone;
 use super::super::core::{
     AttemptCore, AttemptEnd, ChunkOut, Commit, FeedbackForm, IgnoreReason, Opened, Verdict,
     WaveConfirmation, WaveEnd,
 };
+use super::super::ports::StoreDone;
 use super::super::vocabulary::{
     DeadLetterRecord, Feedback, MalformedFeedback, Recorded, StoreFailure,
 };
