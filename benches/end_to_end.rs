@@ -251,9 +251,9 @@ async fn served_bytes(http: &reqwest::Client, fake: &FakeSisu, service: &Service
 /// opened its durable consumers, so its start-up is not timed.
 async fn wait_for_consumers(importer: &Importer, services: &[Service]) {
     let deadline = Instant::now() + Duration::from_secs(30);
-    let js = &importer.nats.jetstream;
+    let js = &importer.io.nats.jetstream;
     let stream = js
-        .get_stream(&importer.nats.stream)
+        .get_stream(&importer.io.nats.stream)
         .await
         .expect("the stream exists");
     for service in services {

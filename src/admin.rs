@@ -155,10 +155,10 @@ async fn readyz(State(state): State<AdminState>) -> Response {
     let quick = std::time::Duration::from_millis(800);
     let timed_out = |name| Check::failed(name, format!("no answer within {quick:?}"));
     let nats = async {
-        match importer.nats.client.connection_state() {
+        match importer.io.nats.client.connection_state() {
             async_nats::connection::State::Connected => tokio::time::timeout(
                 quick,
-                check::stream(&importer.nats, &importer.config, services, true),
+                check::stream(&importer.io.nats, &importer.config, services, true),
             )
             .await
             .unwrap_or_else(|_| timed_out("nats")),
@@ -169,13 +169,13 @@ async fn readyz(State(state): State<AdminState>) -> Response {
         }
     };
     let redis = async {
-        tokio::time::timeout(quick, check::redis_ping(&importer.store))
+        tokio::time::timeout(quick, check::redis_ping(&importer.io.store))
             .await
             .unwrap_or_else(|_| timed_out("redis"))
     };
     let lease = async {
         let lease = state.daemon.lease()?;
-        let holder = tokio::time::timeout(quick, crate::lease::holder(&importer.store)).await;
+        let holder = tokio::time::timeout(quick, crate::lease::holder(&importer.io.store)).await;
         let held = match holder {
             Ok(Ok(Some(h))) if h == lease.owner() => "held here".to_owned(),
             Ok(Ok(Some(h))) => format!("held by {h}"),
@@ -208,7 +208,7 @@ async fn metrics() -> Response {
 async fn status(State(state): State<AdminState>) -> Response {
     let importer = state.daemon.importer();
     let services = state.daemon.services();
-    match crate::status::collect(&importer.store, services).await {
+    match crate::status::collect(&importer.io.store, services).await {
         Ok(rows) => Json(json!({
             "running": importer.is_running(),
             "forbidden": importer.forbidden(),
@@ -277,6 +277,7 @@ async fn reset(
     }
     let importer = state.daemon.importer();
     match importer
+        .io
         .store
         .reset_unless_leased(found, &crate::lease::lease_key(), to)
         .await

@@ -189,7 +189,7 @@ async fn execute(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
             spawn_signal_handler(trigger);
             let port = importer.config.port;
             let lease = Lease::new(
-                importer.store.clone(),
+                importer.io.store.clone(),
                 importer.config.lease_ttl,
                 &importer.config.instance_id(),
             );
@@ -215,7 +215,7 @@ async fn execute(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
             spawn_signal_handler(trigger);
             // One importer at a time: wait for the replicas' lease.
             let lease = Lease::new(
-                importer.store.clone(),
+                importer.io.store.clone(),
                 importer.config.lease_ttl,
                 &importer.config.instance_id(),
             );
@@ -379,7 +379,7 @@ async fn dead_letters(command: DeadLetterCommand, config: Config) -> anyhow::Res
             spawn_signal_handler(trigger);
             // Never beside a run: wait for the replicas' lease as `once` does.
             let lease = Lease::new(
-                importer.store.clone(),
+                importer.io.store.clone(),
                 importer.config.lease_ttl,
                 &importer.config.instance_id(),
             );

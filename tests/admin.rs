@@ -33,7 +33,7 @@ impl Admin {
         let mut config = env.config();
         config.admin_token = token.map(Secret::new);
         let importer = Importer::connect(config).await.expect("importer connects");
-        let lease = Lease::new(importer.store.clone(), Duration::from_secs(10), "test");
+        let lease = Lease::new(importer.io.store.clone(), Duration::from_secs(10), "test");
         let (stop, shutdown) = shutdown::channel();
         let daemon = Daemon::new(
             importer.clone(),
@@ -186,6 +186,7 @@ async fn guarded_routes_refuse_a_missing_or_wrong_token() {
     assert_eq!(
         admin
             .importer
+            .io
             .store
             .ordinal(&service("PERSON"))
             .await
@@ -278,13 +279,17 @@ async fn reset_deletes_the_ordinal_and_an_unknown_service_is_404() {
     let person = service("PERSON");
     assert!(admin
         .importer
+        .io
         .store
         .ordinal(&person)
         .await
         .unwrap()
         .is_some());
     assert_eq!(admin.post("/reset/PERSON").await.0, StatusCode::OK);
-    assert_eq!(admin.importer.store.ordinal(&person).await.unwrap(), None);
+    assert_eq!(
+        admin.importer.io.store.ordinal(&person).await.unwrap(),
+        None
+    );
     assert_eq!(admin.post("/reset/NOPE").await.0, StatusCode::NOT_FOUND);
     let (status, body) = admin.post("/reset/person").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
@@ -301,6 +306,7 @@ async fn the_old_get_forms_with_a_token_query_still_work() {
     assert_eq!(
         admin
             .importer
+            .io
             .store
             .ordinal(&service("PERSON"))
             .await

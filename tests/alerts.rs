@@ -75,6 +75,6 @@ async fn the_documented_alerts_fire_for_a_service_that_fails_every_run() {
     assert_eq!(dead.get("PERSON"), Some(&1.0), "{metrics}");
     assert_eq!(dead.get("PLAN"), Some(&0.0), "{metrics}");
     // A restarted importer reads the last success back from Redis.
-    let stored = importer.store.last_successes().await.unwrap();
+    let stored = importer.io.store.last_successes().await.unwrap();
     assert!(stored.contains_key("PERSON") && !stored.contains_key("PLAN"));
 }

@@ -34,7 +34,7 @@ async fn check(
     violations: &mut Vec<String>,
 ) {
     for id in SERVICES {
-        let Ok(Some(committed)) = importer.store.ordinal(&service(id)).await else {
+        let Ok(Some(committed)) = importer.io.store.ordinal(&service(id)).await else {
             continue;
         };
         if last.get(id).is_some_and(|l| committed < *l) {
@@ -61,9 +61,10 @@ async fn check(
 
 async fn leader(importer: &Importer) -> Option<String> {
     let mut stream = importer
+        .io
         .nats
         .jetstream
-        .get_stream(&importer.nats.stream)
+        .get_stream(&importer.io.nats.stream)
         .await
         .ok()?;
     stream.info().await.ok()?.cluster.as_ref()?.leader.clone()
@@ -83,9 +84,10 @@ async fn import_through(fault: Fault) {
     config.panic_timeout = Duration::from_secs(10);
     let importer = env.importer(config).await;
     let info = importer
+        .io
         .nats
         .jetstream
-        .get_stream(&importer.nats.stream)
+        .get_stream(&importer.io.nats.stream)
         .await
         .unwrap()
         .info()

@@ -33,7 +33,7 @@ impl Admin {
         let mut config = env.config();
         config.admin_token = Some(sis_importer::config::Secret::new(TOKEN));
         let importer = env.importer(config).await;
-        let lease = Lease::new(importer.store.clone(), Duration::from_secs(10), "test");
+        let lease = Lease::new(importer.io.store.clone(), Duration::from_secs(10), "test");
         let (stop, shutdown) = sis_importer::shutdown::channel();
         let ids = services(&["PERSON"]);
         let daemon = Daemon::new(importer, ids, shutdown.clone(), Some(lease));

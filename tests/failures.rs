@@ -50,7 +50,7 @@ async fn too_large_entity_is_dead_lettered_not_dropped() {
     let summary = run_ok(&importer, &["PERSON"]).await;
     let big = env.fake.expected("PERSON")[10].clone();
     env.assert_delivered("PERSON", &[&big.identity]);
-    let letters = importer.store.dead_letters("PERSON", 10).await.unwrap();
+    let letters = importer.io.store.dead_letters("PERSON", 10).await.unwrap();
     assert_eq!(letters.len(), 1);
     assert_eq!(letters[0].reason, "too_large");
     assert_eq!(letters[0].identity.as_deref(), Some(big.identity.as_str()));
@@ -103,6 +103,7 @@ async fn duplicate_and_malformed_feedback_never_count() {
             env.fake.greatest_ordinal(&report.service)
         );
         let state = importer
+            .io
             .store
             .service_status(&common::service(&report.service))
             .await
@@ -168,7 +169,7 @@ async fn forbidden_service_is_skipped_and_others_continue() {
         .contains("403"));
     assert_eq!(env.ordinal(&importer, "COURSE_UNIT").await, None);
     assert_eq!(importer.forbidden(), ["COURSE_UNIT"]);
-    let rows = sis_importer::status::collect(&importer.store, &services(&ids))
+    let rows = sis_importer::status::collect(&importer.io.store, &services(&ids))
         .await
         .unwrap();
     assert!(rows[1].forbidden && !rows[0].forbidden);

@@ -39,7 +39,7 @@ async fn full_import_of_every_service_then_exactly_the_new_generation() {
                 service.id
             );
         }
-        let state = importer.store.service_status(&service).await.unwrap();
+        let state = importer.io.store.service_status(&service).await.unwrap();
         assert_eq!(
             state.scheduled, state.updated,
             "{}: window counters agree when all is acknowledged",
@@ -97,7 +97,7 @@ async fn chunks_respect_count_bytes_and_max_payload() {
     config.max_chunk_size = 25;
     config.fetch_amount = 100;
     let importer = env.importer(config).await;
-    assert_eq!(importer.limits.max_entity_bytes, 32 * 1024 - 512);
+    assert_eq!(importer.io.limits.max_entity_bytes, 32 * 1024 - 512);
     let ids = ["PERSON", "TERM_REGISTRATION", "MODULE", "COUNTRY"];
     run_ok(&importer, &ids).await;
     let received = env.consumer.received();
@@ -133,7 +133,7 @@ async fn status_shows_what_redis_holds() {
     let importer = env.importer(env.config()).await;
     let picked = services(&["PERSON", "COUNTRY"]);
     importer.run(&picked, Shutdown::never()).await.unwrap();
-    let rows = sis_importer::status::collect(&importer.store, &picked)
+    let rows = sis_importer::status::collect(&importer.io.store, &picked)
         .await
         .unwrap();
     assert_eq!(rows[0].service, "PERSON");
@@ -161,7 +161,7 @@ async fn service_concurrency_runs_services_side_by_side_and_announces_once() {
         config.service_concurrency = concurrency;
         let importer = env.importer(config).await;
         for id in ids {
-            importer.store.reset(&service(id)).await.unwrap();
+            importer.io.store.reset(&service(id)).await.unwrap();
         }
         let summary = run_ok(&importer, &ids).await;
         let reported: Vec<&str> = summary

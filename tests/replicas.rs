@@ -158,7 +158,7 @@ async fn a_run_that_lost_its_lease_commits_nothing_and_stops() {
     let config = env.config();
     let side_by_side = config.service_concurrency > 1;
     let importer = env.importer(config).await;
-    let lease = Lease::new(importer.store.clone(), Duration::from_secs(30), "test");
+    let lease = Lease::new(importer.io.store.clone(), Duration::from_secs(30), "test");
     assert!(lease.try_acquire().await.unwrap());
     // Another replica takes the lease (as after a long pause of this one).
     let redis = redis::Client::open(env.redis.url()).unwrap();

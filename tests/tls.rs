@@ -151,7 +151,7 @@ async fn sisu_over_https_with_a_client_certificate() {
     }
     for id in SERVICES {
         t.env.assert_delivered(id, &[]);
-        importer.store.reset(&service(id)).await.unwrap();
+        importer.io.store.reset(&service(id)).await.unwrap();
     }
     drop(importer);
 

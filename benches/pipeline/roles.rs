@@ -93,13 +93,14 @@ pub(crate) async fn import() -> ExitCode {
     let services = config.selected_services().expect("services");
     let importer = Importer::connect(config).await.expect("importer connects");
     for service in &services {
-        importer.store.reset(service).await.expect("reset");
+        importer.io.store.reset(service).await.expect("reset");
     }
     // Earlier runs' messages would only fill the disk.
     let stream = importer
+        .io
         .nats
         .jetstream
-        .get_stream(&importer.nats.stream)
+        .get_stream(&importer.io.nats.stream)
         .await
         .expect("the stream exists");
     stream.purge().await.expect("purge");

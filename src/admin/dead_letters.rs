@@ -77,7 +77,7 @@ pub(super) async fn list_all(
     };
     let importer = state.daemon.importer();
     let catalogue = importer.config.catalogue().unwrap_or_default();
-    match letters::collect(&importer.store, &catalogue, limit, false).await {
+    match letters::collect(&importer.io.store, &catalogue, limit, false).await {
         Ok(rows) => Json(rows).into_response(),
         Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
     }
@@ -93,7 +93,7 @@ pub(super) async fn list(
         (Ok(service), Ok(limit)) => (service, limit),
         (Err(refused), _) | (_, Err(refused)) => return refused.into_response(),
     };
-    let store = &state.daemon.importer().store;
+    let store = &state.daemon.importer().io.store;
     match letters::collect(store, &[service], limit, true).await {
         Ok(rows) => Json(rows).into_response(),
         Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
@@ -110,7 +110,7 @@ pub(super) async fn clear(
         Ok(service) => service,
         Err(refused) => return refused.into_response(),
     };
-    let store = &state.daemon.importer().store;
+    let store = &state.daemon.importer().io.store;
     let id = query.get("id").map(String::as_str);
     match letters::clear(store, &service.id, id).await {
         Ok(removed) => {

@@ -90,7 +90,7 @@ impl Importer {
             )
         };
         // Opened before the first publish, so no feedback can be missed.
-        let subscription = match self.feedback.subscribe().await {
+        let subscription = match self.io.feedback.subscribe().await {
             Ok(s) => s,
             Err(e) => return failed(ImportError::Attempt(e.into())),
         };
@@ -116,14 +116,14 @@ impl Importer {
             service,
             &lineage,
             *batch_no,
-            self.limits,
+            self.io.limits,
             windows,
             timeouts,
             now,
         );
         // A seed-form wave also waits for the ack floors when some durable
         // consumer reads the subject (the reading fails: no guard, said).
-        let acks: Arc<dyn crate::pipeline::ports::ConsumerAcks> = Arc::new(self.nats.clone());
+        let acks: Arc<dyn crate::pipeline::ports::ConsumerAcks> = Arc::new(self.io.nats.clone());
         match acks.progress(&service.subject).await {
             Ok(durables) => core.guard_with_ack_floors(!durables.is_empty()),
             Err(e) => {
@@ -132,7 +132,7 @@ impl Importer {
         }
         match (resuming, record.feedback_after, subscription.after) {
             (true, Some(after), Some(through)) => {
-                match self.feedback.stored(after, through).await {
+                match self.io.feedback.stored(after, through).await {
                     Ok(stored) => {
                         let read = stored
                             .iter()
@@ -155,9 +155,10 @@ impl Importer {
             _ => {}
         }
         let begun = match kind {
-            AttemptKind::Import { .. } => self.store.begin_attempt(service, &record).await,
+            AttemptKind::Import { .. } => self.io.store.begin_attempt(service, &record).await,
             AttemptKind::Replay(_) => {
-                self.store
+                self.io
+                    .store
                     .publish_execution_hash(&record.execution_hash)
                     .await
             }
@@ -167,21 +168,23 @@ impl Importer {
             Err(e) => return failed(e.into()),
         }
         let publisher = ChunkPublisher::new(
-            self.nats.clone(),
+            self.io.nats.clone(),
             &service.subject,
             config.max_publishes_in_flight,
             config.publish_chunks_per_second,
             config.publish_timeout,
         );
         let batches = match kind {
-            AttemptKind::Import { .. } => self.source.batches(service, since, config.fetch_amount),
+            AttemptKind::Import { .. } => {
+                self.io.source.batches(service, since, config.fetch_amount)
+            }
             AttemptKind::Replay(source) => source.batches(service, since, config.fetch_amount),
         };
         let io = AttemptIo {
             batches,
             publisher,
             feedback: subscription.stream,
-            store: self.store.clone(),
+            store: self.io.store.clone(),
             entity_budget: config.dead_letter_entity_bytes,
             lease: self.lease_guard(),
             acks,

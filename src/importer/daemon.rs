@@ -112,7 +112,7 @@ impl Daemon {
     /// Waits for the lease, runs while renewing it, then releases it. A run
     /// another instance finished while this one waited is not repeated.
     async fn run_holding(&self, lease: &Lease, why: &'static str) {
-        let store = &self.importer.store;
+        let store = &self.importer.io.store;
         // Unreadable either time: run rather than skip on a guess.
         let before = store.last_run_finished().await;
         let mut shutdown = self.shutdown.clone();
@@ -135,9 +135,9 @@ impl Daemon {
     /// process tries everything again.
     pub(crate) async fn prepare(&self) -> Result<(), crate::store::StoreError> {
         for service in self.services.iter().filter(|s| s.one_time) {
-            self.importer.store.reset(service).await?;
+            self.importer.io.store.reset(service).await?;
         }
-        self.importer.store.clear_forbidden().await?;
+        self.importer.io.store.clear_forbidden().await?;
         tracing::info!(
             one_time = self.services.iter().filter(|s| s.one_time).count(),
             "one-time services re-armed"

@@ -30,14 +30,14 @@ impl Importer {
     /// record is open under it; seed-form services never resume, their
     /// feedback cannot be matched to chunks), else a new one.
     pub(super) async fn begin_run_hash(&self, services: &[crate::catalogue::Service]) {
-        let current = self.store.execution_hash().await.ok().flatten();
+        let current = self.io.store.execution_hash().await.ok().flatten();
         let mut resumable = false;
         if let Some(current) = &current {
             for service in services {
                 if self.reporter.known_form(&service.id) == FeedbackForm::Seed {
                     continue;
                 }
-                if let Ok(Some(record)) = self.store.attempt_record(service).await {
+                if let Ok(Some(record)) = self.io.store.attempt_record(service).await {
                     if record.open && record.execution_hash == *current {
                         resumable = true;
                         break;
@@ -49,20 +49,20 @@ impl Importer {
             Some(current) if resumable => current,
             _ => new_execution_hash(),
         };
-        let mut run = self.run_hash.lock().unwrap_or_else(|e| e.into_inner());
+        let mut run = self.run.hash.lock().unwrap_or_else(|e| e.into_inner());
         run.hash = hash;
         run.in_flight = 0;
     }
 
     /// A service of the run starts importing.
     pub(super) fn service_entered(&self) {
-        let mut run = self.run_hash.lock().unwrap_or_else(|e| e.into_inner());
+        let mut run = self.run.hash.lock().unwrap_or_else(|e| e.into_inner());
         run.in_flight += 1;
     }
 
     /// A service of the run is done.
     pub(super) fn service_left(&self) {
-        let mut run = self.run_hash.lock().unwrap_or_else(|e| e.into_inner());
+        let mut run = self.run.hash.lock().unwrap_or_else(|e| e.into_inner());
         run.in_flight = run.in_flight.saturating_sub(1);
     }
 
@@ -70,7 +70,7 @@ impl Importer {
     /// a feedback failure) gets a new hash when no other service is under
     /// way (see the module doc).
     pub(super) fn attempt_hash(&self, retry: bool) -> String {
-        let mut run = self.run_hash.lock().unwrap_or_else(|e| e.into_inner());
+        let mut run = self.run.hash.lock().unwrap_or_else(|e| e.into_inner());
         if run.hash.is_empty() || (retry && run.in_flight <= 1) {
             run.hash = new_execution_hash();
         }
@@ -81,7 +81,7 @@ impl Importer {
     /// new to them, give them [`HASH_SETTLE`] to take it in.
     pub(super) async fn hash_published(&self, hash: &str, receivers: u64) {
         let new = {
-            let mut run = self.run_hash.lock().unwrap_or_else(|e| e.into_inner());
+            let mut run = self.run.hash.lock().unwrap_or_else(|e| e.into_inner());
             let new = run.published.as_deref() != Some(hash);
             run.published = Some(hash.to_owned());
             new

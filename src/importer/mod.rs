@@ -71,36 +71,50 @@ pub enum StartError {
     Config(#[from] crate::config::ConfigError),
 }
 
-/// Everything a run needs: configuration and the three connections. One
-/// per process; runs never overlap (`run_lock`).
-pub struct Importer {
-    /// The configuration.
-    pub config: Arc<Config>,
-    /// Redis.
+/// The adapters behind the pipeline's ports: what an attempt reaches the
+/// world through (and what commands and the admin API use directly).
+pub struct Connections {
+    /// Redis: the cursor store and all other state.
     pub store: OrdinalStore,
-    /// NATS.
+    /// NATS: chunks out, feedback in, `POST_UPDATE`.
     pub nats: Nats,
     /// Sisu.
     pub client: SisuClient,
     /// Batches from Sisu, for the pipeline.
-    source: SisuSource,
+    pub(crate) source: SisuSource,
     /// Feedback from the stream, for the pipeline.
-    feedback: JetStreamFeedback,
+    pub(crate) feedback: JetStreamFeedback,
     /// Chunk bounds (from config and the server's `max_payload`).
     pub limits: ChunkLimits,
+}
+
+/// What a run keeps between its services and attempts.
+struct RunState {
+    /// Held while a run (or a replay) is in progress: runs never overlap.
+    lock: tokio::sync::Mutex<()>,
+    /// The run's execution hash and the services importing under it.
+    hash: Mutex<hash::RunHash>,
     /// Services Sisu answered 403 for, skipped for a while.
     forbidden: forbidden::Forbidden,
-    /// Held while a run is in progress.
-    run_lock: tokio::sync::Mutex<()>,
+    /// The lease (key, owner) every commit must hold, when replicas are used.
+    lease: Mutex<Option<(String, String)>>,
+    /// Warnings given once per process (their text).
+    warned: Mutex<HashSet<String>>,
+}
+
+/// One per process: the configuration, the [`Connections`] an attempt
+/// needs, the state a run keeps, and the [`Reporter`] the attempts tell
+/// the operator through.
+pub struct Importer {
+    /// The configuration.
+    pub config: Arc<Config>,
+    /// The adapters.
+    pub io: Connections,
     /// What the attempts tell the operator: live progress, ignored
     /// feedback, feedback forms, a lost lease.
     reporter: Arc<Reporter>,
-    /// The lease (key, owner) every commit must hold, when replicas are used.
-    lease: Mutex<Option<(String, String)>>,
-    /// The run's execution hash and the services importing under it.
-    run_hash: Mutex<hash::RunHash>,
-    /// Warnings given once per process (their text).
-    warned: Mutex<HashSet<String>>,
+    /// What runs keep.
+    run: RunState,
 }
 
 impl Importer {
@@ -144,21 +158,25 @@ impl Importer {
         let forbidden_retry = config.forbidden_retry;
         let importer = Arc::new(Importer {
             config: Arc::new(config),
-            source: SisuSource {
-                client: client.clone(),
-                cache: Arc::new(store.clone()),
+            io: Connections {
+                source: SisuSource {
+                    client: client.clone(),
+                    cache: Arc::new(store.clone()),
+                },
+                feedback,
+                store,
+                nats,
+                client,
+                limits,
             },
-            feedback,
-            store,
-            nats,
-            client,
-            limits,
-            forbidden: forbidden::Forbidden::new(forbidden_retry),
-            run_lock: tokio::sync::Mutex::new(()),
             reporter: Arc::new(Reporter::default()),
-            lease: Mutex::new(None),
-            run_hash: Mutex::new(hash::RunHash::default()),
-            warned: Mutex::new(HashSet::new()),
+            run: RunState {
+                lock: tokio::sync::Mutex::new(()),
+                hash: Mutex::new(hash::RunHash::default()),
+                forbidden: forbidden::Forbidden::new(forbidden_retry),
+                lease: Mutex::new(None),
+                warned: Mutex::new(HashSet::new()),
+            },
         });
         if let Err(e) = importer.seed_gauges(&catalogue).await {
             tracing::warn!(error = %e, "could not read the last successes, forbidden services and dead letters for the metrics");
@@ -168,14 +186,14 @@ impl Importer {
 
     /// Whether `warning` is new in this process (then it is remembered).
     fn first_warning(&self, warning: &str) -> bool {
-        let mut warned = self.warned.lock().unwrap_or_else(|e| e.into_inner());
+        let mut warned = self.run.warned.lock().unwrap_or_else(|e| e.into_inner());
         warned.insert(warning.to_owned())
     }
 
     /// Reads the forms Redis remembers for services this process has not
     /// seen answer yet (a failure only means the first OK will tell).
     async fn load_forms(&self) {
-        match self.store.feedback_forms().await {
+        match self.io.store.feedback_forms().await {
             Ok(stored) => self.reporter.remember_forms(
                 stored
                     .into_iter()
@@ -187,23 +205,23 @@ impl Importer {
 
     /// Whether a run is in progress.
     pub fn is_running(&self) -> bool {
-        self.run_lock.try_lock().is_err()
+        self.run.lock.try_lock().is_err()
     }
 
     /// Services found forbidden in this process and still skipped.
     pub fn forbidden(&self) -> Vec<String> {
         let now = std::time::Instant::now();
-        let mut skipped = self.forbidden.list();
-        skipped.retain(|s| self.forbidden.skips(s, now));
+        let mut skipped = self.run.forbidden.list();
+        skipped.retain(|s| self.run.forbidden.skips(s, now));
         skipped
     }
 
     /// Clears the forbidden mark of `services` (all when empty), in Redis
     /// and here: the next run tries them again. Returns the ids cleared.
     pub async fn clear_forbidden(&self, services: &[String]) -> Result<Vec<String>, StoreError> {
-        let cleared = self.store.unforbid(services).await?;
+        let cleared = self.io.store.unforbid(services).await?;
         for service in &cleared {
-            self.forbidden.clear(service);
+            self.run.forbidden.clear(service);
             crate::metrics::forbidden(service, false);
         }
         Ok(cleared)
@@ -219,25 +237,31 @@ impl Importer {
         &self.reporter
     }
 
-    /// Sets the lease every commit must hold (`None`: no check).
-    pub(crate) fn set_lease(&self, lease: Option<(String, String)>) {
-        *self.lease.lock().unwrap_or_else(|e| e.into_inner()) = lease;
-        self.reporter.lease_held();
-    }
-
-    /// Another instance took the lease: the run stops starting services
-    /// (commits are refused by Redis anyway).
-    pub(crate) fn mark_lease_lost(&self) {
-        self.reporter.lease_lost();
-    }
-
     /// Whether the lease this run holds was lost.
     pub(crate) fn lease_lost(&self) -> bool {
         self.reporter.was_lease_lost()
     }
 
     fn lease_guard(&self) -> Option<(String, String)> {
-        self.lease.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.run
+            .lease
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+impl crate::lease::LeaseUser for Importer {
+    /// Sets the lease every commit must hold (`None`: no check).
+    fn hold(&self, lease: Option<(String, String)>) {
+        *self.run.lease.lock().unwrap_or_else(|e| e.into_inner()) = lease;
+        self.reporter.lease_held();
+    }
+
+    /// Another instance took the lease: the run stops starting services
+    /// (commits are refused by Redis anyway).
+    fn lost(&self) {
+        self.reporter.lease_lost();
     }
 }
 

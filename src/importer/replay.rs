@@ -206,14 +206,15 @@ impl Importer {
         // The run lock first: a run of this process takes it before the
         // lease, and with it held no run of this process can start.
         let _running = self
-            .run_lock
+            .run
+            .lock
             .try_lock()
             .map_err(|_| ReplayError::RunInProgress)?;
         let Some(lease) = lease else {
             return self.replay(service, pick, shutdown).await;
         };
         if !lease.try_acquire().await? {
-            let holder = crate::lease::holder(&self.store).await?;
+            let holder = crate::lease::holder(&self.io.store).await?;
             return Err(ReplayError::LeaseHeld {
                 holder: holder.unwrap_or_else(|| "another instance".into()),
             });
@@ -252,8 +253,9 @@ impl Importer {
         let source = ReplaySource {
             entities: plan.versions.iter().map(|v| v.entity.clone()).collect(),
         };
-        let since = self.store.ordinal(service).await?.unwrap_or(0);
+        let since = self.io.store.ordinal(service).await?.unwrap_or(0);
         let epoch = self
+            .io
             .store
             .attempt_record(service)
             .await?
@@ -280,7 +282,10 @@ impl Importer {
                     let again: Vec<DeadLetter> =
                         again.into_iter().map(DeadLetter::from_record).collect();
                     let (remove, delivered, failed_again) = plan.settle(&again);
-                    self.store.settle_dead_letters(&service.id, &remove).await?;
+                    self.io
+                        .store
+                        .settle_dead_letters(&service.id, &remove)
+                        .await?;
                     report.result = ReplayResult::Completed;
                     report.delivered = delivered;
                     report.failed_again = failed_again;
@@ -324,7 +329,7 @@ impl Importer {
     /// memory stays bounded however long the list is.
     async fn plan(&self, service: &Service, pick: &Pick) -> Result<Plan, StoreError> {
         let id = &service.id;
-        let store = &self.store;
+        let store = &self.io.store;
         let mut entries = store
             .scan_dead_letters(id, |l| pick.matches(l) && l.entity.is_some())
             .await?;
@@ -355,7 +360,7 @@ impl Importer {
     /// The error for an identity with no dead letter, naming (some of)
     /// the identities the service has.
     async fn no_such_identity(&self, service: &Service, identity: &str) -> ReplayError {
-        match self.store.dead_letter_identities(&service.id).await {
+        match self.io.store.dead_letter_identities(&service.id).await {
             Ok(known) => ReplayError::NoSuchIdentity {
                 service: service.id.clone(),
                 identity: identity.to_owned(),

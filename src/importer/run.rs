@@ -115,7 +115,8 @@ impl Importer {
         shutdown: Shutdown,
     ) -> Result<RunSummary, RunError> {
         let _running = self
-            .run_lock
+            .run
+            .lock
             .try_lock()
             .map_err(|_| RunError::AlreadyRunning)?;
         let started_at = chrono::Utc::now().to_rfc3339();
@@ -161,8 +162,8 @@ impl Importer {
 
     /// Drops the forbidden marks another process cleared in Redis.
     async fn sync_forbidden(&self) {
-        match self.store.forbidden().await {
-            Ok(stored) => self.forbidden.keep_only(&stored.into_iter().collect()),
+        match self.io.store.forbidden().await {
+            Ok(stored) => self.run.forbidden.keep_only(&stored.into_iter().collect()),
             Err(e) => tracing::debug!(error = %e, "could not read the forbidden services"),
         }
     }
@@ -170,7 +171,7 @@ impl Importer {
     /// Warns about durable consumers whose ack wait is longer than the
     /// importer waits for a service's feedback (once per process for each).
     async fn warn_about_ack_waits(&self, services: &[Service]) {
-        let durables = match self.nats.durable_consumers().await {
+        let durables = match self.io.nats.durable_consumers().await {
             Ok(durables) => durables,
             Err(e) => {
                 tracing::debug!(error = %e, "could not list the durable consumers");
@@ -199,7 +200,7 @@ impl Importer {
     /// `POST_UPDATE` was published.
     async fn announce(&self, summary: &RunSummary) -> bool {
         let body = serde_json::to_vec(summary).expect("summary serializes");
-        let announced = match self.nats.announce(body, Duration::from_secs(30)).await {
+        let announced = match self.io.nats.announce(body, Duration::from_secs(30)).await {
             Ok(()) => {
                 tracing::info!(success = summary.success, "POST_UPDATE published");
                 true
@@ -217,7 +218,7 @@ impl Importer {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
-        if let Err(e) = self.store.record_last_run(&fields).await {
+        if let Err(e) = self.io.store.record_last_run(&fields).await {
             tracing::warn!(error = %e, "could not record the run in Redis");
         }
         announced
@@ -242,6 +243,7 @@ impl Importer {
         let form = self.reporter.known_form(&service.id);
         if form != FeedbackForm::Unknown {
             if let Err(e) = self
+                .io
                 .store
                 .set_feedback_form(&service.id, form.as_str())
                 .await
@@ -271,16 +273,16 @@ impl Importer {
             error: report.error.clone(),
             entities: report.entities,
         };
-        if let Err(e) = self.store.record_run(&service.id, &record).await {
+        if let Err(e) = self.io.store.record_run(&service.id, &record).await {
             tracing::warn!(service = %service.id, error = %e, "could not record the service's run");
         }
         if outcome.finished() {
             let now = chrono::Utc::now().to_rfc3339();
-            if let Err(e) = self.store.record_success(&service.id, &now).await {
+            if let Err(e) = self.io.store.record_success(&service.id, &now).await {
                 tracing::warn!(service = %service.id, error = %e, "could not record the service's success");
             }
         }
-        if let Ok(n) = self.store.dead_letter_count(&service.id).await {
+        if let Ok(n) = self.io.store.dead_letter_count(&service.id).await {
             crate::metrics::dead_letters(&service.id, n);
         }
         report
@@ -293,15 +295,15 @@ impl Importer {
         &self,
         services: &[Service],
     ) -> Result<(), crate::store::StoreError> {
-        for (service, at) in self.store.last_successes().await? {
+        for (service, at) in self.io.store.last_successes().await? {
             if let Ok(at) = chrono::DateTime::parse_from_rfc3339(&at) {
                 crate::metrics::last_success(&service, at.timestamp_millis() as f64 / 1000.0);
             }
         }
-        let forbidden = self.store.forbidden().await?;
+        let forbidden = self.io.store.forbidden().await?;
         for service in services {
             crate::metrics::forbidden(&service.id, forbidden.contains(&service.id));
-            let n = self.store.dead_letter_count(&service.id).await?;
+            let n = self.io.store.dead_letter_count(&service.id).await?;
             crate::metrics::dead_letters(&service.id, n);
         }
         Ok(())
@@ -314,16 +316,16 @@ impl Importer {
         report: &mut ServiceReport,
     ) -> (ServiceOutcome, Option<ImportError>) {
         let now = Instant::now();
-        if self.forbidden.skips(&service.id, now) {
+        if self.run.forbidden.skips(&service.id, now) {
             return (ServiceOutcome::Forbidden, None);
         }
-        if self.forbidden.due_again(&service.id, now) {
+        if self.run.forbidden.due_again(&service.id, now) {
             tracing::info!(service = %service.id, retry_after_secs = self.config.forbidden_retry.as_secs(), "trying a forbidden service again (forbidden_retry_secs passed)");
         }
         let mut batch_no = 1;
         let limit = self.config.update_retry_limit;
         for attempt in 1..=limit {
-            let committed = match self.store.ordinal(service).await {
+            let committed = match self.io.store.ordinal(service).await {
                 Ok(o) => o,
                 Err(e) => return (ServiceOutcome::Failed, Some(e.into())),
             };
@@ -331,7 +333,7 @@ impl Importer {
                 report.ordinal = committed;
                 return (ServiceOutcome::Skipped, None);
             }
-            let record = match self.store.attempt_record(service).await {
+            let record = match self.io.store.attempt_record(service).await {
                 Ok(r) => r,
                 Err(e) => return (ServiceOutcome::Failed, Some(e.into())),
             };
@@ -375,16 +377,16 @@ impl Importer {
             // after a panic timeout must not be resumed (its data goes out
             // again under a new hash).
             if matches!(end, AttemptEnd::Completed | AttemptEnd::PanicTimeout) {
-                if let Err(e) = self.store.close_attempt(service).await {
+                if let Err(e) = self.io.store.close_attempt(service).await {
                     tracing::warn!(service = %service.id, error = %e, "could not close the attempt record; the next run resumes it");
                 }
             }
             match end {
                 AttemptEnd::Completed => {
                     // A 403 recorded earlier no longer holds.
-                    self.forbidden.clear(&service.id);
+                    self.run.forbidden.clear(&service.id);
                     crate::metrics::forbidden(&service.id, false);
-                    if let Err(e) = self.store.set_forbidden(&service.id, false).await {
+                    if let Err(e) = self.io.store.set_forbidden(&service.id, false).await {
                         tracing::warn!(service = %service.id, error = %e, "could not clear the forbidden mark");
                     }
                     return (ServiceOutcome::Ok, None);
@@ -397,9 +399,9 @@ impl Importer {
                     tracing::warn!(service = %service.id, attempt, limit, "panic timeout; retrying from the committed ordinal with a new execution hash");
                 }
                 AttemptEnd::Failed(AttemptFailure::Source(e)) if e.forbidden => {
-                    self.forbidden.mark(&service.id, Instant::now());
+                    self.run.forbidden.mark(&service.id, Instant::now());
                     crate::metrics::forbidden(&service.id, true);
-                    if let Err(e) = self.store.set_forbidden(&service.id, true).await {
+                    if let Err(e) = self.io.store.set_forbidden(&service.id, true).await {
                         tracing::warn!(service = %service.id, error = %e, "could not record forbidden service");
                     }
                     return (

@@ -27,6 +27,25 @@ pub async fn holder(store: &OrdinalStore) -> Result<Option<String>, StoreError> 
     store.lease_holder(&lease_key()).await
 }
 
+/// What works under the lease ([`Lease::while_held`]): told the lease
+/// (key, owner) its commits must hold, and that it was lost.
+pub trait LeaseUser {
+    /// Commits must hold `lease` from now on (`None`: no check).
+    fn hold(&self, lease: Option<(String, String)>);
+    /// Another instance took the lease.
+    fn lost(&self);
+}
+
+impl<T: LeaseUser + ?Sized> LeaseUser for std::sync::Arc<T> {
+    fn hold(&self, lease: Option<(String, String)>) {
+        (**self).hold(lease)
+    }
+
+    fn lost(&self) {
+        (**self).lost()
+    }
+}
+
 /// One process's claim on the lease.
 #[derive(Clone)]
 pub struct Lease {
@@ -43,7 +62,7 @@ impl Lease {
     /// <pid>@<pid namespace>, <random>)`.
     pub fn new(store: OrdinalStore, ttl: Duration, instance_id: &str) -> Lease {
         let identity = Holder::this_process(instance_id);
-        let owner = identity.owner(&crate::importer::new_execution_hash()[..8]);
+        let owner = identity.owner(&format!("{:08x}", rand::random::<u32>()));
         Lease {
             store,
             owner,
@@ -207,22 +226,22 @@ impl Lease {
     }
 
     /// Runs `work` with the lease already acquired: renews it meanwhile,
-    /// makes `importer`'s commits check it, and releases it afterwards.
+    /// makes `user`'s commits check it, and releases it afterwards.
     pub async fn while_held<T>(
         &self,
-        importer: &crate::importer::Importer,
+        user: &impl LeaseUser,
         work: impl std::future::Future<Output = T>,
     ) -> T {
-        importer.set_lease(Some((lease_key(), self.owner.clone())));
+        user.hold(Some((lease_key(), self.owner.clone())));
         let (stop_keeping, keeping) = crate::shutdown::channel();
-        let keeper = self.keep(keeping, || importer.mark_lease_lost());
+        let keeper = self.keep(keeping, || user.lost());
         let work = async {
             let out = work.await;
             stop_keeping.trigger();
             out
         };
         let (out, ()) = tokio::join!(work, keeper);
-        importer.set_lease(None);
+        user.hold(None);
         self.release().await;
         out
     }

@@ -254,6 +254,7 @@ impl Env {
     /// Committed ordinal of `service` in Redis.
     pub async fn ordinal(&self, importer: &Importer, id: &str) -> Option<i64> {
         importer
+            .io
             .store
             .ordinal(&service(id))
             .await
@@ -266,7 +267,7 @@ impl Env {
     pub async fn assert_poison_dead_lettered(&self, importer: &Importer, id: &str, index: usize) {
         let poison = self.fake.expected(id)[index].clone();
         self.assert_delivered(id, &[&poison.identity]);
-        let letters = importer.store.dead_letters(id, 10).await.unwrap();
+        let letters = importer.io.store.dead_letters(id, 10).await.unwrap();
         assert_eq!(
             letters.len(),
             1,

@@ -109,7 +109,7 @@ async fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<ExitCode> {
     let importer = Importer::connect(config.clone()).await?;
     // A demo imports from the start, so it is comparable run to run.
     for service in &services {
-        importer.store.reset(service).await?;
+        importer.io.store.reset(service).await?;
     }
     let mut consumer_config = match args.consumer_form {
         Form::Precise => ConsumerConfig::new(nats_url),
