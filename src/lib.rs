@@ -6,21 +6,25 @@
 //! crash at any instant loses nothing.
 //!
 //! # Layout
-//! The three parts of every service's stream, then what runs them:
-//! - [`sources`]: knows Sisu. `client` (auth, TLS, retries, rate limit),
-//!   `export` (the paged kinds) with `page_scan` (one validating pass over
-//!   a page), `whole_set` (URN, GraphQL, KORI public): streams of batches.
-//! - [`sinks`]: knows NATS. `connection` (connect, the stream, the
-//!   `POST_UPDATE` announcement), `wire` (the chunk envelope and feedback),
-//!   `publisher` (the JetStream publisher), `feedback` (feedback read from
-//!   the stream).
-//! - [`pipeline`]: composes them through small traits (`ports`): `chunker`,
-//!   `order` and `identity` (the per-identity order barrier), `core/` (the
-//!   sans-IO attempt core), `import` and `store_queue` (its async driver),
-//!   `telemetry`, `run` (services in order or side by side) and `daemon`
-//!   (the cron schedule).
-//! - [`store`]: all Redis state, `keys` naming every key and `lua/` holding
-//!   the scripts.
+//! Dependencies point inward, to the pipeline:
+//! - [`pipeline`]: one service's import as the design card draws it. It
+//!   owns its words (`vocabulary`) and the traits it reaches the world
+//!   through (`ports`); `core/` is the pure attempt core (every rule:
+//!   windows, order, halving, dead letters, commits, deadlines, the seed
+//!   form, resuming), `attempt/` its driver (merged streams of events,
+//!   sinks for chunks and store writes), `chunker`, `order` and `identity`
+//!   the cutting and the per-identity order, `telemetry/` what the
+//!   operator is told. It knows no HTTP, NATS or Redis.
+//! - The adapters, each implementing ports in the pipeline's words:
+//!   [`sources`] knows Sisu (`client`: auth, TLS, retries, rate limit;
+//!   `export` with `page_scan`; `whole_set`) and implements `BatchSource`;
+//!   [`sinks`] knows NATS (`connection`, `wire`, `publisher` the
+//!   `ChunkSink`, `feedback`, `consumers`); [`store`] knows Redis (`keys`
+//!   names every key, `lua/` holds the scripts) and implements
+//!   `CursorStore`.
+//! - [`importer`]: composes attempts into runs: the services in order,
+//!   retries, the execution hash, forbidden services, replays of dead
+//!   letters, `POST_UPDATE`, and the daemon's cron schedule.
 //!
 //! Around them:
 //! - [`config`]: the typed configuration (`env` the environment table,
