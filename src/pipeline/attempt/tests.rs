@@ -425,9 +425,12 @@ async fn after_a_source_failure_what_was_fetched_is_drained_and_committed_then_i
         forbidden: false,
         message: "GET /persons: 502 after 5 tries".into(),
     }));
-    let ran = Setup::new(input, |_| Answer::OkAfter(Duration::from_secs(2)))
-        .run()
-        .await;
+    // Deep enough that the failure is read while both batches still
+    // wait for their answers.
+    let mut setup = Setup::new(input, |_| Answer::OkAfter(Duration::from_secs(2)));
+    setup.windows.pipeline_depth = 4;
+    let ran = setup.run().await;
+    assert_eq!(ran.pulled, 3);
     match &ran.end {
         AttemptEnd::Failed(AttemptFailure::Source(e)) => assert!(e.message.contains("502")),
         other => panic!("ended {other:?}"),
