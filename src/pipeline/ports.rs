@@ -19,8 +19,9 @@ use crate::catalogue::Service;
 
 /// Where batches come from (Sisu).
 pub trait BatchSource: Send + Sync {
-    /// The batches of `service` after `since`, fetched lazily: the next
-    /// request is made only when the previous batch has been taken.
+    /// The batches of `service` after `since`, fetched lazily: at most one
+    /// page is asked for ahead of the batch not yet taken (memory stays
+    /// bounded by what the core holds, plus one page).
     fn batches(
         &self,
         service: &Service,

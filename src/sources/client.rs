@@ -151,7 +151,21 @@ impl SisuClient {
 
     /// `GET url`, retried as SPEC §2 says; the body on 2xx.
     pub async fn get(&self, service: &str, url: &str, auth: Auth) -> Result<Bytes, SourceError> {
-        self.send(service, url, auth, |c| c.get(url)).await
+        self.send(service, url, auth, |c| c.get(url), &mut |_| {})
+            .await
+    }
+
+    /// `GET url` like [`get`](Self::get), showing `peek` the body received
+    /// so far each time more of it arrives (the export reads the paging
+    /// fields from the head of a page this way).
+    pub(crate) async fn get_peeking(
+        &self,
+        service: &str,
+        url: &str,
+        peek: &mut (dyn FnMut(&[u8]) + Send),
+    ) -> Result<Bytes, SourceError> {
+        self.send(service, url, Auth::Credentials, |c| c.get(url), peek)
+            .await
     }
 
     /// `POST url` with a JSON body, retried like `get`.
@@ -161,8 +175,14 @@ impl SisuClient {
         url: &str,
         body: &serde_json::Value,
     ) -> Result<Bytes, SourceError> {
-        self.send(service, url, Auth::Credentials, |c| c.post(url).json(body))
-            .await
+        self.send(
+            service,
+            url,
+            Auth::Credentials,
+            |c| c.post(url).json(body),
+            &mut |_| {},
+        )
+        .await
     }
 
     fn client(&self, auth: Auth) -> &reqwest::Client {
@@ -195,6 +215,7 @@ impl SisuClient {
         url: &str,
         auth: Auth,
         build: impl Fn(&reqwest::Client) -> RequestBuilder,
+        peek: &mut (dyn FnMut(&[u8]) + Send),
     ) -> Result<Bytes, SourceError> {
         let shown = crate::redact::url(url);
         let mut retry = self.inner.retry.start();
@@ -214,7 +235,7 @@ impl SisuClient {
                     crate::metrics::sisu_request(service, status.as_u16(), started.elapsed());
                     if status.is_success() {
                         let expected = resp.content_length();
-                        match read_body(resp).await {
+                        match read_body(resp, peek).await {
                             Ok(body) => return Ok(body),
                             Err((received, e)) => {
                                 let of = expected.map_or_else(String::new, |m| {
@@ -308,13 +329,20 @@ impl SisuClient {
 const MAX_RESERVE: u64 = 64 << 20;
 
 /// The whole body, or how many bytes came before reading it failed (a
-/// connection cut in the middle of a page).
-async fn read_body(mut resp: reqwest::Response) -> Result<Bytes, (usize, reqwest::Error)> {
+/// connection cut in the middle of a page); `peek` sees what has come
+/// each time more comes.
+async fn read_body(
+    mut resp: reqwest::Response,
+    peek: &mut (dyn FnMut(&[u8]) + Send),
+) -> Result<Bytes, (usize, reqwest::Error)> {
     let reserve = resp.content_length().unwrap_or(0).min(MAX_RESERVE) as usize;
     let mut body = bytes::BytesMut::with_capacity(reserve);
     loop {
         match resp.chunk().await {
-            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+            Ok(Some(chunk)) => {
+                body.extend_from_slice(&chunk);
+                peek(&body);
+            }
             Ok(None) => return Ok(body.freeze()),
             Err(e) => return Err((body.len(), e)),
         }

@@ -4,14 +4,22 @@
 use bytes::Bytes;
 use futures::Stream;
 
-use super::client::Auth;
+use super::page_head::{read_head, Head};
 use super::page_scan::scan_page;
 use super::{Batch, SisuClient, SourceError};
 use crate::catalogue::Service;
 use crate::entity::Entity;
 use crate::redact;
 
-/// The export's pages after `since`, one request per item taken.
+/// The export's pages after `since`. Sisu's paging is a chain (each
+/// request needs the previous page's `greatestOrdinal`), so the next
+/// request goes out as soon as the page being read shows its paging
+/// fields, while its entities are still arriving (`page_head`): the next
+/// page's think time overlaps this page's transfer. At most one page is
+/// asked for ahead of the one being read, and it is used only when the
+/// checked page confirms its cursor; a page that turns out malformed or
+/// cut fails the stream exactly as before, the early answer discarded.
+/// When the fields come after `entities`, one request is made at a time.
 pub fn pages(
     client: SisuClient,
     service: Service,
@@ -19,12 +27,34 @@ pub fn pages(
     limit: u32,
 ) -> impl Stream<Item = Result<Batch, SourceError>> + Send + 'static {
     async_stream::try_stream! {
+        // The request for the page after the one being read, if it went
+        // out early: its cursor and the request.
+        let mut ahead: Option<(i64, PageFetch)> = None;
         loop {
-            let started = std::time::Instant::now();
-            let url = export_url(&client, &service, since, limit);
-            let body = client.get(&service.id, &url, Auth::Credentials).await?;
-            let mut batch = parse_page(&service.id, &url, since, &body)?;
-            batch.fetched_in = started.elapsed();
+            let mut fetch = match ahead.take() {
+                Some((cursor, fetch)) if cursor == since => fetch,
+                _ => PageFetch::start(&client, &service, since, limit),
+            };
+            let body = loop {
+                tokio::select! {
+                    head = &mut fetch.head, if fetch.head_open => {
+                        fetch.head_open = false;
+                        if let Ok(next) = head {
+                            ahead = Some((next, PageFetch::start(&client, &service, next, limit)));
+                        }
+                    }
+                    body = &mut fetch.body => break body,
+                }
+            };
+            // The whole body came with its head: the next request still
+            // goes out before this page is checked.
+            if fetch.head_open {
+                if let Ok(next) = fetch.head.try_recv() {
+                    ahead = Some((next, PageFetch::start(&client, &service, next, limit)));
+                }
+            }
+            let mut batch = parse_page(&service.id, &fetch.url, since, &body?)?;
+            batch.fetched_in = fetch.started.elapsed();
             let has_more = batch.has_more;
             let next = batch.greatest_ordinal;
             if batch.entities.is_empty() && !has_more {
@@ -36,6 +66,83 @@ pub fn pages(
             }
             since = next;
         }
+    }
+}
+
+/// One page's request, under way in a task of its own (so that it goes on
+/// while the stream waits to be polled): its body when it is complete,
+/// and the next page's cursor as soon as the head shows it. Dropped, the
+/// request is given up.
+struct PageFetch {
+    url: String,
+    started: std::time::Instant,
+    /// `greatestOrdinal` when the head says `hasMore: true`; closed
+    /// without a value otherwise.
+    head: tokio::sync::oneshot::Receiver<i64>,
+    head_open: bool,
+    body: AbortOnDrop<Result<Bytes, SourceError>>,
+}
+
+impl PageFetch {
+    fn start(client: &SisuClient, service: &Service, since: i64, limit: u32) -> PageFetch {
+        let url = export_url(client, service, since, limit);
+        let (tx, head) = tokio::sync::oneshot::channel();
+        let (client, id, request) = (client.clone(), service.id.clone(), url.clone());
+        let body = tokio::spawn(async move {
+            let mut tx = Some(tx);
+            let mut peek = |prefix: &[u8]| {
+                if tx.is_none() {
+                    return;
+                }
+                match read_head(prefix) {
+                    Head::NeedMore => {}
+                    Head::Known {
+                        greatest,
+                        has_more: true,
+                    } => {
+                        if let Some(tx) = tx.take() {
+                            let _ = tx.send(greatest);
+                        }
+                    }
+                    Head::Known { .. } | Head::Never => tx = None,
+                }
+            };
+            client.get_peeking(&id, &request, &mut peek).await
+        });
+        PageFetch {
+            url,
+            started: std::time::Instant::now(),
+            head,
+            head_open: true,
+            body: AbortOnDrop(body),
+        }
+    }
+}
+
+/// A task that is aborted when its handle is dropped.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl<T> std::future::Future for AbortOnDrop<T> {
+    type Output = T;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<T> {
+        std::pin::Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|joined| match joined {
+                Ok(value) => value,
+                // Only a panic ends the task otherwise (an abort comes with
+                // the drop): carry it on.
+                Err(e) => std::panic::resume_unwind(e.into_panic()),
+            })
     }
 }
 

@@ -19,6 +19,7 @@ use crate::pipeline::vocabulary::FetchError;
 
 pub mod client;
 pub mod export;
+pub(crate) mod page_head;
 pub mod page_scan;
 pub mod whole_set;
 
@@ -160,8 +161,8 @@ impl crate::pipeline::ports::BatchSource for SisuSource {
     }
 }
 
-/// The batches of one service after `since`, fetched lazily: the next
-/// request is made only when the previous batch has been taken.
+/// The batches of one service after `since`, fetched lazily: at most one
+/// page ahead of the batch not yet taken (see [`export::pages`]).
 pub fn batches(
     client: SisuClient,
     cache: Arc<dyn AnswerCache>,

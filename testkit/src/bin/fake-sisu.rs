@@ -38,6 +38,10 @@ struct Args {
     /// Delay before every answer, in milliseconds (a slow Sisu).
     #[arg(long, default_value_t = 0)]
     latency_ms: u64,
+    /// Send export pages at this many bytes per second (0: no limit);
+    /// with --latency-ms, a Sisu that thinks, then transfers.
+    #[arg(long, default_value_t = 0)]
+    transfer_rate: u64,
     /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
     #[arg(long, value_name = "FILE", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -100,6 +104,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     }
     fake.faults()
         .latency(None, Duration::from_millis(args.latency_ms));
+    fake.faults().transfer_rate(args.transfer_rate);
     println!("fake Sisu on {}", fake.base_url());
     println!(
         "  generation {}: {} entities + {} changes per export service",

@@ -27,6 +27,8 @@ impl std::fmt::Debug for Faults {
 struct State {
     services: HashMap<String, ServiceFaults>,
     latency_all: Duration,
+    /// Bytes per second export pages are sent at (0: as fast as TCP goes).
+    transfer_rate: u64,
     basic_auth: Option<String>,
     token: Option<String>,
     api_key: Option<String>,
@@ -171,6 +173,20 @@ impl Faults {
             Some(service) => self.with(service, |s| s.latency = Some(delay)),
             None => self.lock().latency_all = delay,
         }
+    }
+
+    /// Sends export pages at `bytes_per_sec` (a slow link or a slow Sisu
+    /// streaming its answer); 0 removes the limit. With [`latency`]
+    /// (think time before the first byte) it makes the paging chain of
+    /// a real Sisu: think, then transfer.
+    ///
+    /// [`latency`]: Faults::latency
+    pub fn transfer_rate(&self, bytes_per_sec: u64) {
+        self.lock().transfer_rate = bytes_per_sec;
+    }
+
+    pub(crate) fn rate(&self) -> u64 {
+        self.lock().transfer_rate
     }
 
     /// Change `change_index` of `service` carries `"testError": true`.

@@ -208,7 +208,10 @@ async fn handle(
             Ok(full) => {
                 let mut bytes = Bytes::from(full);
                 bytes.truncate(bytes.len() / 2);
-                json(bytes)
+                match shared.faults.rate() {
+                    0 => json(bytes),
+                    rate => json_stream(paced(bytes, rate)),
+                }
             }
             Err(response) => response,
         },
@@ -224,7 +227,10 @@ async fn handle(
             Err(msg) => bad_request(msg),
         },
         Verdict::Stuck | Verdict::Serve => match answer(&shared, index, query, &body).await {
-            Ok(full) => json(full.into()),
+            Ok(full) => match shared.faults.rate() {
+                0 => json(full.into()),
+                rate => json_stream(paced(full.into(), rate)),
+            },
             Err(response) => response,
         },
     }
@@ -411,6 +417,22 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 
 fn json_stream(body: Body) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// `body` sent at `rate` bytes per second, in pieces of 16 KiB.
+fn paced(body: Bytes, rate: u64) -> Body {
+    const PIECE: usize = 16 << 10;
+    Body::from_stream(async_stream::stream! {
+        let started = tokio::time::Instant::now();
+        let mut sent = 0;
+        while sent < body.len() {
+            let due = started + std::time::Duration::from_secs_f64(sent as f64 / rate as f64);
+            tokio::time::sleep_until(due).await;
+            let end = (sent + PIECE).min(body.len());
+            yield Ok::<_, std::convert::Infallible>(body.slice(sent..end));
+            sent = end;
+        }
+    })
 }
 
 fn json(body: Bytes) -> Response {
