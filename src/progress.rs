@@ -2,28 +2,34 @@
 //! per service, redrawn in place while it imports and left behind as a
 //! summary when it finishes.
 //!
-//! Logs go to the same terminal, so log output goes through `LogWriter`:
-//! it wipes the progress line, writes the log event, and redraws the line
-//! under it. Nothing is drawn unless [`Progress::spawn`] was called.
+//! The line is an `indicatif` bar whose whole text is [`render`]'s: the
+//! crate redraws it (at most [`REDRAWS_PER_SEC`] times a second), cuts it
+//! to the terminal's width and prints the summaries above it. Logs go to
+//! the same terminal, so log output goes through `LogWriter`, which
+//! suspends the bar around each event: the line is wiped, the event
+//! printed, the line drawn again under it. Nothing is drawn unless
+//! [`Progress::spawn`] was called; until then, and after
+//! [`Progress::finish`], logs go to stderr as they are.
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressFinish, ProgressStyle};
+
 use crate::importer::Importer;
 use crate::pipeline::LiveProgress;
 
-/// The line currently on screen (empty: none).
-static LINE: Mutex<String> = Mutex::new(String::new());
+/// The line on screen while a [`Progress`] runs; `None` before and after,
+/// when `LogWriter` is plain stderr.
+static LINE: Mutex<Option<ProgressBar>> = Mutex::new(None);
 
-const CLEAR: &[u8] = b"\r\x1b[2K";
-
-fn with_line<R>(f: impl FnOnce(&mut String, &mut std::io::StderrLock<'_>) -> R) -> R {
-    let mut line = LINE.lock().unwrap_or_else(|e| e.into_inner());
-    let mut err = std::io::stderr().lock();
-    f(&mut line, &mut err)
-}
+/// Most redraws a second the line asks of the terminal (indicatif's rate
+/// limit, after a burst of 20). The drawing task updates it every 200 ms;
+/// the limit bounds the line whatever calls it, apart from the redraw
+/// after each log event, which is forced.
+pub const REDRAWS_PER_SEC: u8 = 10;
 
 /// A `tracing` writer for stderr that keeps the progress line below the
 /// logs. Without a progress line it is plain stderr.
@@ -32,17 +38,16 @@ pub(crate) struct LogWriter;
 
 impl Write for LogWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        with_line(|line, err| {
-            if !line.is_empty() {
-                err.write_all(CLEAR)?;
-            }
+        let line = LINE.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        // stderr is locked inside the suspension only: a redraw holds the
+        // bar's lock while it writes to stderr, so the other order could
+        // deadlock.
+        above(line.as_ref(), || {
+            let mut err = std::io::stderr().lock();
             err.write_all(buf)?;
-            if !line.is_empty() {
-                err.write_all(line.as_bytes())?;
-            }
-            err.flush()?;
-            Ok(buf.len())
-        })
+            err.flush()
+        })?;
+        Ok(buf.len())
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
@@ -58,51 +63,23 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogWriter {
     }
 }
 
-/// Columns of the terminal on stderr; `None` when unknown (not a terminal,
-/// or a pseudo-terminal without a size).
-fn terminal_width() -> Option<usize> {
-    let mut size = libc::winsize {
-        ws_row: 0,
-        ws_col: 0,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    // SAFETY: TIOCGWINSZ writes one `winsize` into the struct we own.
-    let ok = unsafe { libc::ioctl(libc::STDERR_FILENO, libc::TIOCGWINSZ, &mut size) } == 0;
-    (ok && size.ws_col > 0).then_some(usize::from(size.ws_col))
-}
-
-/// `line` cut to fit `width` columns: a line that wraps cannot be wiped
-/// by `\r\x1b[2K`, and each redraw would leave a row behind.
-fn fit(mut line: String, width: Option<usize>) -> String {
-    if let Some(width) = width {
-        if line.chars().count() >= width {
-            line = line.chars().take(width.saturating_sub(1)).collect();
-        }
+/// Runs `print` (one log event) with `line`, if any, wiped from the screen
+/// first and drawn again after it, so the event lands above the line.
+fn above<R>(line: Option<&ProgressBar>, print: impl FnOnce() -> R) -> R {
+    match line {
+        Some(bar) => bar.suspend(print),
+        None => print(),
     }
-    line
 }
 
-/// Replaces the line on screen with `new` (no newline).
-fn draw(new: String) {
-    let new = fit(new, terminal_width());
-    with_line(|line, err| {
-        let _ = err.write_all(CLEAR);
-        let _ = err.write_all(new.as_bytes());
-        let _ = err.flush();
-        *line = new;
-    });
-}
-
-/// Ends the line on screen with `last` and a newline; nothing is redrawn
-/// under later logs.
-fn settle(last: String) {
-    with_line(|line, err| {
-        let _ = err.write_all(CLEAR);
-        let _ = writeln!(err, "{last}");
-        let _ = err.flush();
-        line.clear();
-    });
+/// The bar that shows the line on `target`: its text is the message, cut
+/// to the terminal's width (a wrapped line would take two rows), and a bar
+/// dropped unfinished takes its line with it.
+fn new_line(target: ProgressDrawTarget) -> ProgressBar {
+    let style = ProgressStyle::with_template("{wide_msg}").expect("a valid template");
+    ProgressBar::with_draw_target(None, target)
+        .with_style(style)
+        .with_finish(ProgressFinish::AndClear)
 }
 
 /// The drawing task; [`Progress::finish`] draws the final state and stops it.
@@ -112,8 +89,16 @@ pub struct Progress {
 }
 
 impl Progress {
-    /// Starts redrawing the progress of `importer` every `every`.
+    /// Starts redrawing the progress of `importer` every `every` on stderr,
+    /// terminal or not (the caller decides; `--progress always` draws into
+    /// a file too).
     pub fn spawn(importer: Arc<Importer>, every: Duration) -> Progress {
+        let stderr = console::Term::buffered_stderr();
+        let line = new_line(ProgressDrawTarget::term_like_with_hz(
+            Box::new(stderr),
+            REDRAWS_PER_SEC,
+        ));
+        *LINE.lock().unwrap_or_else(|e| e.into_inner()) = Some(line.clone());
         let (stop, mut stopped) = tokio::sync::oneshot::channel();
         let task = tokio::spawn(async move {
             let mut settled = HashSet::new();
@@ -123,17 +108,13 @@ impl Progress {
                     _ = tick.tick() => false,
                     _ = &mut stopped => true,
                 };
-                update(&importer.live(), &mut settled);
+                update(&line, &importer.live(), &mut settled);
                 if last {
                     break;
                 }
             }
-            with_line(|line, err| {
-                if !line.is_empty() {
-                    let _ = err.write_all(CLEAR);
-                    line.clear();
-                }
-            });
+            LINE.lock().unwrap_or_else(|e| e.into_inner()).take();
+            line.finish_and_clear();
         });
         Progress { stop, task }
     }
@@ -147,20 +128,24 @@ impl Progress {
 
 /// One redraw: leaves a line behind for every service that finished since
 /// the last one (in the order they started, so fast services that began
-/// and ended between two ticks get theirs too), then draws the running one.
-fn update(live: &BTreeMap<String, LiveProgress>, settled: &mut HashSet<String>) {
+/// and ended between two ticks get theirs too), then shows the running one.
+fn update(
+    line: &ProgressBar,
+    live: &BTreeMap<String, LiveProgress>,
+    settled: &mut HashSet<String>,
+) {
     let now = Instant::now();
     let mut started: Vec<(&String, &LiveProgress)> =
         live.iter().filter(|(_, p)| p.started.is_some()).collect();
     started.sort_by_key(|(_, p)| p.seq);
     for (id, p) in &started {
         if p.result.is_some() && settled.insert((*id).clone()) {
-            settle(render(id, p, now));
+            line.println(render(id, p, now));
         }
     }
     match started.iter().find(|(_, p)| p.result.is_none()) {
-        Some((id, p)) => draw(render(id, p, now)),
-        None => draw(String::new()),
+        Some((id, p)) => line.set_message(render(id, p, now)),
+        None => line.set_message(""),
     }
 }
 
@@ -192,6 +177,7 @@ pub fn render(service: &str, p: &LiveProgress, now: Instant) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use indicatif::{InMemoryTerm, TermLike};
 
     #[test]
     fn a_line_shows_entities_rate_ordinal_dead_letters_and_retries() {
@@ -229,34 +215,164 @@ mod tests {
         assert!(line.contains("attempt 2"), "{line}");
     }
 
+    /// A line on a terminal of `cols` columns kept in memory, redrawn at
+    /// every update (no rate limit), as the tests read it.
+    fn on_screen(cols: u16) -> (ProgressBar, InMemoryTerm) {
+        let term = InMemoryTerm::new(20, cols);
+        let line = new_line(ProgressDrawTarget::term_like(Box::new(term.clone())));
+        (line, term)
+    }
+
+    /// A log event as the writer prints it to `term`, where a real
+    /// terminal's driver turns each `\n` into `\r\n`.
+    fn log(term: &InMemoryTerm, event: &str) -> std::io::Result<()> {
+        term.write_str(&event.replace('\n', "\r\n"))?;
+        term.flush()
+    }
+
+    fn service(seq: u64, result: Option<&str>) -> LiveProgress {
+        let now = Instant::now();
+        LiveProgress {
+            started: Some(now),
+            finished: result.map(|_| now),
+            result: result.map(str::to_owned),
+            seq,
+            attempt: 1,
+            ..LiveProgress::default()
+        }
+    }
+
     #[test]
-    fn a_line_never_wraps_a_known_terminal() {
-        let line = "x".repeat(120);
-        assert_eq!(fit(line.clone(), Some(80)).len(), 79);
-        assert_eq!(fit(line.clone(), None), line, "unknown width: as is");
-        assert_eq!(fit("short".into(), Some(80)), "short");
+    fn a_line_never_wraps_the_terminal() {
+        let (line, term) = on_screen(40);
+        line.set_message("x".repeat(120));
+        assert_eq!(term.contents(), "x".repeat(40), "cut to the width");
+        line.set_message("y".repeat(120));
+        assert_eq!(term.contents(), "y".repeat(40), "redrawn in place");
     }
 
     #[test]
     fn finished_services_each_leave_one_line_in_start_order() {
+        let (line, term) = on_screen(200);
         let mut live = BTreeMap::new();
-        let now = Instant::now();
-        for (seq, id) in ["Z_FIRST", "A_SECOND"].into_iter().enumerate() {
-            live.insert(
-                id.to_owned(),
-                LiveProgress {
-                    started: Some(now),
-                    finished: Some(now),
-                    result: Some("ok".into()),
-                    seq: seq as u64,
-                    ..LiveProgress::default()
-                },
-            );
-        }
+        live.insert("Z_FIRST".to_owned(), service(0, Some("ok")));
+        live.insert("A_SECOND".to_owned(), service(1, Some("failed")));
+        live.insert("M_THIRD".to_owned(), service(2, None));
         let mut settled = HashSet::new();
-        update(&live, &mut settled);
-        assert_eq!(settled.len(), 2);
-        update(&live, &mut settled);
-        assert_eq!(settled.len(), 2, "settled once");
+        update(&line, &live, &mut settled);
+        update(&line, &live, &mut settled);
+        let screen = term.contents();
+        let rows: Vec<&str> = screen.lines().collect();
+        assert_eq!(rows.len(), 3, "settled once: {screen}");
+        assert!(
+            rows[0].starts_with("Z_FIRST ") && rows[0].contains(" ok "),
+            "{screen}"
+        );
+        assert!(
+            rows[1].starts_with("A_SECOND ") && rows[1].contains(" failed "),
+            "{screen}"
+        );
+        assert!(
+            rows[2].starts_with("M_THIRD ") && rows[2].contains(" importing "),
+            "{screen}"
+        );
+
+        line.finish_and_clear();
+        assert_eq!(term.contents().lines().count(), 2, "the summaries stay");
+    }
+
+    #[test]
+    fn logs_written_while_the_line_is_drawn_land_above_it() {
+        let (line, term) = on_screen(200);
+        let mut live = BTreeMap::new();
+        live.insert("PERSON".to_owned(), service(0, None));
+        update(&line, &live, &mut HashSet::new());
+        above(Some(&line), || log(&term, "INFO batch committed\n")).unwrap();
+        above(Some(&line), || log(&term, "WARN retrying\n")).unwrap();
+        let screen = term.contents();
+        let rows: Vec<&str> = screen.lines().collect();
+        assert_eq!(rows.len(), 3, "{screen}");
+        assert_eq!(rows[0], "INFO batch committed", "{screen}");
+        assert_eq!(rows[1], "WARN retrying", "{screen}");
+        assert!(
+            rows[2].starts_with("PERSON ") && rows[2].contains("importing"),
+            "{screen}"
+        );
+    }
+
+    #[test]
+    fn without_a_line_logs_are_printed_as_they_are() {
+        let term = InMemoryTerm::new(20, 80);
+        above(None, || log(&term, "INFO one\nINFO two\n")).unwrap();
+        assert_eq!(term.contents(), "INFO one\nINFO two");
+        assert!(
+            !term.moves_since_last_check().contains("Clear"),
+            "nothing wiped"
+        );
+    }
+
+    /// A terminal that only counts the redraws (each ends in a flush).
+    #[derive(Debug, Default, Clone)]
+    struct Redraws(Arc<std::sync::atomic::AtomicUsize>);
+
+    impl indicatif::TermLike for Redraws {
+        fn width(&self) -> u16 {
+            200
+        }
+        fn move_cursor_up(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_down(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_right(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_left(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn write_line(&self, _: &str) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn write_str(&self, _: &str) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn clear_line(&self) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn flush(&self) -> std::io::Result<()> {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Ok(())
+        }
+    }
+
+    /// The line costs the importer nothing it does not ask for: however
+    /// often it is updated, the terminal sees at most a burst of 20 redraws
+    /// and then `REDRAWS_PER_SEC` a second.
+    #[test]
+    fn redraws_are_bounded_by_the_rate_limit() {
+        let redraws = Redraws::default();
+        let line = new_line(ProgressDrawTarget::term_like_with_hz(
+            Box::new(redraws.clone()),
+            REDRAWS_PER_SEC,
+        ));
+        let mut live = BTreeMap::new();
+        live.insert("PERSON".to_owned(), service(0, None));
+        let start = Instant::now();
+        let mut updates = 0u64;
+        while start.elapsed() < Duration::from_millis(300) {
+            update(&line, &live, &mut HashSet::new());
+            updates += 1;
+        }
+        let elapsed = start.elapsed();
+        let drawn = redraws.0.load(std::sync::atomic::Ordering::Relaxed);
+        let bound = 20 + (elapsed.as_secs_f64() * f64::from(REDRAWS_PER_SEC)).ceil() as usize + 1;
+        eprintln!(
+            "{updates} updates in {elapsed:?} ({:.0} ns each), {drawn} redraws (bound {bound})",
+            elapsed.as_nanos() as f64 / updates as f64
+        );
+        assert!(updates > 1000, "a busy loop: {updates}");
+        assert!(drawn <= bound, "{drawn} redraws for {updates} updates");
+        assert!(drawn > 0);
     }
 }
