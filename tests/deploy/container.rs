@@ -47,7 +47,10 @@ fn stages(text: &str) -> Vec<Vec<Instruction>> {
     }
     let mut stages = vec![Vec::new()];
     for line in logical {
-        let (keyword, args) = line.trim().split_once(char::is_whitespace).unwrap_or((&line, ""));
+        let (keyword, args) = line
+            .trim()
+            .split_once(char::is_whitespace)
+            .unwrap_or((&line, ""));
         let keyword = keyword.to_ascii_uppercase();
         if keyword == "FROM" {
             stages.push(Vec::new());
@@ -115,7 +118,10 @@ fn the_dockerfile_builds_locked_and_runs_the_daemon_as_a_non_root_user() {
 
     // The runtime stage: a slim Debian, the binary, a user that is not root.
     let base = last(runtime, "FROM");
-    assert!(base.starts_with("debian:") && base.ends_with("-slim"), "{base}");
+    assert!(
+        base.starts_with("debian:") && base.ends_with("-slim"),
+        "{base}"
+    );
     assert!(
         last(runtime, "COPY").ends_with(" /usr/local/bin/sis-importer"),
         "{runtime:?}"
@@ -140,7 +146,10 @@ fn the_dockerfile_builds_locked_and_runs_the_daemon_as_a_non_root_user() {
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .collect();
-    assert!(ignored.iter().any(|l| l.trim_matches('/') == "target"), "{ignored:?}");
+    assert!(
+        ignored.iter().any(|l| l.trim_matches('/') == "target"),
+        "{ignored:?}"
+    );
 }
 
 /// The runtime stage's layout: the binary, root-owned with mode 0755, in
@@ -192,7 +201,12 @@ fn terminate(mut child: Child) -> (Option<i32>, String) {
     run_ok(Command::new("kill").args(["-TERM", &child.id().to_string()]));
     let status = child.wait().unwrap();
     let mut logs = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut logs).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut logs)
+        .unwrap();
     (status.code(), logs)
 }
 
@@ -241,12 +255,19 @@ async fn the_binary_runs_as_the_images_user_and_its_healthcheck_follows_the_daem
     while TcpStream::connect(("127.0.0.1", port)).is_err() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(effective_uid(daemon.id()), user.0, "the daemon runs as the image's user");
+    assert_eq!(
+        effective_uid(daemon.id()),
+        user.0,
+        "the daemon runs as the image's user"
+    );
     let healthy = healthcheck();
     let (code, logs) = tokio::task::spawn_blocking(move || terminate(daemon))
         .await
         .unwrap();
-    assert!(healthy.success(), "HEALTHCHECK fails on a live daemon: {healthy}: {logs}");
+    assert!(
+        healthy.success(),
+        "HEALTHCHECK fails on a live daemon: {healthy}: {logs}"
+    );
     assert_eq!(code, Some(0), "SIGTERM ends the daemon with 0: {logs}");
     assert!(
         !healthcheck().success(),
