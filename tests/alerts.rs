@@ -1,8 +1,11 @@
-//! The alert expressions docs/operating.md suggests, evaluated against
-//! `/metrics` after real runs: they fire for a service that fails every
-//! run, a forbidden one and one with dead letters, and stay quiet for a
-//! healthy one. The registry is one per process, so this binary holds a
-//! single test.
+//! The per-service alert expressions of deploy/prometheus/alerts.yaml
+//! (SisImporterNoSuccess, SisImporterServiceFailing,
+//! SisImporterServiceForbidden, SisImporterDeadLettersWaiting), evaluated
+//! against `/metrics` after real runs: they fire for a service that fails
+//! every run, a forbidden one and one with dead letters, and stay quiet
+//! for a healthy one. That the rules name only served metrics is
+//! tests/deploy.rs. The registry is one per process, so this binary holds
+//! a single test.
 
 mod common;
 
