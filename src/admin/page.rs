@@ -169,9 +169,11 @@ fn document(body: &str) -> String {
 
 const STYLE: &str = "body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}\
 h1{font-size:1.4em;margin:0 0 .3em}h2{font-size:1.1em;margin:1.2em 0 .4em}\
-table{border-collapse:collapse}th,td{padding:.25em .6em;text-align:left;white-space:nowrap}\
-th{background:#eee;font-weight:600}tr:nth-child(even) td{background:#f7f7f7}\
-td.num{text-align:right;font-variant-numeric:tabular-nums}td.err{white-space:normal;max-width:32em}\
+table{border-collapse:collapse}#services{width:100%}\
+th,td{padding:.25em .5em;text-align:left;white-space:nowrap;vertical-align:top}\
+th{background:#eee;font-weight:600}td{border-bottom:1px solid #e4e4e4}\
+tr:has(+ .err-row) td{border-bottom:none}.err-row td{padding-top:0}\
+td.num{text-align:right;font-variant-numeric:tabular-nums}td.err{white-space:normal;overflow-wrap:anywhere;color:#b00020}\
 .cards{display:flex;gap:1em;flex-wrap:wrap}.card{border:1px solid #ccc;border-radius:6px;padding:.5em .9em;min-width:14em}\
 .card h2{margin:0 0 .2em}.ok{color:#17692c}.bad{color:#b00020;font-weight:600}\
 .busy{color:#8a5a00;font-weight:600}.note,.head{color:#555}";
@@ -243,13 +245,13 @@ fn summary(out: &mut String, rows: &[ServiceStatus]) {
     );
 }
 
-/// This process's progress, in the order the services started.
+/// This process's progress, in the table's order. A service of the
+/// current run not reached yet still shows its last run's figures: STARTED
+/// tells them apart.
 fn progress(out: &mut String, view: &View<'_>) {
     if view.live.is_empty() {
         return;
     }
-    let mut started: Vec<(&String, &LiveProgress)> = view.live.iter().collect();
-    started.sort_by_key(|(_, p)| p.seq);
     let title = if view.running_here {
         "Progress of this process's run"
     } else {
@@ -258,14 +260,25 @@ fn progress(out: &mut String, view: &View<'_>) {
     let _ = write!(
         out,
         "<h2>{title}</h2><table id=\"progress\"><tr><th>SERVICE</th><th>STATE</th>\
-         <th>ENTITIES</th><th>PER SECOND</th><th>ORDINAL</th><th>DEAD</th><th>TIME</th>\
-         <th>ATTEMPT</th></tr>"
+         <th>STARTED</th><th>ENTITIES</th><th>PER SECOND</th><th>ORDINAL</th><th>DEAD</th>\
+         <th>TIME</th><th>ATTEMPT</th></tr>"
     );
-    for (service, p) in started {
+    let known = view.rows.iter().map(|r| &r.service);
+    let others = view
+        .live
+        .keys()
+        .filter(|id| !view.rows.iter().any(|r| &r.service == *id));
+    for service in known.chain(others) {
+        let Some(p) = view.live.get(service) else {
+            continue;
+        };
         let f = crate::progress::figures(p, view.now);
+        let ago = p.started.map_or("-".to_owned(), |at| {
+            ago(view.now.saturating_duration_since(at))
+        });
         let _ = write!(
             out,
-            "<tr data-service=\"{id}\"><td>{id}</td><td class=\"{}\">{}</td>\
+            "<tr data-service=\"{id}\"><td>{id}</td><td class=\"{}\">{}</td><td>{ago}</td>\
              <td class=\"num\">{}</td><td class=\"num\">{:.0}</td><td class=\"num\">{}</td>\
              <td class=\"num\">{}</td><td class=\"num\">{:.1} s</td><td class=\"num\">{}</td></tr>",
             result_class(&f.state),
@@ -282,37 +295,56 @@ fn progress(out: &mut String, view: &View<'_>) {
     out.push_str("</table>");
 }
 
-/// The status table: the columns and cells of `sis-importer status`,
-/// with the whole error on hover.
+/// `elapsed` as `12 s ago`, `3 min ago` or `2 h ago`.
+fn ago(elapsed: std::time::Duration) -> String {
+    match elapsed.as_secs() {
+        s if s < 120 => format!("{s} s ago"),
+        s if s < 7200 => format!("{} min ago", s / 60),
+        s => format!("{} h ago", s / 3600),
+    }
+}
+
+/// The status table: the columns and cells of `sis-importer status`. The
+/// error, the last column there, gets a line of its own under the
+/// service's row (it is the longest cell), with the whole text on hover.
 fn table(out: &mut String, rows: &[ServiceStatus]) {
+    let (columns, _) = status::COLUMNS.split_at(ERROR);
     out.push_str("<h2>Services</h2><table id=\"services\"><tr>");
-    for column in status::COLUMNS {
+    for column in columns {
         let _ = write!(out, "<th>{}</th>", escape(column));
     }
     out.push_str("</tr>");
     for row in rows {
-        let _ = write!(out, "<tr data-service=\"{}\">", escape(&row.service));
+        let id = escape(&row.service);
+        let _ = write!(out, "<tr data-service=\"{id}\">");
         let cells = status::cells(row);
-        let last = cells.len() - 1;
-        for (i, cell) in cells.iter().enumerate() {
+        for (i, cell) in cells[..ERROR].iter().enumerate() {
             let class = match i {
                 9 if row.dead_letters > 0 => "num bad",
                 1 | 2 | 9 => "num",
                 5 => result_class(cell),
                 7 if row.forbidden => "bad",
-                _ if i == last => "err",
                 _ => "",
             };
-            let title = match row.last_run.as_ref().and_then(|r| r.error.as_deref()) {
-                Some(error) if i == last => format!(" title=\"{}\"", escape(error)),
-                _ => String::new(),
-            };
-            let _ = write!(out, "<td class=\"{class}\"{title}>{}</td>", escape(cell));
+            let _ = write!(out, "<td class=\"{class}\">{}</td>", escape(cell));
         }
         out.push_str("</tr>");
+        if let Some(error) = row.last_run.as_ref().and_then(|r| r.error.as_deref()) {
+            let _ = write!(
+                out,
+                "<tr class=\"err-row\" data-error=\"{id}\"><td></td>\
+                 <td colspan=\"{}\" class=\"err\" title=\"{}\">{}</td></tr>",
+                ERROR - 1,
+                escape(error),
+                escape(&cells[ERROR])
+            );
+        }
     }
     out.push_str("</table>");
 }
+
+/// The index of the ERROR column in [`status::COLUMNS`].
+const ERROR: usize = status::COLUMNS.len() - 1;
 
 /// The CSS class of a result or state (a fixed word, never the input).
 fn result_class(result: &str) -> &'static str {
@@ -395,10 +427,15 @@ mod tests {
                 .find(&format!("<tr data-service=\"{}\">", r.service))
                 .expect("a row per service");
             let end = at + html[at..].find("</tr>").unwrap();
-            for cell in status::cells(r) {
+            let cells = status::cells(r);
+            for cell in &cells[..ERROR] {
                 assert!(html[at..end].contains(&format!(">{cell}</td>")), "{cell}");
             }
         }
+        assert!(
+            html.contains("<tr class=\"err-row\" data-error=\"COUNTRY\"><td></td><td colspan=\"9\" class=\"err\" title=\"boom\">boom</td></tr>"),
+            "{html}"
+        );
         assert!(
             html.contains("<span class=\"bad\">1 failed</span>"),
             "{html}"
