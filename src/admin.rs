@@ -4,7 +4,8 @@
 //!
 //! Open: `GET /healthz`, `GET /readyz`, `GET /metrics`.
 //! Guarded by `ADMIN_TOKEN` (header `token` or `Authorization: Bearer`):
-//! `POST /force_update`, `POST /reset/{service}[?to=ORDINAL]`, `GET /status`,
+//! `GET /`, the status page for a browser (in `admin/page.rs`, which says
+//! why it is guarded), `POST /force_update`, `POST /reset/{service}[?to=ORDINAL]`, `GET /status`,
 //! `DELETE /forbidden[/{service}]`, and the dead letters:
 //! `GET /dead-letters[/{service}]`, `POST /dead-letters/{service}/replay`,
 //! `DELETE /dead-letters/{service}` (in `admin/dead_letters.rs`); the old
@@ -28,6 +29,7 @@ use crate::importer::daemon::Daemon;
 use crate::shutdown::Shutdown;
 
 mod dead_letters;
+pub mod page;
 
 #[derive(Clone)]
 struct AdminState {
@@ -51,6 +53,7 @@ fn router_until(daemon: Arc<Daemon>, shutdown: Shutdown) -> Router {
         .merge(
             // The operator's routes: every one behind the admin token.
             Router::new()
+                .route("/", get(page::page))
                 .route("/status", get(status))
                 .route("/force_update", post(force_update).get(force_update))
                 .route("/reset/{service}", post(reset).get(reset))

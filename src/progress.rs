@@ -149,8 +149,22 @@ fn update(
     }
 }
 
-/// The text of one service's line.
-pub fn render(service: &str, p: &LiveProgress, now: Instant) -> String {
+/// What one service's progress amounts to at `now`: the figures the
+/// progress line and the admin API's status page show.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Figures {
+    /// `importing` while it runs, then its result (`ok`, `failed`, ...).
+    pub state: String,
+    /// Entities acknowledged or committed, whichever is more.
+    pub entities: u64,
+    /// Entities per second since the service started.
+    pub rate: f64,
+    /// Seconds since it started (until it finished).
+    pub secs: f64,
+}
+
+/// The figures of `p` at `now`.
+pub fn figures(p: &LiveProgress, now: Instant) -> Figures {
     let elapsed = p
         .finished
         .unwrap_or(now)
@@ -162,8 +176,23 @@ pub fn render(service: &str, p: &LiveProgress, now: Instant) -> String {
     } else {
         0.0
     };
+    Figures {
+        state: p.result.clone().unwrap_or_else(|| "importing".to_owned()),
+        entities,
+        rate,
+        secs,
+    }
+}
+
+/// The text of one service's line.
+pub fn render(service: &str, p: &LiveProgress, now: Instant) -> String {
+    let Figures {
+        state,
+        entities,
+        rate,
+        secs,
+    } = figures(p, now);
     let ordinal = p.ordinal.map_or_else(|| "-".to_owned(), |o| o.to_string());
-    let state = p.result.as_deref().unwrap_or("importing");
     let mut text = format!(
         "{service:<24} {state:<9} {entities:>9} entities {rate:>7.0}/s  ordinal {ordinal}  dead letters {}  {secs:.1} s",
         p.dead_letters

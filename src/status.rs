@@ -102,46 +102,54 @@ pub async fn collect(
     Ok(rows)
 }
 
+/// The status table's column names, as `status` prints them.
+pub const COLUMNS: [&str; 11] = [
+    "SERVICE",
+    "ORDINAL",
+    "SCHEDULED/UPDATED",
+    "LAST RUN",
+    "DURATION",
+    "RESULT",
+    "LAST SUCCESS",
+    "FORBIDDEN",
+    "FEEDBACK",
+    "DEAD",
+    "ERROR",
+];
+
+/// The cells of one row under [`COLUMNS`], as `status` prints them (`-`
+/// for nothing, the error cut to 80 characters): the text table and the
+/// admin API's status page show the same words.
+pub fn cells(r: &ServiceStatus) -> [String; COLUMNS.len()] {
+    let run = r.last_run.as_ref();
+    [
+        r.service.clone(),
+        r.ordinal.map_or("-".into(), |o| o.to_string()),
+        format!("{}/{}", r.scheduled, r.updated),
+        run.map_or("-".into(), |r| short_time(&r.started)),
+        run.map_or("-".into(), |r| {
+            format!("{:.1}s", r.duration_ms as f64 / 1000.0)
+        }),
+        run.map_or("-".into(), |r| r.result.clone()),
+        r.last_success.as_deref().map_or("-".into(), short_time),
+        if r.forbidden {
+            "yes".into()
+        } else {
+            "-".into()
+        },
+        r.feedback_form.clone().unwrap_or_else(|| "-".into()),
+        r.dead_letters.to_string(),
+        run.and_then(|r| r.error.as_deref())
+            .map(shorten)
+            .unwrap_or_default(),
+    ]
+}
+
 /// A readable table of `rows`.
 pub fn render_table(rows: &[ServiceStatus]) -> String {
-    let mut table = vec![[
-        "SERVICE".to_owned(),
-        "ORDINAL".into(),
-        "SCHEDULED/UPDATED".into(),
-        "LAST RUN".into(),
-        "DURATION".into(),
-        "RESULT".into(),
-        "LAST SUCCESS".into(),
-        "FORBIDDEN".into(),
-        "FEEDBACK".into(),
-        "DEAD".into(),
-        "ERROR".into(),
-    ]];
-    for r in rows {
-        let run = r.last_run.as_ref();
-        table.push([
-            r.service.clone(),
-            r.ordinal.map_or("-".into(), |o| o.to_string()),
-            format!("{}/{}", r.scheduled, r.updated),
-            run.map_or("-".into(), |r| short_time(&r.started)),
-            run.map_or("-".into(), |r| {
-                format!("{:.1}s", r.duration_ms as f64 / 1000.0)
-            }),
-            run.map_or("-".into(), |r| r.result.clone()),
-            r.last_success.as_deref().map_or("-".into(), short_time),
-            if r.forbidden {
-                "yes".into()
-            } else {
-                "-".into()
-            },
-            r.feedback_form.clone().unwrap_or_else(|| "-".into()),
-            r.dead_letters.to_string(),
-            run.and_then(|r| r.error.as_deref())
-                .map(shorten)
-                .unwrap_or_default(),
-        ]);
-    }
-    let widths: Vec<usize> = (0..table[0].len())
+    let mut table = vec![COLUMNS.map(String::from)];
+    table.extend(rows.iter().map(cells));
+    let widths: Vec<usize> = (0..COLUMNS.len())
         .map(|i| {
             table
                 .iter()
@@ -174,7 +182,7 @@ fn shorten(error: &str) -> String {
 }
 
 /// An RFC 3339 time as `2026-11-28 02:00:00` (UTC, as stored).
-fn short_time(rfc3339: &str) -> String {
+pub fn short_time(rfc3339: &str) -> String {
     rfc3339
         .chars()
         .take(19)
