@@ -20,14 +20,16 @@
 //! `MAX_CHUNKS_IN_FLIGHT` × `MAX_PUBLISHES_IN_FLIGHT` at zero latency and with
 //! latency (`windows.md`), cells interleaved and medians of
 //! `BENCH_SWEEP_ROUNDS`; the latency scenario (Sisu 200 ms per page, consumers 30 ms per chunk × 3),
-//! `SERVICE_CONCURRENCY` 4 over four services, and memory at 100k and 1M
-//! entities. Each target prints a met/MISSED line.
+//! `SERVICE_CONCURRENCY` 4 over four services, a slow Sisu (300 ms think,
+//! then 40 MB/s per page: the paging chain's bound against one request at
+//! a time), and memory at 100k and 1M entities. Each target prints a met/MISSED line.
 //!
 //! Run: `cargo bench --bench pipeline`. Knobs: `BENCH_ENTITIES` (200000),
 //! `BENCH_ROUNDS` (3), `BENCH_SWEEP=0` skips the sweeps, `BENCH_SWEEP_ROUNDS`
 //! (3), `BENCH_LATENCY_ENTITIES`
 //! (20000, 0 skips the latency runs), `BENCH_BIG_ENTITIES`
-//! (1000000, 0 skips the memory runs), `BENCH_CONSUMERS` (2), `BENCH_VARIANTS`
+//! (1000000, 0 skips the memory runs), `BENCH_SLOW_ENTITIES` (20000, 0 skips
+//! the slow-Sisu runs), `BENCH_SLOW_ROUNDS` (1), `BENCH_CONSUMERS` (2), `BENCH_VARIANTS`
 //! (settings to compare with the defaults, interleaved: `A=1,B=2;C=3`).
 
 mod measure;
@@ -153,6 +155,7 @@ fn parent() -> ExitCode {
     drop(rig);
 
     latency_scenarios(&mut targets, &windows);
+    slow_sisu_scenario(&mut targets);
     memory_scenario(&mut targets);
 
     println!("\n== targets ==");
@@ -202,6 +205,56 @@ fn latency_scenarios(targets: &mut Vec<String>, windows: &[Run]) {
     targets.push(format!(
         "latency: SERVICE_CONCURRENCY=4 {:.2} x faster than one at a time over four services (target >= 3): {}",
         serial.wall / side.wall, verdict(serial.wall / side.wall >= 3.0)
+    ));
+}
+
+/// Sisu's paging chain against a slow Sisu: 300 ms of thinking per page,
+/// then the page at 40 MB/s. Asking for the next page as soon as this
+/// one's head shows its cursor hides every transfer but the last behind
+/// the next page's thinking; with the fields after `entities` (the old
+/// behaviour, one request at a time) each page costs both.
+fn slow_sisu_scenario(targets: &mut Vec<String>) {
+    let n = knob("BENCH_SLOW_ENTITIES", 20_000);
+    if n == 0 {
+        return;
+    }
+    const THINK_MS: u64 = 300;
+    const RATE: u64 = 40_000_000;
+    println!("\n== slow Sisu: {THINK_MS} ms think + 40 MB/s per page, {n} PERSON entities ==");
+    let person = || ("SERVICES", "PERSON".to_owned());
+    let mut first = Rig::start_with(n, THINK_MS, RATE, false);
+    first.start_consumers(knob("BENCH_CONSUMERS", 2), 0);
+    let mut last = Rig::start_with(n, THINK_MS, RATE, true);
+    last.start_consumers(knob("BENCH_CONSUMERS", 2), 0);
+    let (mut early, mut one_at_a_time, mut bytes) = (Vec::new(), Vec::new(), 0);
+    for _ in 0..knob("BENCH_SLOW_ROUNDS", 1) {
+        bytes = first.measure("fetch", &[person()]).bytes;
+        early.push(first.measure("import", &[person()]));
+        one_at_a_time.push(last.measure("import", &[person()]));
+    }
+    let (early, one_at_a_time) = (median(early), median(one_at_a_time));
+    let pages = n.div_ceil(1000) as f64;
+    let transfer = bytes as f64 / pages / RATE as f64;
+    let think = THINK_MS as f64 / 1000.0;
+    let chain = pages * think + transfer;
+    let old = pages * (think + transfer);
+    println!("{}", early.line("fields first (next page asked for early)"));
+    println!("{}", one_at_a_time.line("fields last (one request at a time)"));
+    println!(
+        "{pages} pages of {:.2} MB: the chain's bound {chain:.2} s (transfers hidden), one at a time {old:.2} s",
+        bytes as f64 / pages / 1e6
+    );
+    println!(
+        "fields first: {:.2} s, {:.0} % of the way from the old bound to the chain's; fields last: {:.2} s",
+        early.wall,
+        100.0 * (old - early.wall) / (old - chain),
+        one_at_a_time.wall
+    );
+    targets.push(format!(
+        "slow Sisu: {:.2} s = {:.2} x the chain's bound {chain:.2} s (target <= 1.1): {}",
+        early.wall,
+        early.wall / chain,
+        verdict(early.wall <= 1.1 * chain)
     ));
 }
 

@@ -152,6 +152,18 @@ fn read_lines(
 
 impl Rig {
     pub(crate) fn start(entities: u64, sisu_latency_ms: u64) -> Rig {
+        Rig::start_with(entities, sisu_latency_ms, 0, false)
+    }
+
+    /// A rig whose fake Sisu thinks `sisu_latency_ms` per page, then sends
+    /// it at `transfer_rate` bytes per second (0: no limit), with the
+    /// paging fields before `entities` as real Sisu writes them, or after.
+    pub(crate) fn start_with(
+        entities: u64,
+        sisu_latency_ms: u64,
+        transfer_rate: u64,
+        fields_last: bool,
+    ) -> Rig {
         let rt = tokio::runtime::Runtime::new().expect("runtime");
         let (nats, redis) = rt.block_on(async {
             (
@@ -164,6 +176,8 @@ impl Rig {
             &[
                 ("BENCH_N", entities.to_string()),
                 ("BENCH_LATENCY_MS", sisu_latency_ms.to_string()),
+                ("BENCH_TRANSFER_RATE", transfer_rate.to_string()),
+                ("BENCH_FIELDS_LAST", u64::from(fields_last).to_string()),
             ],
         );
         let fake_url = read_lines(&mut fake, true, || {})["url"].clone();

@@ -26,12 +26,18 @@ pub(crate) async fn fake() -> ExitCode {
     let fake = FakeSisu::start(FakeSisuConfig {
         seed: 7,
         entities_per_service: knob("BENCH_N", 200_000),
+        field_order: if knob("BENCH_FIELDS_LAST", 0) != 0 {
+            sis_testkit::fake_sisu::FieldOrder::FieldsLast
+        } else {
+            sis_testkit::fake_sisu::FieldOrder::Sisu
+        },
         ..FakeSisuConfig::default()
     })
     .await
     .expect("fake Sisu starts");
     fake.faults()
         .latency(None, Duration::from_millis(knob("BENCH_LATENCY_MS", 0)));
+    fake.faults().transfer_rate(knob("BENCH_TRANSFER_RATE", 0));
     println!("url={}\nready", fake.base_url());
     std::future::pending::<()>().await;
     ExitCode::SUCCESS
