@@ -239,7 +239,10 @@ fn slow_sisu_scenario(targets: &mut Vec<String>) {
     let chain = pages * think + transfer;
     let old = pages * (think + transfer);
     println!("{}", early.line("fields first (next page asked for early)"));
-    println!("{}", one_at_a_time.line("fields last (one request at a time)"));
+    println!(
+        "{}",
+        one_at_a_time.line("fields last (one request at a time)")
+    );
     println!(
         "{pages} pages of {:.2} MB: the chain's bound {chain:.2} s (transfers hidden), one at a time {old:.2} s",
         bytes as f64 / pages / 1e6

@@ -131,6 +131,9 @@ pub(crate) fn window_sweep_latency(rig: &Rig, zero: &[Run], bound: f64) {
     println!("wrote {OUT_DIR}/windows.md");
 }
 
+/// One panel per `PIPELINE_DEPTH`, side by side on a shared MB/s axis:
+/// in each, MB/s by `MAX_CHUNK_SIZE`, one line per `FETCH_AMOUNT`, and the
+/// stage limits of the same run as flat lines.
 fn plot(
     rows: &[(u64, u64, u64, Run)],
     fetch: f64,
@@ -138,59 +141,64 @@ fn plot(
 ) -> Result<(), Box<dyn std::error::Error>> {
     use plotters::prelude::*;
     let path = format!("{OUT_DIR}/sweep.svg");
-    let root = SVGBackend::new(&path, (900, 560)).into_drawing_area();
+    let root = SVGBackend::new(&path, (1200, 480)).into_drawing_area();
     root.fill(&WHITE)?;
+    let root = root.titled(
+        "End to end MB/s by MAX_CHUNK_SIZE, one panel per PIPELINE_DEPTH",
+        ("sans-serif", 18),
+    )?;
     let top = rows
         .iter()
         .map(|r| r.3.mb_per_s())
         .fold(fetch.max(publish), f64::max)
         * 1.1;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(
-            "End to end MB/s by MAX_CHUNK_SIZE (one line per FETCH_AMOUNT, depth)",
-            ("sans-serif", 18),
-        )
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(50)
-        .build_cartesian_2d(0f64..550f64, 0f64..top)?;
-    chart
-        .configure_mesh()
-        .x_desc("MAX_CHUNK_SIZE")
-        .y_desc("MB/s")
-        .draw()?;
-    let mut i = 0;
-    for fetch_amount in [500u64, 1000, 2000] {
-        for depth in [1u64, 3, 6] {
+    let depths = [1u64, 3, 6];
+    let panels = root.split_evenly((1, depths.len()));
+    for (panel, depth) in panels.iter().zip(depths) {
+        let mut chart = ChartBuilder::on(panel)
+            .caption(format!("PIPELINE_DEPTH {depth}"), ("sans-serif", 15))
+            .margin(10)
+            .x_label_area_size(36)
+            .y_label_area_size(44)
+            .build_cartesian_2d(0f64..550f64, 0f64..top)?;
+        chart
+            .configure_mesh()
+            .x_desc("MAX_CHUNK_SIZE")
+            .y_desc("MB/s")
+            .draw()?;
+        for (i, fetch_amount) in [500u64, 1000, 2000].into_iter().enumerate() {
             let points: Vec<(f64, f64)> = rows
                 .iter()
                 .filter(|r| r.0 == fetch_amount && r.2 == depth)
                 .map(|r| (r.1 as f64, r.3.mb_per_s()))
                 .collect();
             let color = Palette99::pick(i).to_rgba();
-            i += 1;
             chart
-                .draw_series(LineSeries::new(points, color.stroke_width(2)))?
-                .label(format!("fetch {fetch_amount}, depth {depth}"))
+                .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))?
+                .label(format!("FETCH_AMOUNT {fetch_amount}"))
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color));
+            chart.draw_series(
+                points
+                    .into_iter()
+                    .map(|p| Circle::new(p, 3, color.filled())),
+            )?;
+        }
+        for (name, value, color) in [("fetch-only", fetch, BLACK), ("publish-only", publish, RED)] {
+            chart
+                .draw_series(LineSeries::new(
+                    vec![(0.0, value), (550.0, value)],
+                    color.stroke_width(1),
+                ))?
+                .label(name)
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color));
         }
-    }
-    for (name, value, color) in [("fetch-only", fetch, BLACK), ("publish-only", publish, RED)] {
         chart
-            .draw_series(LineSeries::new(
-                vec![(0.0, value), (550.0, value)],
-                color.stroke_width(1),
-            ))?
-            .label(name)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color));
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .position(SeriesLabelPosition::LowerRight)
+            .draw()?;
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        // Between the stage lines at the top and the runs below.
-        .position(SeriesLabelPosition::Coordinate(560, 120))
-        .draw()?;
     root.present()?;
     Ok(())
 }
