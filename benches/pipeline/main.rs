@@ -142,8 +142,8 @@ fn parent() -> ExitCode {
     ));
     let per_gb = e2e.own_cpu_per_gb();
     targets.push(format!(
-        "importer CPU {per_gb:.2} s per GB of entity JSON (target <= 2): {}",
-        verdict(per_gb <= 2.0)
+        "importer CPU {per_gb:.2} s per GB of entity JSON (target <= 1): {}",
+        verdict(per_gb <= 1.0)
     ));
 
     let sweep_rounds = knob("BENCH_SWEEP_ROUNDS", 3);
