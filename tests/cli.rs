@@ -121,21 +121,19 @@ fn help_of_every_command_shows_examples_and_exit_codes() {
 #[test]
 fn completions_of_every_shell_offer_every_command() {
     let names: BTreeSet<String> = all_commands().into_iter().flatten().collect();
-    // How each script offers a command as a candidate (bash is run for
-    // real below).
-    let offers: [(&str, fn(&str) -> String); 5] = [
-        ("bash", |name| format!(" {name} ")),
-        ("zsh", |name| format!("'{name}:")),
-        ("fish", |name| format!("-a \"{name}\"")),
-        ("elvish", |name| format!("cand {name} ")),
-        ("powershell", |name| {
-            format!("CompletionResult]::new('{name}'")
-        }),
+    // How each script offers a command as a candidate, `NAME` standing for
+    // it (bash is run for real below).
+    let offers = [
+        ("bash", " NAME "),
+        ("zsh", "'NAME:"),
+        ("fish", "-a \"NAME\""),
+        ("elvish", "cand NAME "),
+        ("powershell", "CompletionResult]::new('NAME'"),
     ];
     for (shell, offer) in offers {
         let script = stdout_of(&["completions", shell]);
         for name in &names {
-            let candidate = offer(name);
+            let candidate = offer.replace("NAME", name);
             assert!(script.contains(&candidate), "{shell}: no {candidate}");
         }
     }
