@@ -1,13 +1,15 @@
 //! The `sis-importer` command line (SPEC §8).
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use sis_importer::config::Config;
 use std::time::Duration;
+
+mod help;
 
 use sis_importer::importer::{daemon::Daemon, Importer};
 use sis_importer::lease::Lease;
@@ -22,7 +24,7 @@ use sis_importer::store::OrdinalStore;
 /// Configuration comes from --config (TOML) and the environment
 /// (SIS_API_URL, NATS_URL, REDIS_URL, ...; see docs/configuration.md).
 #[derive(Parser)]
-#[command(name = "sis-importer", version)]
+#[command(name = "sis-importer", version, after_help = help::after_help(""))]
 struct Cli {
     /// TOML configuration file; environment variables override it.
     #[arg(long, global = true, env = "SIS_IMPORTER_CONFIG")]
@@ -41,8 +43,10 @@ enum ProgressMode {
 #[derive(Subcommand)]
 enum Command {
     /// Run the daemon: import at start and on the CRON schedule.
+    #[command(after_help = help::after_help("run"))]
     Run,
     /// Import once and exit: 0 only if every selected service finished.
+    #[command(after_help = help::after_help("once"))]
     Once {
         /// Service id to import (repeatable); default: SERVICES or all.
         #[arg(long = "service", value_name = "ID")]
@@ -54,8 +58,10 @@ enum Command {
     },
     /// Check the configuration and reach NATS, Redis and Sisu: one line
     /// per check; exits 1 at the first failure.
+    #[command(after_help = help::after_help("check"))]
     Check,
     /// Show per-service ordinal, progress, last run, forbidden and dead letters.
+    #[command(after_help = help::after_help("status"))]
     Status {
         /// Print JSON instead of a table.
         #[arg(long)]
@@ -63,12 +69,14 @@ enum Command {
     },
     /// Services Sisu answered 403 for: clear the mark so the next run
     /// tries them again (a running daemon sees it at its next run).
+    #[command(after_help = help::after_help("forbidden"))]
     Forbidden {
         #[command(subcommand)]
         action: ForbiddenAction,
     },
     /// Delete ordinals so the services re-import from 0, or set them
     /// (`--to`) so they import what comes after.
+    #[command(after_help = help::after_help("reset"))]
     Reset {
         /// Service ids to reset.
         #[arg(value_name = "ID", required_unless_present = "all")]
@@ -90,13 +98,31 @@ enum Command {
     },
     /// List, replay or clear dead letters: entities a consumer refused
     /// alone, or too large for a chunk.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = help::after_help("dead-letters"))]
     DeadLetters(DeadLetterCommand),
+    /// Print a completion script for the shell (bash, zsh, fish, elvish,
+    /// powershell) to stdout.
+    #[command(after_help = help::after_help("completions"))]
+    Completions {
+        /// The shell the script is for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) of the program or of one command to
+    /// stdout: `man -l <(sis-importer man)`.
+    #[command(after_help = help::after_help("man"))]
+    Man {
+        /// The command whose page to print, e.g. `dead-letters replay`;
+        /// none: the program's page, which lists the commands.
+        #[arg(value_name = "COMMAND")]
+        command: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
 enum ForbiddenAction {
     /// Clear the forbidden mark of the named services (all without ids).
+    #[command(after_help = help::after_help("forbidden clear"))]
     Clear {
         /// Service ids; none: every forbidden service.
         #[arg(value_name = "ID")]
@@ -107,6 +133,7 @@ enum ForbiddenAction {
 #[derive(Subcommand)]
 enum DeadLetterCommand {
     /// Show the dead letters of one service or of all, newest last.
+    #[command(after_help = help::after_help("dead-letters list"))]
     List {
         /// Service id; default: every service that has dead letters.
         #[arg(value_name = "SERVICE")]
@@ -124,6 +151,7 @@ enum DeadLetterCommand {
     /// feedback, halving, dead-lettered again if they still fail. Waits for
     /// the import lease; delivered letters leave the list, the others stay.
     /// Exits 0 only if every chosen letter was delivered.
+    #[command(after_help = help::after_help("dead-letters replay"))]
     Replay {
         /// Service id.
         #[arg(value_name = "SERVICE")]
@@ -136,6 +164,7 @@ enum DeadLetterCommand {
         all: bool,
     },
     /// Remove dead letters (and their entities) without sending them.
+    #[command(after_help = help::after_help("dead-letters clear"))]
     Clear {
         /// Service id.
         #[arg(value_name = "SERVICE")]
@@ -149,6 +178,12 @@ enum DeadLetterCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Generated from the command line's definition alone: no configuration.
+    match &cli.command {
+        Command::Completions { shell } => return print_completions(*shell),
+        Command::Man { command } => return print_man_page(command),
+        _ => {}
+    }
     let config = Config::read(cli.config.as_deref());
     if let (Command::Check, Err(e)) = (&cli.command, &config) {
         // `check` reports a configuration that does not even load as its
@@ -166,6 +201,60 @@ fn main() -> ExitCode {
             // the form of a URL with a password, which a blanket mask
             // would hide).
             eprintln!("sis-importer: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// `sis-importer completions <shell>`.
+fn print_completions(shell: clap_complete::Shell) -> ExitCode {
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "sis-importer", &mut script);
+    let mut script = String::from_utf8_lossy(&script).into_owned();
+    if shell == clap_complete::Shell::Bash {
+        // clap_complete spells the state of a hyphenated program two ways
+        // (`sis__importer__subcmd__once` while walking the words,
+        // `sis__subcmd__importer__subcmd__once` in the arms), so nothing
+        // after the first word would complete (clap-rs/clap#6421). One
+        // spelling makes the arms match again.
+        script = script.replace("sis__subcmd__importer", "sis__importer");
+    }
+    match std::io::stdout().write_all(script.as_bytes()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sis-importer: cannot write the completion script: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// `sis-importer man [COMMAND]...`: the page of the program or of the
+/// named command (`man once`, `man dead-letters replay`).
+fn print_man_page(path: &[String]) -> ExitCode {
+    let mut command = Cli::command();
+    command.build();
+    for name in path {
+        let Some(sub) = command.find_subcommand(name) else {
+            // Exits 2, as clap does for any other bad argument.
+            Cli::command()
+                .error(
+                    clap::error::ErrorKind::InvalidValue,
+                    format!(
+                        "no command `{}`: `sis-importer --help` lists them",
+                        path.join(" ")
+                    ),
+                )
+                .exit();
+        };
+        command = sub.clone();
+    }
+    match help::man_page(command, &path.join(" "), &mut std::io::stdout().lock()) {
+        Ok(()) => ExitCode::SUCCESS,
+        // A closed pipe (`| head`) is the reader's choice, not a failure.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sis-importer: cannot write the manual page: {e}");
             ExitCode::from(2)
         }
     }
@@ -330,6 +419,9 @@ async fn execute(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::DeadLetters(command) => dead_letters(command, config).await,
+        Command::Completions { .. } | Command::Man { .. } => {
+            unreachable!("main prints these before reading the configuration")
+        }
     }
 }
 

@@ -16,9 +16,23 @@ use tokio::signal::unix::{signal, SignalKind};
 
 use sis_testkit::consumer::{ConsumerConfig, JsonLinesFile, ReferenceConsumer};
 
-/// Runs a reference consumer until SIGTERM or Ctrl-C.
+/// A reference consumer of sis-importer's stream, for trying the importer
+/// by hand (e.g. against `cargo fake-sisu`); runs until SIGTERM or Ctrl-C.
+///
+/// It waits for the stream (the importer creates it on its first run),
+/// then reads every service's subject through a durable pull consumer
+/// `<prefix>_<SERVICE>`, answers each chunk on its feedback subject (`OK`,
+/// or `FAIL` when an entity has a truthy --fail-field) and acks it. It
+/// keeps only counters, or appends the entities to --store-file. Never
+/// point it at a production stream: its durables take chunks from there.
 #[derive(Parser)]
-#[command(name = "consumer", version)]
+#[command(
+    name = "consumer",
+    version,
+    after_help = "Example, with the importer's NATS and Redis:\n  \
+        NATS_URL=nats://127.0.0.1:14222 REDIS_URL=redis://127.0.0.1:16379/ cargo consumer --form seed\n\n\
+        Exit codes: 0 stopped by SIGTERM or Ctrl-C; 2 bad arguments or --store-file unwritable."
+)]
 struct Args {
     /// NATS server URL (several comma-separated for a cluster).
     // The environment's value is not shown in --help: it may hold a password.
