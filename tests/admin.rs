@@ -8,56 +8,13 @@ use std::time::Duration;
 
 use common::*;
 use reqwest::{Method, StatusCode};
-use sis_importer::config::Secret;
-use sis_importer::importer::daemon::Daemon;
-use sis_importer::importer::Importer;
-use sis_importer::lease::Lease;
-use sis_importer::shutdown::{self, ShutdownTrigger};
 
 const TOKEN: &str = "admin-tok-4242";
 
 /// The admin API of a daemon over a real importer, on a free port.
-struct Admin {
-    env: Env,
-    importer: std::sync::Arc<Importer>,
-    addr: std::net::SocketAddr,
-    http: reqwest::Client,
-    _stop: ShutdownTrigger,
-}
+type Admin = AdminApi;
 
 impl Admin {
-    /// A daemon for `ids` with `ADMIN_TOKEN` set to [`TOKEN`] (or to
-    /// `token`), a lease of its own, and its admin API.
-    async fn start(entities: u64, ids: &[&str], token: Option<&str>) -> Admin {
-        let env = Env::start(entities).await;
-        let mut config = env.config();
-        config.admin_token = token.map(Secret::new);
-        let importer = Importer::connect(config).await.expect("importer connects");
-        let lease = Lease::new(importer.io.store.clone(), Duration::from_secs(10), "test");
-        let (stop, shutdown) = shutdown::channel();
-        let daemon = Daemon::new(
-            importer.clone(),
-            services(ids),
-            shutdown.clone(),
-            Some(lease),
-        );
-        let (addr, _server) =
-            sis_importer::admin::serve(daemon, "127.0.0.1:0".parse().unwrap(), shutdown)
-                .await
-                .unwrap();
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .build()
-            .unwrap();
-        Admin {
-            env,
-            importer,
-            addr,
-            http,
-            _stop: stop,
-        }
-    }
-
     /// `method path` with the `token` header when `token` is given: the
     /// status and the body.
     async fn call(&self, method: Method, path: &str, token: Option<&str>) -> (StatusCode, String) {

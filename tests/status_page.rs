@@ -9,59 +9,19 @@
 mod common;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
 use reqwest::StatusCode;
-use sis_importer::config::Secret;
-use sis_importer::importer::daemon::Daemon;
-use sis_importer::importer::Importer;
-use sis_importer::lease::Lease;
-use sis_importer::shutdown::{self, Shutdown, ShutdownTrigger};
+use sis_importer::shutdown::Shutdown;
 
 const TOKEN: &str = "page-tok-7313";
 
-/// A daemon over `ids` with its admin API on a free port.
-struct Page {
-    env: Env,
-    importer: Arc<Importer>,
-    addr: std::net::SocketAddr,
-    http: reqwest::Client,
-    _stop: ShutdownTrigger,
-}
+/// A daemon over `ids` with its admin API on a free port, guarded by
+/// [`TOKEN`].
+type Page = AdminApi;
 
 impl Page {
-    async fn start(entities: u64, ids: &[&str]) -> Page {
-        let env = Env::start(entities).await;
-        let mut config = env.config();
-        config.admin_token = Some(Secret::new(TOKEN));
-        let importer = Importer::connect(config).await.expect("importer connects");
-        let lease = Lease::new(importer.io.store.clone(), Duration::from_secs(10), "test");
-        let (stop, shutdown) = shutdown::channel();
-        let daemon = Daemon::new(
-            importer.clone(),
-            services(ids),
-            shutdown.clone(),
-            Some(lease),
-        );
-        let (addr, _server) =
-            sis_importer::admin::serve(daemon, "127.0.0.1:0".parse().unwrap(), shutdown)
-                .await
-                .unwrap();
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .build()
-            .unwrap();
-        Page {
-            env,
-            importer,
-            addr,
-            http,
-            _stop: stop,
-        }
-    }
-
     /// `GET path` with `token` as the `token` header: status, content type
     /// and body.
     async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, String, String) {
@@ -91,7 +51,7 @@ fn row<'a>(html: &'a str, table: &str, id: &str) -> Option<&'a str> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_is_guarded_like_status_and_shows_each_services_row() {
-    let page = Page::start(40, &["PERSON", "COURSE_UNIT", "COUNTRY"]).await;
+    let page = Page::start(40, &["PERSON", "COURSE_UNIT", "COUNTRY"], Some(TOKEN)).await;
     page.env.fake.faults().forbid("COURSE_UNIT");
     page.env.fake.faults().poison("PERSON", 3);
     let summary = page
@@ -150,7 +110,7 @@ async fn the_page_is_guarded_like_status_and_shows_each_services_row() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_script_in_an_error_message_is_shown_as_text() {
-    let page = Page::start(5, &["PERSON"]).await;
+    let page = Page::start(5, &["PERSON"], Some(TOKEN)).await;
     // An error message is text from elsewhere (Sisu, NATS, Redis): store
     // a hostile one as the run's record, as the importer would.
     let record = serde_json::json!({
@@ -241,7 +201,7 @@ async fn headless_chromium_renders_the_tables_while_a_run_is_under_way() {
         "COUNTRY",
         "PLAN",
     ];
-    let page = Page::start(1000, &ids).await;
+    let page = Page::start(1000, &ids, Some(TOKEN)).await;
     let faults = page.env.fake.faults();
     faults.poison("ATTAINMENT", 3);
     faults.poison("ATTAINMENT", 17);

@@ -438,3 +438,47 @@ impl Drop for CutProxy {
         self.task.abort();
     }
 }
+
+/// A daemon over a real importer with its admin API on a free port:
+/// `ADMIN_TOKEN` set to `token` (or unset), a lease of its own.
+pub struct AdminApi {
+    pub env: Env,
+    pub importer: Arc<Importer>,
+    pub addr: std::net::SocketAddr,
+    pub http: reqwest::Client,
+    _stop: sis_importer::shutdown::ShutdownTrigger,
+}
+
+impl AdminApi {
+    pub async fn start(entities: u64, ids: &[&str], token: Option<&str>) -> AdminApi {
+        use sis_importer::importer::daemon::Daemon;
+        use sis_importer::lease::Lease;
+        let env = Env::start(entities).await;
+        let mut config = env.config();
+        config.admin_token = token.map(Secret::new);
+        let importer = Importer::connect(config).await.expect("importer connects");
+        let lease = Lease::new(importer.io.store.clone(), Duration::from_secs(10), "test");
+        let (stop, shutdown) = sis_importer::shutdown::channel();
+        let daemon = Daemon::new(
+            importer.clone(),
+            services(ids),
+            shutdown.clone(),
+            Some(lease),
+        );
+        let (addr, _server) =
+            sis_importer::admin::serve(daemon, "127.0.0.1:0".parse().unwrap(), shutdown)
+                .await
+                .unwrap();
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .unwrap();
+        AdminApi {
+            env,
+            importer,
+            addr,
+            http,
+            _stop: stop,
+        }
+    }
+}
