@@ -79,7 +79,7 @@ fn with_service(service: &str, f: impl FnOnce(&mut ServiceCounters)) {
 }
 
 /// A Sisu request finished with `status` (0 = no answer).
-pub(crate) fn sisu_request(service: &str, status: u16, took: Duration) {
+pub fn sisu_request(service: &str, status: u16, took: Duration) {
     let class = match status {
         0 => "error",
         200..=299 => "2xx",
@@ -106,7 +106,7 @@ pub fn fetched(service: &str, n: u64) {
 
 /// `chunks` chunks handed to the publisher, carrying `entities` entities
 /// on their first publish (split halves are not counted again).
-pub(crate) fn chunks_published(service: &str, chunks: u64, entities: u64) {
+pub fn chunks_published(service: &str, chunks: u64, entities: u64) {
     with_service(service, |s| {
         s.chunks_published += chunks;
         s.published += entities;
@@ -128,7 +128,7 @@ pub fn chunks_failed(service: &str, splits: u64, poisons: u64) {
 }
 
 /// An entity dead-lettered.
-pub(crate) fn dead_lettered(service: &str, reason: &'static str) {
+pub fn dead_lettered(service: &str, reason: &'static str) {
     with_service(service, |s| {
         *s.dead_lettered.entry(reason).or_default() += 1
     });
@@ -140,7 +140,7 @@ pub fn committed(service: &str, ordinal: i64) {
 }
 
 /// A service's run ended.
-pub(crate) fn run_finished(service: &str, took: Duration, success: bool) {
+pub fn run_finished(service: &str, took: Duration, success: bool) {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default()
@@ -167,34 +167,34 @@ pub fn feedback_ignored(service: &str, reason: &'static str, n: u64) {
 }
 
 /// The service last finished a run at Unix time `at` (0: never).
-pub(crate) fn last_success(service: &str, at: f64) {
+pub fn last_success(service: &str, at: f64) {
     with_service(service, |s| s.last_success_timestamp = Some(at));
 }
 
 /// The service is (or is no longer) forbidden.
-pub(crate) fn forbidden(service: &str, forbidden: bool) {
+pub fn forbidden(service: &str, forbidden: bool) {
     with_service(service, |s| s.forbidden = Some(forbidden));
 }
 
 /// The service has `n` dead letters in Redis.
-pub(crate) fn dead_letters(service: &str, n: u64) {
+pub fn dead_letters(service: &str, n: u64) {
     with_service(service, |s| s.dead_letters = Some(n));
 }
 
 /// The service's consumers were seen to answer in `form` (`precise`,
 /// `seed`).
-pub(crate) fn feedback_form(service: &str, form: &'static str) {
+pub fn feedback_form(service: &str, form: &'static str) {
     with_service(service, |s| s.feedback_form = Some(form));
 }
 
 /// An outage of `system` began.
-pub(crate) fn outage_began(system: &'static str) {
+pub fn outage_began(system: &'static str) {
     let mut reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
     reg.outages.entry(system).or_default().0 += 1;
 }
 
 /// An outage of `system` ended after `lasted`.
-pub(crate) fn outage_ended(system: &'static str, lasted: Duration) {
+pub fn outage_ended(system: &'static str, lasted: Duration) {
     let mut reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
     reg.outages.entry(system).or_default().1 += lasted.as_secs_f64();
 }
@@ -382,3 +382,7 @@ pub fn render() -> String {
     }
     out
 }
+
+#[cfg(test)]
+#[path = "metrics_tests.rs"]
+mod tests;
