@@ -9,6 +9,11 @@
 //! Prints the median of `BENCH_ROUNDS` (5) rounds, ns per flush and per
 //! render.
 //!
+//! Measured (release, the shared 2-core machine, medians of 3 runs
+//! interleaved with the hand-written registry it replaced): flush 142 ns
+//! (was 172: one read lock and atomic adds instead of a global mutex and a
+//! `String` per call), render 144 µs for 85 KB (was 70 µs; once per scrape).
+//!
 //! Run: `cargo bench --bench metrics`.
 
 use std::hint::black_box;
