@@ -1,384 +1,446 @@
-//! Process-wide counters for the admin API's `/metrics` and the progress
-//! line: one registry behind one lock, written in batches by each attempt's
-//! observer (a few times a second, not per message); rendered in Prometheus
-//! text format.
+//! Process-wide metrics for the admin API's `/metrics`: a
+//! [`prometheus_client`] registry, rendered in the Prometheus text format
+//! (version 0.0.4). The functions here are its only writers, named for what
+//! happened (`fetched`, `committed`, …), so callers never see the crate.
+//!
+//! Counters and gauges are atomics. Each service's counters are looked up
+//! once (a read lock on a small map) and then added to, so an attempt
+//! observer's flush, a few times a second, costs one lookup and a few
+//! atomic adds per counter it hands over; nothing is counted per message.
+//! A service's counter series and its request histogram appear together the
+//! first time anything is told about the service; gauges and the series
+//! labelled by reason, status or form appear once set.
 
-use std::collections::BTreeMap;
-use std::fmt::Write;
-use std::sync::{LazyLock, Mutex};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, AtomicU64};
+use std::sync::{Arc, LazyLock, Mutex, RwLock};
 use std::time::Duration;
 
-/// Per-service counters.
-#[derive(Debug, Clone, Default)]
-pub struct ServiceCounters {
-    /// Entities fetched from Sisu.
-    pub fetched: u64,
-    /// Entities published (first publish of each entity).
-    pub published: u64,
-    /// Entities acknowledged by consumers.
-    pub acknowledged: u64,
-    /// Entities dead-lettered, by reason.
-    pub dead_lettered: BTreeMap<&'static str, u64>,
-    /// Chunks published (including split halves and re-publishes).
-    pub chunks_published: u64,
-    /// Chunks reported FAIL.
-    pub chunks_failed: u64,
-    /// Chunks split in two.
-    pub chunks_split: u64,
-    /// Committed ordinal.
-    pub ordinal: Option<i64>,
-    /// Sisu requests by status class (`2xx`, `5xx`, `error`, …).
-    pub requests: BTreeMap<&'static str, u64>,
-    /// Sum and count of Sisu request seconds, and histogram buckets.
-    pub request_seconds: Histogram,
-    /// Last run's duration in seconds.
-    pub last_run_seconds: f64,
-    /// Last run's result: 1 success, 0 failure.
-    pub last_run_success: Option<bool>,
-    /// Unix time of the last run's end.
-    pub last_run_timestamp: f64,
-    /// Feedback messages ignored, by reason.
-    pub feedback_ignored: BTreeMap<&'static str, u64>,
-    /// How its consumers answer: `precise` or `seed` (`None`: not seen).
-    pub feedback_form: Option<&'static str>,
-    /// Unix time the service last finished a run (ok or skipped); 0 when
-    /// it never did as far as Redis remembers; `None` before it was read.
-    pub last_success_timestamp: Option<f64>,
-    /// Whether Sisu answered 403 for it (skipped for a while).
-    pub forbidden: Option<bool>,
-    /// Dead letters kept for it in Redis.
-    pub dead_letters: Option<u64>,
-}
-
-/// A fixed-bucket histogram.
-#[derive(Debug, Clone, Default)]
-pub struct Histogram {
-    /// Counts per bucket of `BUCKETS` (cumulative when rendered).
-    pub buckets: [u64; 10],
-    /// Sum of observations.
-    pub sum: f64,
-    /// Number of observations.
-    pub count: u64,
-}
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 
 /// Upper bounds of the request-duration buckets, seconds.
-pub(crate) const BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
+const BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
 
-#[derive(Default)]
-struct Registry {
-    services: BTreeMap<String, ServiceCounters>,
-    /// Per system (`redis`, `nats`): outages begun, seconds of ended ones.
-    outages: BTreeMap<&'static str, (u64, f64)>,
+/// `service="…"`. An `Arc` so that building a label set for a lookup is a
+/// reference count, not an allocation.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ServiceLabel {
+    service: Arc<str>,
 }
 
-static REGISTRY: LazyLock<Mutex<Registry>> = LazyLock::new(Default::default);
+/// `service="…",reason="…"`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    service: Arc<str>,
+    reason: &'static str,
+}
 
-fn with_service(service: &str, f: impl FnOnce(&mut ServiceCounters)) {
-    let mut reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
-    f(reg.services.entry(service.to_owned()).or_default());
+/// `service="…",status="…"` (a status class).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabels {
+    service: Arc<str>,
+    status: &'static str,
+}
+
+/// `service="…",form="…"`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FormLabels {
+    service: Arc<str>,
+    form: &'static str,
+}
+
+/// `system="…"` (`redis`, `nats`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SystemLabel {
+    system: &'static str,
+}
+
+type CounterFamily<L> = Family<L, Counter>;
+type IntGauges = Family<ServiceLabel, Gauge<i64, AtomicI64>>;
+type FloatGauges = Family<ServiceLabel, Gauge<f64, AtomicU64>>;
+type Histograms = Family<ServiceLabel, Histogram, fn() -> Histogram>;
+
+/// Every family, as handles sharing their series with the registry.
+#[derive(Default)]
+struct Families {
+    fetched: CounterFamily<ServiceLabel>,
+    published: CounterFamily<ServiceLabel>,
+    acknowledged: CounterFamily<ServiceLabel>,
+    chunks_published: CounterFamily<ServiceLabel>,
+    chunks_failed: CounterFamily<ServiceLabel>,
+    chunks_split: CounterFamily<ServiceLabel>,
+    dead_lettered: CounterFamily<ReasonLabels>,
+    requests: CounterFamily<StatusLabels>,
+    ordinal: IntGauges,
+    last_run_seconds: FloatGauges,
+    last_run_success: IntGauges,
+    last_run_timestamp: FloatGauges,
+    last_success_timestamp: FloatGauges,
+    forbidden: IntGauges,
+    dead_letters: IntGauges,
+    feedback_ignored: CounterFamily<ReasonLabels>,
+    feedback_form: Family<FormLabels, Gauge<i64, AtomicI64>>,
+    outages: CounterFamily<SystemLabel>,
+    outage_seconds: Family<SystemLabel, Counter<f64, AtomicU64>>,
+}
+
+/// One service's handles into the counter families: what a flush adds to.
+struct ServiceMetrics {
+    label: ServiceLabel,
+    fetched: Counter,
+    published: Counter,
+    acknowledged: Counter,
+    chunks_published: Counter,
+    chunks_failed: Counter,
+    chunks_split: Counter,
+    request_seconds: Histogram,
+    /// The form last set in `feedback_form` (one series per service).
+    form: Mutex<Option<&'static str>>,
+}
+
+/// The registry, its families and the per-service handles.
+struct Metrics {
+    registry: Registry,
+    families: Families,
+    /// Apart from the others: a histogram has no default buckets.
+    request_seconds: Histograms,
+    services: RwLock<HashMap<Arc<str>, ServiceMetrics>>,
+}
+
+static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
+
+impl Metrics {
+    fn new() -> Metrics {
+        let f = Families::default();
+        let request_seconds: Histograms = Family::new_with_constructor(|| Histogram::new(BUCKETS));
+        let mut registry = Registry::default();
+        // The crate prefixes every name, appends `_total` to counter names
+        // and a full stop to help texts, so none of them is written here;
+        // the names served are those of docs/operating.md, pinned by the
+        // tests.
+        let r = registry.sub_registry_with_prefix("sis_importer");
+        r.register(
+            "entities_fetched",
+            "Entities fetched from Sisu",
+            f.fetched.clone(),
+        );
+        r.register(
+            "entities_published",
+            "Entities published to JetStream",
+            f.published.clone(),
+        );
+        r.register(
+            "entities_acknowledged",
+            "Entities acknowledged by consumers",
+            f.acknowledged.clone(),
+        );
+        r.register(
+            "chunks_published",
+            "Chunks published, split halves included",
+            f.chunks_published.clone(),
+        );
+        r.register(
+            "chunks_failed",
+            "Chunks consumers reported FAIL",
+            f.chunks_failed.clone(),
+        );
+        r.register(
+            "chunks_split",
+            "Failed chunks split in two",
+            f.chunks_split.clone(),
+        );
+        r.register(
+            "entities_dead_lettered",
+            "Entities dead-lettered, by reason",
+            f.dead_lettered.clone(),
+        );
+        r.register(
+            "sisu_requests",
+            "Sisu requests by status class",
+            f.requests.clone(),
+        );
+        r.register(
+            "sisu_request_duration_seconds",
+            "Sisu request durations",
+            request_seconds.clone(),
+        );
+        r.register("committed_ordinal", "Committed ordinal", f.ordinal.clone());
+        r.register(
+            "last_run_duration_seconds",
+            "Duration of the service's last run",
+            f.last_run_seconds.clone(),
+        );
+        r.register(
+            "last_run_success",
+            "1 if the service's last run succeeded",
+            f.last_run_success.clone(),
+        );
+        r.register(
+            "last_run_timestamp_seconds",
+            "Unix time the service's last run ended, successful or not",
+            f.last_run_timestamp.clone(),
+        );
+        r.register(
+            "last_success_timestamp_seconds",
+            "Unix time the service last finished a run (ok or skipped); 0 if never",
+            f.last_success_timestamp.clone(),
+        );
+        r.register(
+            "service_forbidden",
+            "1 while Sisu's 403 keeps the service skipped",
+            f.forbidden.clone(),
+        );
+        r.register(
+            "dead_letters",
+            "Dead letters kept for the service in Redis",
+            f.dead_letters.clone(),
+        );
+        r.register(
+            "feedback_ignored",
+            "Feedback messages ignored by the service's attempts, by reason",
+            f.feedback_ignored.clone(),
+        );
+        r.register(
+            "feedback_form",
+            "1 for the form the service's consumers answer in: precise (OK names the chunk) or seed (OK without chunkId: waves)",
+            f.feedback_form.clone(),
+        );
+        r.register(
+            "outages",
+            "Outages of Redis or NATS seen by the importer (disconnects or failed operations until the next success)",
+            f.outages.clone(),
+        );
+        r.register(
+            "outage_seconds",
+            "Seconds of ended outages of Redis or NATS",
+            f.outage_seconds.clone(),
+        );
+        Metrics {
+            registry,
+            families: f,
+            request_seconds,
+            services: RwLock::default(),
+        }
+    }
+
+    /// Runs `f` on `service`'s handles, creating its counter series on the
+    /// first call.
+    fn with_service<T>(&self, service: &str, f: impl FnOnce(&ServiceMetrics, &Families) -> T) -> T {
+        {
+            let services = self.services.read().unwrap_or_else(|e| e.into_inner());
+            if let Some(s) = services.get(service) {
+                return f(s, &self.families);
+            }
+        }
+        let mut services = self.services.write().unwrap_or_else(|e| e.into_inner());
+        let s = services
+            .entry(Arc::from(service))
+            .or_insert_with_key(|id| self.service_metrics(id));
+        f(s, &self.families)
+    }
+
+    /// Handles to `service`'s counters and histogram, created at zero.
+    fn service_metrics(&self, service: &Arc<str>) -> ServiceMetrics {
+        let label = ServiceLabel {
+            service: service.clone(),
+        };
+        let f = &self.families;
+        ServiceMetrics {
+            fetched: f.fetched.get_or_create_owned(&label),
+            published: f.published.get_or_create_owned(&label),
+            acknowledged: f.acknowledged.get_or_create_owned(&label),
+            chunks_published: f.chunks_published.get_or_create_owned(&label),
+            chunks_failed: f.chunks_failed.get_or_create_owned(&label),
+            chunks_split: f.chunks_split.get_or_create_owned(&label),
+            request_seconds: self.request_seconds.get_or_create_owned(&label),
+            form: Mutex::new(None),
+            label,
+        }
+    }
+}
+
+impl ServiceMetrics {
+    fn reason(&self, reason: &'static str) -> ReasonLabels {
+        ReasonLabels {
+            service: self.label.service.clone(),
+            reason,
+        }
+    }
+}
+
+fn with_service<T>(service: &str, f: impl FnOnce(&ServiceMetrics, &Families) -> T) -> T {
+    METRICS.with_service(service, f)
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
 }
 
 /// A Sisu request finished with `status` (0 = no answer).
-pub(crate) fn sisu_request(service: &str, status: u16, took: Duration) {
-    let class = match status {
+pub fn sisu_request(service: &str, status: u16, took: Duration) {
+    let status = match status {
         0 => "error",
         200..=299 => "2xx",
         300..=399 => "3xx",
         400..=499 => "4xx",
         _ => "5xx",
     };
-    let secs = took.as_secs_f64();
-    with_service(service, |s| {
-        *s.requests.entry(class).or_default() += 1;
-        let h = &mut s.request_seconds;
-        if let Some(i) = BUCKETS.iter().position(|b| secs <= *b) {
-            h.buckets[i] += 1;
-        }
-        h.sum += secs;
-        h.count += 1;
+    with_service(service, |s, f| {
+        let labels = StatusLabels {
+            service: s.label.service.clone(),
+            status,
+        };
+        f.requests.get_or_create(&labels).inc();
+        s.request_seconds.observe(took.as_secs_f64());
     });
 }
 
 /// Entities fetched.
 pub fn fetched(service: &str, n: u64) {
-    with_service(service, |s| s.fetched += n);
+    with_service(service, |s, _| s.fetched.inc_by(n));
 }
 
 /// `chunks` chunks handed to the publisher, carrying `entities` entities
 /// on their first publish (split halves are not counted again).
-pub(crate) fn chunks_published(service: &str, chunks: u64, entities: u64) {
-    with_service(service, |s| {
-        s.chunks_published += chunks;
-        s.published += entities;
+pub fn chunks_published(service: &str, chunks: u64, entities: u64) {
+    with_service(service, |s, _| {
+        s.chunks_published.inc_by(chunks);
+        s.published.inc_by(entities);
     });
 }
 
 /// Entities acknowledged by a consumer.
 pub fn acknowledged(service: &str, n: u64) {
-    with_service(service, |s| s.acknowledged += n);
+    with_service(service, |s, _| s.acknowledged.inc_by(n));
 }
 
 /// Chunks reported FAIL: `splits` were split in two, `poisons` isolated a
 /// poison entity.
 pub fn chunks_failed(service: &str, splits: u64, poisons: u64) {
-    with_service(service, |s| {
-        s.chunks_failed += splits + poisons;
-        s.chunks_split += splits;
+    with_service(service, |s, _| {
+        s.chunks_failed.inc_by(splits + poisons);
+        s.chunks_split.inc_by(splits);
     });
 }
 
 /// An entity dead-lettered.
-pub(crate) fn dead_lettered(service: &str, reason: &'static str) {
-    with_service(service, |s| {
-        *s.dead_lettered.entry(reason).or_default() += 1
+pub fn dead_lettered(service: &str, reason: &'static str) {
+    with_service(service, |s, f| {
+        f.dead_lettered.get_or_create(&s.reason(reason)).inc();
     });
 }
 
 /// The committed ordinal moved.
 pub fn committed(service: &str, ordinal: i64) {
-    with_service(service, |s| s.ordinal = Some(ordinal));
+    with_service(service, |s, f| {
+        f.ordinal.get_or_create(&s.label).set(ordinal)
+    });
 }
 
 /// A service's run ended.
-pub(crate) fn run_finished(service: &str, took: Duration, success: bool) {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs_f64();
-    with_service(service, |s| {
-        s.last_run_seconds = took.as_secs_f64();
-        s.last_run_success = Some(success);
-        s.last_run_timestamp = now;
+pub fn run_finished(service: &str, took: Duration, success: bool) {
+    let now = unix_now();
+    with_service(service, |s, f| {
+        let l = &s.label;
+        f.last_run_seconds.get_or_create(l).set(took.as_secs_f64());
+        f.last_run_success.get_or_create(l).set(i64::from(success));
+        f.last_run_timestamp.get_or_create(l).set(now);
+        // A failure leaves an earlier success as it is, and a service that
+        // never finished as far as anyone knows at 0: an alert on the age
+        // of the last success must fire for it too.
+        let last_success = f.last_success_timestamp.get_or_create(l);
         if success {
-            s.last_success_timestamp = Some(now);
-        } else if s.last_success_timestamp.is_none() {
-            // Never finished as far as anyone knows: an alert on the age
-            // of the last success must fire for it too.
-            s.last_success_timestamp = Some(0.0);
+            last_success.set(now);
         }
     });
 }
 
 /// `n` feedback messages ignored for `reason`.
 pub fn feedback_ignored(service: &str, reason: &'static str, n: u64) {
-    with_service(service, |s| {
-        *s.feedback_ignored.entry(reason).or_default() += n
+    with_service(service, |s, f| {
+        f.feedback_ignored
+            .get_or_create(&s.reason(reason))
+            .inc_by(n);
     });
 }
 
 /// The service last finished a run at Unix time `at` (0: never).
-pub(crate) fn last_success(service: &str, at: f64) {
-    with_service(service, |s| s.last_success_timestamp = Some(at));
+pub fn last_success(service: &str, at: f64) {
+    with_service(service, |s, f| {
+        f.last_success_timestamp.get_or_create(&s.label).set(at)
+    });
 }
 
 /// The service is (or is no longer) forbidden.
-pub(crate) fn forbidden(service: &str, forbidden: bool) {
-    with_service(service, |s| s.forbidden = Some(forbidden));
+pub fn forbidden(service: &str, forbidden: bool) {
+    with_service(service, |s, f| {
+        f.forbidden
+            .get_or_create(&s.label)
+            .set(i64::from(forbidden))
+    });
 }
 
 /// The service has `n` dead letters in Redis.
-pub(crate) fn dead_letters(service: &str, n: u64) {
-    with_service(service, |s| s.dead_letters = Some(n));
+pub fn dead_letters(service: &str, n: u64) {
+    let n = i64::try_from(n).unwrap_or(i64::MAX);
+    with_service(service, |s, f| {
+        f.dead_letters.get_or_create(&s.label).set(n)
+    });
 }
 
 /// The service's consumers were seen to answer in `form` (`precise`,
-/// `seed`).
-pub(crate) fn feedback_form(service: &str, form: &'static str) {
-    with_service(service, |s| s.feedback_form = Some(form));
+/// `seed`): its one `feedback_form` series, the earlier form's removed.
+pub fn feedback_form(service: &str, form: &'static str) {
+    with_service(service, |s, f| {
+        let mut current = s.form.lock().unwrap_or_else(|e| e.into_inner());
+        let labels = |form| FormLabels {
+            service: s.label.service.clone(),
+            form,
+        };
+        if let Some(before) = current.replace(form).filter(|b| *b != form) {
+            f.feedback_form.remove(&labels(before));
+        }
+        f.feedback_form.get_or_create(&labels(form)).set(1);
+    });
+}
+
+/// Both outage series of `system`, created at zero on the first call.
+fn outage(system: &'static str) -> (Counter, Counter<f64, AtomicU64>) {
+    let f = &METRICS.families;
+    let label = SystemLabel { system };
+    (
+        f.outages.get_or_create_owned(&label),
+        f.outage_seconds.get_or_create_owned(&label),
+    )
 }
 
 /// An outage of `system` began.
-pub(crate) fn outage_began(system: &'static str) {
-    let mut reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
-    reg.outages.entry(system).or_default().0 += 1;
+pub fn outage_began(system: &'static str) {
+    outage(system).0.inc();
 }
 
 /// An outage of `system` ended after `lasted`.
-pub(crate) fn outage_ended(system: &'static str, lasted: Duration) {
-    let mut reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
-    reg.outages.entry(system).or_default().1 += lasted.as_secs_f64();
+pub fn outage_ended(system: &'static str, lasted: Duration) {
+    outage(system).1.inc_by(lasted.as_secs_f64());
 }
 
-/// A copy of one service's counters.
-pub fn snapshot(service: &str) -> ServiceCounters {
-    let reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
-    reg.services.get(service).cloned().unwrap_or_default()
-}
-
-/// A metric family: its name, its help text and how to read one service's
-/// value.
-type Family<T> = (&'static str, &'static str, fn(&ServiceCounters) -> T);
-
-/// Everything, in Prometheus text exposition format.
+/// Everything, in the Prometheus text exposition format (version 0.0.4).
+/// A family appears once it has a series.
 pub fn render() -> String {
-    let reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
     let mut out = String::new();
-    let counters: [Family<u64>; 6] = [
-        (
-            "sis_importer_entities_fetched_total",
-            "Entities fetched from Sisu.",
-            |s| s.fetched,
-        ),
-        (
-            "sis_importer_entities_published_total",
-            "Entities published to JetStream.",
-            |s| s.published,
-        ),
-        (
-            "sis_importer_entities_acknowledged_total",
-            "Entities acknowledged by consumers.",
-            |s| s.acknowledged,
-        ),
-        (
-            "sis_importer_chunks_published_total",
-            "Chunks published, split halves included.",
-            |s| s.chunks_published,
-        ),
-        (
-            "sis_importer_chunks_failed_total",
-            "Chunks consumers reported FAIL.",
-            |s| s.chunks_failed,
-        ),
-        (
-            "sis_importer_chunks_split_total",
-            "Failed chunks split in two.",
-            |s| s.chunks_split,
-        ),
-    ];
-    for (name, help, get) in counters {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-        for (svc, s) in &reg.services {
-            let _ = writeln!(out, "{name}{{service=\"{svc}\"}} {}", get(s));
-        }
-    }
-    let name = "sis_importer_entities_dead_lettered_total";
-    let _ = writeln!(
-        out,
-        "# HELP {name} Entities dead-lettered, by reason.\n# TYPE {name} counter"
-    );
-    for (svc, s) in &reg.services {
-        for (reason, n) in &s.dead_lettered {
-            let _ = writeln!(out, "{name}{{service=\"{svc}\",reason=\"{reason}\"}} {n}");
-        }
-    }
-    let name = "sis_importer_sisu_requests_total";
-    let _ = writeln!(
-        out,
-        "# HELP {name} Sisu requests by status class.\n# TYPE {name} counter"
-    );
-    for (svc, s) in &reg.services {
-        for (class, n) in &s.requests {
-            let _ = writeln!(out, "{name}{{service=\"{svc}\",status=\"{class}\"}} {n}");
-        }
-    }
-    let name = "sis_importer_sisu_request_duration_seconds";
-    let _ = writeln!(
-        out,
-        "# HELP {name} Sisu request durations.\n# TYPE {name} histogram"
-    );
-    for (svc, s) in &reg.services {
-        let h = &s.request_seconds;
-        let mut cumulative = 0;
-        for (bound, n) in BUCKETS.iter().zip(h.buckets) {
-            cumulative += n;
-            let _ = writeln!(
-                out,
-                "{name}_bucket{{service=\"{svc}\",le=\"{bound}\"}} {cumulative}"
-            );
-        }
-        let _ = writeln!(
-            out,
-            "{name}_bucket{{service=\"{svc}\",le=\"+Inf\"}} {}",
-            h.count
-        );
-        let _ = writeln!(
-            out,
-            "{name}_sum{{service=\"{svc}\"}} {}\n{name}_count{{service=\"{svc}\"}} {}",
-            h.sum, h.count
-        );
-    }
-    let gauges: [Family<Option<f64>>; 7] = [
-        (
-            "sis_importer_committed_ordinal",
-            "Committed ordinal.",
-            |s| s.ordinal.map(|o| o as f64),
-        ),
-        (
-            "sis_importer_last_run_duration_seconds",
-            "Duration of the service's last run.",
-            |s| s.last_run_success.map(|_| s.last_run_seconds),
-        ),
-        (
-            "sis_importer_last_run_success",
-            "1 if the service's last run succeeded.",
-            |s| s.last_run_success.map(|b| f64::from(u8::from(b))),
-        ),
-        (
-            "sis_importer_last_run_timestamp_seconds",
-            "Unix time the service's last run ended, successful or not.",
-            |s| s.last_run_success.map(|_| s.last_run_timestamp),
-        ),
-        (
-            "sis_importer_last_success_timestamp_seconds",
-            "Unix time the service last finished a run (ok or skipped); 0 if never.",
-            |s| s.last_success_timestamp,
-        ),
-        (
-            "sis_importer_service_forbidden",
-            "1 while Sisu's 403 keeps the service skipped.",
-            |s| s.forbidden.map(|b| f64::from(u8::from(b))),
-        ),
-        (
-            "sis_importer_dead_letters",
-            "Dead letters kept for the service in Redis.",
-            |s| s.dead_letters.map(|n| n as f64),
-        ),
-    ];
-    for (name, help, get) in gauges {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
-        for (svc, s) in &reg.services {
-            if let Some(v) = get(s) {
-                let _ = writeln!(out, "{name}{{service=\"{svc}\"}} {v}");
-            }
-        }
-    }
-    let name = "sis_importer_feedback_ignored_total";
-    let _ = writeln!(
-        out,
-        "# HELP {name} Feedback messages ignored by the service's attempts, by reason.\n# TYPE {name} counter"
-    );
-    for (svc, s) in &reg.services {
-        for (reason, n) in &s.feedback_ignored {
-            let _ = writeln!(out, "{name}{{service=\"{svc}\",reason=\"{reason}\"}} {n}");
-        }
-    }
-    let name = "sis_importer_feedback_form";
-    let _ = writeln!(
-        out,
-        "# HELP {name} 1 for the form the service's consumers answer in: precise (OK names the chunk) or seed (OK without chunkId: waves).\n# TYPE {name} gauge"
-    );
-    for (svc, s) in &reg.services {
-        if let Some(form) = s.feedback_form {
-            let _ = writeln!(out, "{name}{{service=\"{svc}\",form=\"{form}\"}} 1");
-        }
-    }
-    let (count, secs) = (
-        "sis_importer_outages_total",
-        "sis_importer_outage_seconds_total",
-    );
-    let _ = writeln!(
-        out,
-        "# HELP {count} Outages of Redis or NATS seen by the importer (disconnects or failed operations until the next success).\n# TYPE {count} counter"
-    );
-    for (system, (n, _)) in &reg.outages {
-        let _ = writeln!(out, "{count}{{system=\"{system}\"}} {n}");
-    }
-    let _ = writeln!(
-        out,
-        "# HELP {secs} Seconds of ended outages of Redis or NATS.\n# TYPE {secs} counter"
-    );
-    for (system, (_, s)) in &reg.outages {
-        let _ = writeln!(out, "{secs}{{system=\"{system}\"}} {s}");
-    }
+    // Writing to a String cannot fail.
+    let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &METRICS.registry);
     out
 }
+
+#[cfg(test)]
+#[path = "metrics_tests.rs"]
+mod tests;

@@ -218,15 +218,29 @@ async fn status_shows_each_service_and_never_the_token() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_are_served_in_the_exposition_format_without_a_token() {
-    let admin = Admin::start(5, &["PERSON"], Some(TOKEN)).await;
-    let (code, body) = admin.get("/metrics").await;
-    assert_eq!(code, StatusCode::OK);
-    // What the numbers count is tests/metrics.rs's: the registry is shared
-    // by every test of this binary.
-    assert!(
-        body.contains("# TYPE sis_importer_entities_acknowledged_total counter"),
-        "{body}"
+    // The registry is shared by every test of this binary: STUDY_RIGHT is
+    // imported by this test alone, so its series count this run only.
+    let admin = Admin::start(9, &["STUDY_RIGHT"], Some(TOKEN)).await;
+    run_ok(&admin.importer, &["STUDY_RIGHT"]).await;
+    let answer = admin
+        .http
+        .get(format!("http://{}/metrics", admin.addr))
+        .send()
+        .await
+        .expect("the admin API answers");
+    assert_eq!(answer.status(), StatusCode::OK);
+    assert_eq!(
+        answer.headers()["content-type"],
+        "text/plain; version=0.0.4"
     );
+    let body = answer.text().await.unwrap();
+    for series in [
+        "sis_importer_entities_fetched_total{service=\"STUDY_RIGHT\"} 9",
+        "sis_importer_entities_acknowledged_total{service=\"STUDY_RIGHT\"} 9",
+        "sis_importer_last_run_success{service=\"STUDY_RIGHT\"} 1",
+    ] {
+        assert!(body.lines().any(|l| l == series), "{series} in:\n{body}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

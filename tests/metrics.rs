@@ -55,9 +55,44 @@ async fn metrics_count_the_entities_of_a_run_its_commit_and_the_feedback_it_igno
 
     let metrics = sis_importer::metrics::render();
     let person = |name: &str| value(&metrics, &format!("{name}{{service=\"PERSON\"}}"));
+    for counted in [
+        "sis_importer_entities_fetched_total",
+        "sis_importer_entities_published_total",
+        "sis_importer_entities_acknowledged_total",
+    ] {
+        assert_eq!(person(counted), Some(120.0), "{counted}: {metrics}");
+    }
+    // 120 entities fit one batch of whole chunks: none failed or was split.
+    let chunks = person("sis_importer_chunks_published_total").unwrap_or_default();
+    assert!((1.0..=120.0).contains(&chunks), "{metrics}");
     assert_eq!(
-        person("sis_importer_entities_acknowledged_total"),
-        Some(120.0),
+        person("sis_importer_chunks_failed_total"),
+        Some(0.0),
+        "{metrics}"
+    );
+    // Every Sisu request is in the 2xx class and in the histogram.
+    let ok = value(
+        &metrics,
+        "sis_importer_sisu_requests_total{service=\"PERSON\",status=\"2xx\"}",
+    )
+    .unwrap_or_default();
+    assert!(ok >= 1.0, "{metrics}");
+    assert_eq!(
+        person("sis_importer_sisu_request_duration_seconds_count"),
+        Some(ok),
+        "{metrics}"
+    );
+    assert_eq!(
+        value(
+            &metrics,
+            "sis_importer_sisu_request_duration_seconds_bucket{service=\"PERSON\",le=\"+Inf\"}"
+        ),
+        Some(ok),
+        "{metrics}"
+    );
+    assert_eq!(
+        person("sis_importer_last_run_success"),
+        Some(1.0),
         "{metrics}"
     );
     assert_eq!(
