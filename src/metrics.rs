@@ -220,6 +220,14 @@ impl Metrics {
             "Seconds of ended outages of Redis or NATS",
             f.outage_seconds.clone(),
         );
+        // Redis and NATS are there from the start, at zero: an alert on
+        // `increase(...)` then sees the first outage too (a series born at
+        // 1 has no increase), and the rules' names are always served.
+        for system in ["redis", "nats"] {
+            let label = SystemLabel { system };
+            f.outages.get_or_create(&label);
+            f.outage_seconds.get_or_create(&label);
+        }
         Metrics {
             registry,
             families: f,

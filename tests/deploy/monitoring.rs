@@ -269,6 +269,8 @@ async fn alerts_and_dashboard_use_only_metrics_that_metrics_serves() {
     env.fake.faults().poison("PERSON", 3);
     env.fake.faults().forbid("DISCLOSURE");
     env.fake.faults().fail_next("PLAN", 404, 1);
+    // Every answer twice: the second is ignored, and counted so.
+    env.consumer.set_duplicate_feedback(true);
     let importer = env.importer(env.config()).await;
     importer
         .run(
