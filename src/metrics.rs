@@ -225,8 +225,8 @@ impl Metrics {
         // 1 has no increase), and the rules' names are always served.
         for system in ["redis", "nats"] {
             let label = SystemLabel { system };
-            f.outages.get_or_create(&label);
-            f.outage_seconds.get_or_create(&label);
+            f.outages.get_or_create_owned(&label);
+            f.outage_seconds.get_or_create_owned(&label);
         }
         Metrics {
             registry,
