@@ -66,6 +66,7 @@ pub mod store;
 /// 0 a multi-thread one with a thread per core, n a multi-thread one with
 /// n threads.
 pub fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    tune_allocator();
     let mut builder = match threads {
         1 => tokio::runtime::Builder::new_current_thread(),
         _ => tokio::runtime::Builder::new_multi_thread(),
@@ -74,6 +75,24 @@ pub fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
         builder.worker_threads(threads);
     }
     builder.enable_all().build()
+}
+
+/// Page bodies are a megabyte or more each, allocated per page and freed
+/// when their batch is committed. Above glibc's mmap threshold each one is
+/// a fresh mapping: hundreds of page faults and zeroed pages per page, and
+/// handed back to the kernel when freed. Kept in the heap instead (up to
+/// 16 MiB a block, and up to 256 MiB of free heap kept rather than trimmed),
+/// the importer's CPU per GB fell by about a tenth in the tuning benchmark
+/// (`GLIBC_TUNABLES` with the same values as a variant, interleaved); peak
+/// memory is unchanged, since the heap never holds more than the peak.
+fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets two of glibc's malloc parameters; it is
+    // called before the runtime starts its threads, and again harmlessly.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 16 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
+    }
 }
 
 /// Logs to stderr (through the progress line's writer) as text on a
