@@ -192,12 +192,16 @@ fn plot(
                 .label(name)
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color));
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::LowerRight)
-            .draw()?;
+        // One legend, in the first panel, between the stage lines at the
+        // top and the runs below.
+        if depth == depths[0] {
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .position(SeriesLabelPosition::Coordinate(190, 100))
+                .draw()?;
+        }
     }
     root.present()?;
     Ok(())
