@@ -299,18 +299,10 @@ async fn execute(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
                 ids.as_deref().or(config.services.as_deref()),
                 "--service",
             )?;
-            let importer = Importer::connect(config).await?;
-            let (trigger, shutdown) = shutdown::channel();
-            spawn_signal_handler(trigger);
             // One importer at a time: wait for the replicas' lease.
-            let lease = Lease::new(
-                importer.io.store.clone(),
-                importer.config.lease_ttl,
-                &importer.config.instance_id(),
-            );
-            if !lease.acquire(&mut shutdown.clone()).await {
+            let Some((importer, lease, shutdown)) = under_lease(config).await? else {
                 return Ok(ExitCode::SUCCESS);
-            }
+            };
             let draw = match progress {
                 ProgressMode::Auto => std::io::stderr().is_terminal(),
                 ProgressMode::Always => true,
@@ -466,18 +458,10 @@ async fn dead_letters(command: DeadLetterCommand, config: Config) -> anyhow::Res
             // Without --id, clap made sure --all was given.
             let pick = id.map_or(Pick::All, Pick::Identity);
             config.validate()?;
-            let importer = Importer::connect(config).await?;
-            let (trigger, shutdown) = shutdown::channel();
-            spawn_signal_handler(trigger);
             // Never beside a run: wait for the replicas' lease as `once` does.
-            let lease = Lease::new(
-                importer.io.store.clone(),
-                importer.config.lease_ttl,
-                &importer.config.instance_id(),
-            );
-            if !lease.acquire(&mut shutdown.clone()).await {
+            let Some((importer, lease, shutdown)) = under_lease(config).await? else {
                 return Ok(ExitCode::SUCCESS);
-            }
+            };
             let report = importer
                 .replay_dead_letters(&service, &pick, Some(&lease), shutdown)
                 .await;
@@ -492,6 +476,26 @@ async fn dead_letters(command: DeadLetterCommand, config: Config) -> anyhow::Res
             })
         }
     }
+}
+
+/// Connects, stops at a signal, and waits for the replicas' import lease
+/// (`once` and a replay never run beside another importer's run); `None`
+/// when a signal came while waiting (exit 0: the operator's own stop).
+async fn under_lease(
+    config: Config,
+) -> anyhow::Result<Option<(std::sync::Arc<Importer>, Lease, shutdown::Shutdown)>> {
+    let importer = Importer::connect(config).await?;
+    let (trigger, shutdown) = shutdown::channel();
+    spawn_signal_handler(trigger);
+    let lease = Lease::new(
+        importer.io.store.clone(),
+        importer.config.lease_ttl,
+        &importer.config.instance_id(),
+    );
+    if !lease.acquire(&mut shutdown.clone()).await {
+        return Ok(None);
+    }
+    Ok(Some((importer, lease, shutdown)))
 }
 
 /// `reset --all` without `--yes`: asks on a terminal; refuses otherwise.
