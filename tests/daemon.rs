@@ -5,8 +5,7 @@
 
 mod common;
 
-use std::io::Read;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use common::*;
@@ -25,25 +24,10 @@ fn daemon(env: &Env) -> Child {
 }
 
 /// SIGTERM, then the exit code and everything the daemon logged.
-async fn terminate(mut child: Child) -> (Option<i32>, String) {
-    Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status()
-        .unwrap();
-    tokio::task::spawn_blocking(move || {
-        let status = child.wait().unwrap();
-        let mut logs = String::new();
-        child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut logs)
-            .unwrap();
-        (status.code(), logs)
-    })
-    .await
-    .unwrap()
+async fn terminate(child: Child) -> (Option<i32>, String) {
+    tokio::task::spawn_blocking(move || common::terminate(child))
+        .await
+        .unwrap()
 }
 
 fn all_imported(r: &Received) -> bool {

@@ -482,3 +482,23 @@ impl AdminApi {
         }
     }
 }
+
+/// SIGTERM to `child`, then its exit code and everything it wrote on
+/// stderr (blocking: wrap it in `spawn_blocking` from async code).
+pub fn terminate(mut child: std::process::Child) -> (Option<i32>, String) {
+    use std::io::Read;
+    let sent = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(sent.success(), "kill -TERM {}", child.id());
+    let status = child.wait().unwrap();
+    let mut logs = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut logs)
+        .unwrap();
+    (status.code(), logs)
+}

@@ -4,16 +4,15 @@
 //! (root-owned, mode 0755, in `usr/local/bin`) as the image's user, with
 //! the image's `HEALTHCHECK` command against its admin port.
 
-use std::io::Read;
 use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sis_importer::config::defaults;
 
-use crate::common::{bare_command, Env, BIN};
+use crate::common::{bare_command, terminate, Env, BIN};
 use crate::support::{read, run_ok, tool};
 
 /// One instruction: its keyword (upper case) and the rest of its line,
@@ -194,20 +193,6 @@ fn effective_uid(pid: u32) -> u32 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
     line.split_whitespace().nth(2).unwrap().parse().unwrap()
-}
-
-/// SIGTERM, then the exit code and what the process logged.
-fn terminate(mut child: Child) -> (Option<i32>, String) {
-    run_ok(Command::new("kill").args(["-TERM", &child.id().to_string()]));
-    let status = child.wait().unwrap();
-    let mut logs = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut logs)
-        .unwrap();
-    (status.code(), logs)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
