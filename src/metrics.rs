@@ -54,7 +54,7 @@ struct FormLabels {
     form: &'static str,
 }
 
-/// `system="…"` (`redis`, `nats`).
+/// `system="…"` (`redis`, `nats`, `jetstream`).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct SystemLabel {
     system: &'static str,
@@ -87,6 +87,8 @@ struct Families {
     feedback_form: Family<FormLabels, Gauge<i64, AtomicI64>>,
     outages: CounterFamily<SystemLabel>,
     outage_seconds: Family<SystemLabel, Counter<f64, AtomicU64>>,
+    resent_on_reconnect: Counter,
+    panic_holds: Counter,
 }
 
 /// One service's handles into the counter families: what a flush adds to.
@@ -212,18 +214,29 @@ impl Metrics {
         );
         r.register(
             "outages",
-            "Outages of Redis or NATS seen by the importer (disconnects or failed operations until the next success)",
+            "Outages of Redis, NATS or JetStream publishing seen by the importer (disconnects or failed operations until the next success)",
             f.outages.clone(),
         );
         r.register(
             "outage_seconds",
-            "Seconds of ended outages of Redis or NATS",
+            "Seconds of ended outages of Redis, NATS or JetStream publishing",
             f.outage_seconds.clone(),
         );
-        // Redis and NATS are there from the start, at zero: an alert on
-        // `increase(...)` then sees the first outage too (a series born at
-        // 1 has no increase), and the rules' names are always served.
-        for system in ["redis", "nats"] {
+        r.register(
+            "publishes_resent_on_reconnect",
+            "Publishes sent again at once because NATS connected again while their ack was awaited",
+            f.resent_on_reconnect.clone(),
+        );
+        r.register(
+            "panic_timeouts_held",
+            "Panic timeouts not acted on because JetStream still held delivered, unacknowledged chunks that it will redeliver",
+            f.panic_holds.clone(),
+        );
+        // Redis, NATS and JetStream publishing are there from the start, at
+        // zero: an alert on `increase(...)` then sees the first outage too
+        // (a series born at 1 has no increase), and the rules' names are
+        // always served.
+        for system in ["redis", "nats", "jetstream"] {
             let label = SystemLabel { system };
             f.outages.get_or_create_owned(&label);
             f.outage_seconds.get_or_create_owned(&label);
@@ -428,6 +441,16 @@ fn outage(system: &'static str) -> (Counter, Counter<f64, AtomicU64>) {
         f.outages.get_or_create_owned(&label),
         f.outage_seconds.get_or_create_owned(&label),
     )
+}
+
+/// A publish was sent again because the connection came back.
+pub fn publish_resent_on_reconnect() {
+    METRICS.families.resent_on_reconnect.inc();
+}
+
+/// A panic timeout was held off for JetStream's redelivery.
+pub fn panic_timeout_held() {
+    METRICS.families.panic_holds.inc();
 }
 
 /// An outage of `system` began.

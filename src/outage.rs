@@ -1,5 +1,6 @@
 //! [`Outage`]: what the importer tells about Redis or NATS going away and
-//! coming back. The first failure of an outage is logged once at WARN, the
+//! coming back, and about JetStream refusing or not answering publishes
+//! (a stream without quorum) while the connection stays up. The first failure of an outage is logged once at WARN, the
 //! recovery once at WARN with how long it lasted; both are counted in
 //! metrics (`sis_importer_outages_total`, `sis_importer_outage_seconds_total`).
 //! Retries in between stay at debug, so an outage is two lines, however
@@ -41,8 +42,8 @@ impl Outage {
             tracing::warn!(
                 system = self.system,
                 error,
-                "{} unreachable; retrying (logged once per outage)",
-                self.label()
+                "{}; retrying (logged once per outage)",
+                self.down_text()
             );
             crate::metrics::outage_began(self.system);
         }
@@ -64,19 +65,31 @@ impl Outage {
         tracing::warn!(
             system = self.system,
             outage_ms = lasted.as_millis() as u64,
-            "{} reachable again after {:.1} s",
-            self.label(),
+            "{} after {:.1} s",
+            self.up_text(),
             lasted.as_secs_f64()
         );
         crate::metrics::outage_ended(self.system, lasted);
         Some(lasted)
     }
 
-    fn label(&self) -> &'static str {
+    fn down_text(&self) -> String {
         match self.system {
-            "redis" => "Redis",
-            "nats" => "NATS",
-            other => other,
+            "jetstream" => "JetStream publishes failing (no stream leader or quorum, or no ack \
+                            in time); the chunks are sent again under the same Nats-Msg-Id"
+                .to_owned(),
+            "redis" => "Redis unreachable".to_owned(),
+            "nats" => "NATS unreachable".to_owned(),
+            other => format!("{other} unreachable"),
+        }
+    }
+
+    fn up_text(&self) -> String {
+        match self.system {
+            "jetstream" => "JetStream publishes succeed again".to_owned(),
+            "redis" => "Redis reachable again".to_owned(),
+            "nats" => "NATS reachable again".to_owned(),
+            other => format!("{other} reachable again"),
         }
     }
 }

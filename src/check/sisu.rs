@@ -208,6 +208,7 @@ mod tests {
             acks: true,
             delivered: 0,
             ack_floor: 0,
+            ack_pending: 0,
         };
         let state = StreamState::Exists {
             missing: Vec::new(),

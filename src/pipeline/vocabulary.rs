@@ -142,6 +142,11 @@ pub struct ConsumerProgress {
     pub delivered: u64,
     /// Every message up to this stream sequence is acknowledged.
     pub ack_floor: u64,
+    /// Messages delivered to it and not yet acknowledged: JetStream
+    /// delivers each again once its `ack_wait` has passed.
+    pub ack_pending: u64,
+    /// Its `ack_wait`.
+    pub ack_wait: std::time::Duration,
 }
 
 /// Why a write to the cursor store failed.

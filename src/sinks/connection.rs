@@ -155,21 +155,31 @@ pub struct Nats {
     pub stream: String,
     /// `NATS_URL` without credentials, for messages.
     url: String,
+    /// Counts the connections made: it changes each time the client is
+    /// connected again after a drop, so publishes awaiting an ack that died
+    /// with the old connection are sent again at once.
+    pub(crate) reconnects: tokio::sync::watch::Receiver<u64>,
+    /// JetStream publishes failing (no quorum, no stream, no ack): told
+    /// once when it begins and once when it ends, not per chunk.
+    pub(crate) publishing: std::sync::Arc<crate::outage::Outage>,
 }
 
 impl Nats {
     /// Connects; an unreachable server fails here, at start, within ~10 s.
     pub async fn connect(config: &Config) -> Result<Nats, SinkError> {
         let outage = std::sync::Arc::new(crate::outage::Outage::new("nats"));
+        let (connected_tx, reconnects) = tokio::sync::watch::channel(0u64);
+        let connected_tx = std::sync::Arc::new(connected_tx);
         let options = async_nats::ConnectOptions::new()
             .name("sis-importer")
             .event_callback(move |event| {
-                let outage = outage.clone();
+                let (outage, connected_tx) = (outage.clone(), connected_tx.clone());
                 async move {
                     match event {
                         async_nats::Event::Disconnected => outage.failed("disconnected"),
                         async_nats::Event::Connected => {
                             outage.succeeded();
+                            connected_tx.send_modify(|n| *n += 1);
                         }
                         _ => {}
                     }
@@ -200,6 +210,8 @@ impl Nats {
             jetstream,
             stream: config.nats_stream.clone(),
             url: crate::redact::url(&config.nats_url),
+            reconnects,
+            publishing: std::sync::Arc::new(crate::outage::Outage::new("jetstream")),
         })
     }
 

@@ -34,6 +34,8 @@ pub struct DurableConsumer {
     pub delivered: u64,
     /// Every message up to this stream sequence is acknowledged.
     pub ack_floor: u64,
+    /// Messages delivered and not yet acknowledged.
+    pub ack_pending: u64,
 }
 
 impl DurableConsumer {
@@ -127,6 +129,7 @@ impl Nats {
                     acks: matches!(info.config.ack_policy, AckPolicy::Explicit | AckPolicy::All),
                     delivered: info.delivered.stream_sequence,
                     ack_floor: info.ack_floor.stream_sequence,
+                    ack_pending: info.num_ack_pending as u64,
                 }
             })
             .collect())
@@ -149,6 +152,8 @@ impl ConsumerAcks for Nats {
                     name: c.name,
                     delivered: c.delivered,
                     ack_floor: c.ack_floor,
+                    ack_pending: c.ack_pending,
+                    ack_wait: c.ack_wait,
                 })
                 .collect())
         })
@@ -167,6 +172,7 @@ mod tests {
             acks: true,
             delivered: 0,
             ack_floor: 0,
+            ack_pending: 0,
         }
     }
 

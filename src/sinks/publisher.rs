@@ -139,14 +139,15 @@ impl Sink<ChunkOut> for ChunkPublisher {
             payload: encode_chunk(&chunk.execution_hash, &chunk.chunk_id, &chunk.entities),
             chunk_id: chunk.chunk_id,
         };
-        let (js, subject, timeout) = (
-            self.nats.jetstream.clone(),
-            self.subject.clone(),
-            self.ack_timeout,
-        );
-        self.in_flight.push(Box::pin(publish_with_retries(
-            js, subject, encoded, timeout,
-        )));
+        let publishing = Publishing {
+            js: self.nats.jetstream.clone(),
+            subject: self.subject.clone(),
+            timeout: self.ack_timeout,
+            reconnects: self.nats.reconnects.clone(),
+            outage: self.nats.publishing.clone(),
+        };
+        self.in_flight
+            .push(Box::pin(publish_with_retries(publishing, encoded)));
         if let Some(waker) = self.next_waker.take() {
             waker.wake();
         }
@@ -184,44 +185,95 @@ impl Stream for ChunkPublisher {
     }
 }
 
-async fn publish_with_retries(
+/// What one publish needs besides its chunk.
+struct Publishing {
     js: async_nats::jetstream::Context,
     subject: String,
-    chunk: Encoded,
     timeout: Duration,
+    /// Changes when the client has connected again after a drop.
+    reconnects: tokio::sync::watch::Receiver<u64>,
+    /// Publishing's outage: begun by a failed publish, ended by the next
+    /// acknowledged one, so a stall is two log lines, not one per chunk.
+    outage: std::sync::Arc<crate::outage::Outage>,
+}
+
+/// How one send of a chunk ended.
+enum Sent {
+    Acked(async_nats::jetstream::publish::PublishAck),
+    Failed {
+        error: String,
+        permanent: bool,
+    },
+    /// The connection dropped and came back while the ack was awaited:
+    /// an ack that died with the old connection never comes, so the chunk
+    /// is sent again at once (JetStream stores it once, by its
+    /// `Nats-Msg-Id`) instead of waiting out the ack timeout.
+    Reconnected,
+}
+
+async fn publish_with_retries(
+    mut p: Publishing,
+    chunk: Encoded,
 ) -> Result<Published, PublishFailure> {
     let mut retry = PUBLISH_RETRY.start();
+    // Connections made before this publish began are no news to it.
+    p.reconnects.borrow_and_update();
     loop {
-        let message = Publish::build()
-            .payload(chunk.payload.clone())
-            .message_id(&chunk.msg_id);
-        let outcome = tokio::time::timeout(timeout * 2, async {
-            let ack = js.send_publish(subject.clone(), message).await?;
-            ack.await
-        })
-        .await;
-        let (error, permanent) = match outcome {
-            Ok(Ok(ack)) => {
+        match send_once(&mut p, &chunk).await {
+            Sent::Acked(ack) => {
+                p.outage.succeeded();
                 return Ok(Published {
                     chunk_id: chunk.chunk_id,
                     stream_seq: ack.sequence,
-                })
+                });
             }
-            Ok(Err(e)) => (e.to_string(), is_permanent(e.kind())),
-            Err(_) => (format!("no publish ack within {timeout:?}"), false),
-        };
-        let attempts = retry.attempt();
-        let wait = retry.failed().filter(|_| !permanent);
-        let Some(wait) = wait else {
-            return Err(PublishFailure {
-                chunk_id: chunk.chunk_id,
-                subject,
-                attempts,
-                message: error,
-            });
-        };
-        tracing::warn!(chunk_id = %chunk.chunk_id, subject = %subject, attempts, error = %error, "publish failed, retrying with the same Nats-Msg-Id");
-        tokio::time::sleep(wait).await;
+            Sent::Reconnected => {
+                crate::metrics::publish_resent_on_reconnect();
+                tracing::debug!(chunk_id = %chunk.chunk_id, "NATS connected again while the publish ack was awaited; sending again with the same Nats-Msg-Id");
+            }
+            Sent::Failed { error, permanent } => {
+                let attempts = retry.attempt();
+                let wait = retry.failed().filter(|_| !permanent);
+                let Some(wait) = wait else {
+                    return Err(PublishFailure {
+                        chunk_id: chunk.chunk_id,
+                        subject: p.subject,
+                        attempts,
+                        message: error,
+                    });
+                };
+                p.outage.failed(&error);
+                tracing::debug!(chunk_id = %chunk.chunk_id, subject = %p.subject, attempts, error = %error, "publish failed, retrying with the same Nats-Msg-Id");
+                // A reconnect during the wait cuts it short.
+                let _ = tokio::time::timeout(wait, p.reconnects.changed()).await;
+            }
+        }
+    }
+}
+
+/// Sends `chunk` once and awaits its ack, its failure, or a new connection.
+async fn send_once(p: &mut Publishing, chunk: &Encoded) -> Sent {
+    let message = Publish::build()
+        .payload(chunk.payload.clone())
+        .message_id(&chunk.msg_id);
+    let timeout = p.timeout;
+    let send = tokio::time::timeout(timeout * 2, async {
+        let ack = p.js.send_publish(p.subject.clone(), message).await?;
+        ack.await
+    });
+    tokio::select! {
+        outcome = send => match outcome {
+            Ok(Ok(ack)) => Sent::Acked(ack),
+            Ok(Err(e)) => Sent::Failed {
+                error: e.to_string(),
+                permanent: is_permanent(e.kind()),
+            },
+            Err(_) => Sent::Failed {
+                error: format!("no publish ack within {timeout:?}"),
+                permanent: false,
+            },
+        },
+        Ok(()) = p.reconnects.changed() => Sent::Reconnected,
     }
 }
 

@@ -37,7 +37,7 @@ use futures::SinkExt;
 use tokio_stream::wrappers::{IntervalStream, ReceiverStream};
 use tokio_stream::StreamExt;
 
-use super::core::{Action, AttemptCore, AttemptEnd, AttemptFailure};
+use super::core::{Action, AttemptCore, AttemptEnd, AttemptFailure, READ_WAIT};
 pub(crate) use super::ports::StoreDone;
 use super::ports::{ChunkSink, ConsumerAcks, CursorStore, FeedbackStream};
 use super::telemetry::AttemptObserver;
@@ -89,6 +89,8 @@ enum Event {
     Stored(StoreDone),
     /// The durable consumers' progress was read.
     AckFloors(Result<Vec<ConsumerProgress>, FeedbackError>),
+    /// The durable consumers were read for a stall (redelivery pending?).
+    Redelivery(Result<Vec<ConsumerProgress>, FeedbackError>),
     /// Time passed.
     Tick,
     /// Shutdown was asked for.
@@ -119,11 +121,22 @@ where
     ));
     let (floors_tx, floors_rx) = tokio::sync::mpsc::channel(1);
     let subject = service.subject.clone();
+    let consumers = io.acks.clone();
     let floors = ReceiverStream::new(floors_rx).then(move |()| {
-        let read = io.acks.progress(&subject);
+        let read = consumers.progress(&subject);
         async move {
             tokio::time::sleep(ACK_FLOOR_EVERY).await;
             read.await
+        }
+    });
+    let (redelivery_tx, redelivery_rx) = tokio::sync::mpsc::channel(1);
+    let subject = service.subject.clone();
+    let redelivery = ReceiverStream::new(redelivery_rx).then(move |()| {
+        let read = io.acks.progress(&subject);
+        async move {
+            tokio::time::timeout(READ_WAIT, read)
+                .await
+                .unwrap_or_else(|_| Err(FeedbackError("no answer in time".into())))
         }
     });
     let shutdown = stream::once(async move { shutdown.recv().await });
@@ -138,6 +151,7 @@ where
         .merge(acks.map(Event::Published))
         .merge((&mut stored).map(Event::Stored))
         .merge(floors.map(Event::AckFloors))
+        .merge(redelivery.map(Event::Redelivery))
         .merge(IntervalStream::new(tokio::time::interval(TICK)).map(|_| Event::Tick))
         .merge(shutdown.map(|()| Event::Shutdown));
     let mut events = std::pin::pin!(events);
@@ -159,6 +173,9 @@ where
             if core.wants_ack_floor_read() {
                 // Full: a reading is queued already, and it will do.
                 let _ = floors_tx.try_send(());
+            }
+            if core.wants_redelivery_read(now) {
+                let _ = redelivery_tx.try_send(());
             }
             observer.core_said(core);
             if let Some(end) = core.poll_end() {
@@ -211,6 +228,15 @@ fn handle(
         Event::AckFloors(Err(e)) => {
             tracing::debug!(error = %e, "reading the ack floors failed; asking again");
             core.on_ack_floor_read_failed();
+        }
+        Event::Redelivery(Ok(durables)) => {
+            if let Some(hold) = core.on_redelivery_read(&durables, now) {
+                observer.holding_for_redelivery(&hold, core.unfinished_chunks());
+            }
+        }
+        Event::Redelivery(Err(e)) => {
+            tracing::debug!(error = %e, "reading the durable consumers for redelivery failed");
+            core.on_redelivery_read_failed();
         }
         Event::Tick => {
             core.on_tick(now);

@@ -41,6 +41,7 @@ use super::vocabulary::{
     Batch, ConsumerProgress, DeadLetterRecord, Feedback, FeedbackStatus, FetchError,
 };
 use crate::catalogue::IdentityKind;
+pub use redelivery::Hold;
 pub use types::*;
 
 struct OpenBatch {
@@ -115,6 +116,8 @@ pub struct AttemptCore {
     replay: bool,
     /// A replay: the dead letters met again, held back.
     met_again: Vec<DeadLetterRecord>,
+    /// A stall held for JetStream's redelivery.
+    redelivery: redelivery::Redelivery,
 }
 
 impl AttemptCore {
@@ -163,6 +166,7 @@ impl AttemptCore {
             wave_ends: VecDeque::new(),
             replay: lineage.replay,
             met_again: Vec::new(),
+            redelivery: redelivery::Redelivery::default(),
         }
     }
 
@@ -391,7 +395,7 @@ impl AttemptCore {
             self.end_wave(WaveConfirmation::AmountsAfterWait, now);
             self.commit_ready();
         }
-        self.unfinished_chunks() > 0 && now >= self.panic_deadline()
+        self.unfinished_chunks() > 0 && now >= self.panic_deadline() && self.abandon_stall(now)
     }
 
     /// The next store write, in the order they must happen.
@@ -443,7 +447,11 @@ impl AttemptCore {
 mod chunks;
 mod course;
 mod recovery;
+mod redelivery;
 mod seed;
+#[cfg(test)]
+use redelivery::MAX_HOLD;
+pub(crate) use redelivery::READ_WAIT;
 pub(crate) use seed::ACK_FLOOR_WAIT;
 #[cfg(test)]
 mod tests;

@@ -292,7 +292,13 @@ fn panic_deadline_follows_feedback_progress() {
         !c.on_timeout(t0 + 16 * SECOND),
         "progress moved the deadline"
     );
-    assert!(c.on_timeout(t0 + 25 * SECOND));
+    assert!(
+        !c.on_timeout(t0 + 25 * SECOND),
+        "not before the consumers are read"
+    );
+    assert!(c.wants_redelivery_read(t0 + 25 * SECOND));
+    assert_eq!(c.on_redelivery_read(&[], t0 + 25 * SECOND), None);
+    assert!(c.on_timeout(t0 + 25 * SECOND), "nothing to redeliver");
     c.on_feedback(
         &fb(&c, &out[1].chunk_id, FeedbackStatus::Ok),
         t0 + 25 * SECOND,
@@ -419,5 +425,6 @@ fn resuming_sends_only_what_the_interrupted_attempt_did_not_finish() {
     assert_eq!(ids(&publish_all(&mut fresh)), [id(20, 0, 4)]);
 }
 
+mod redelivery;
 mod seed;
 mod simulations;

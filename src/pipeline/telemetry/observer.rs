@@ -6,7 +6,7 @@
 //! commit, so no lock is taken per message.
 
 use super::super::core::{
-    AttemptCore, AttemptEnd, ChunkOut, Commit, FeedbackForm, IgnoreReason, Opened, Verdict,
+    AttemptCore, AttemptEnd, ChunkOut, Commit, FeedbackForm, Hold, IgnoreReason, Opened, Verdict,
     WaveConfirmation, WaveEnd,
 };
 use super::super::ports::StoreDone;
@@ -151,6 +151,30 @@ impl<'a> AttemptObserver<'a> {
     /// Shutdown came with `unfinished` chunks.
     pub(crate) fn shutting_down(&self, unfinished: usize) {
         tracing::info!(service = %self.service.id, unfinished, "shutdown: no more fetching, waiting for outstanding acknowledgements");
+    }
+
+    /// The panic timeout passed and is held for JetStream's redelivery.
+    pub(crate) fn holding_for_redelivery(&self, hold: &Hold, unfinished: usize) {
+        crate::metrics::panic_timeout_held();
+        let durables: Vec<String> = hold
+            .durables
+            .iter()
+            .map(|(name, pending, wait)| {
+                format!(
+                    "{name} ({pending} unacknowledged, ack wait {} s)",
+                    wait.as_secs_f64()
+                )
+            })
+            .collect();
+        tracing::warn!(
+            service = %self.service.id,
+            unfinished,
+            wait_s = hold.wait.as_secs_f64(),
+            durables = %durables.join(", "),
+            "no feedback progress for PANIC_TIMEOUT, but JetStream will deliver the chunks again that {} holds unacknowledged: waiting up to {:.0} s more before abandoning the attempt",
+            durables.join(", "),
+            hold.wait.as_secs_f64()
+        );
     }
 
     /// The attempt ended so, `unfinished` chunks left.

@@ -30,6 +30,8 @@ fn progress(delivered: u64, ack_floor: u64) -> ConsumerProgress {
         name: "mankeli_PERSON".into(),
         delivered,
         ack_floor,
+        ack_pending: 0,
+        ack_wait: Duration::from_secs(60),
     }
 }
 
