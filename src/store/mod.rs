@@ -12,11 +12,15 @@
 //! - `port`: [`OrdinalStore`] as the pipeline's `CursorStore`.
 //! - `connect`: the first connection, and why Redis could not be reached
 //!   ([`Unreachable`]).
+//! - `pool`: where the pool's connections go, and which it drops;
+//!   `sentinel`: Redis behind Sentinel (`redis+sentinel://`).
 //!
 //! Every operation is one request (a command, a pipeline or a script call)
 //! sent by `OrdinalStore::query`, which retries a short while on
-//! connection errors, so a Redis restart mid-run costs a pause, not the
-//! run; refused credentials are not retried.
+//! connection errors, so a Redis restart or a Sentinel failover mid-run
+//! costs a pause, not the run; refused credentials are not retried. A
+//! server that answers `READONLY` was a master and is now a replica: its
+//! connection is dropped and the request retried like a lost connection.
 //! The ordinal is only ever written by one Lua script that refuses to move
 //! it backwards.
 
@@ -26,14 +30,15 @@ mod cursor;
 mod dead_letters;
 pub mod keys;
 mod lease;
+mod pool;
 mod port;
 mod records;
 mod runs;
+mod sentinel;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use bb8_redis::RedisConnectionManager;
 use futures::future::BoxFuture;
 use redis::aio::MultiplexedConnection;
 use redis::{FromRedisValue, RedisResult};
@@ -41,6 +46,8 @@ use redis::{FromRedisValue, RedisResult};
 use crate::config::Secret;
 use crate::outage::Outage;
 use crate::retry::{Budget, RetryPolicy};
+
+use pool::{ConnectError, Endpoint, Manager};
 
 pub use connect::Unreachable;
 pub use dead_letters::{Recorded, Settle, StoredLetter};
@@ -102,13 +109,13 @@ struct OutageSink {
     last: connect::LastFailure,
 }
 
-impl bb8::ErrorSink<redis::RedisError> for OutageSink {
-    fn sink(&self, error: redis::RedisError) {
+impl bb8::ErrorSink<ConnectError> for OutageSink {
+    fn sink(&self, error: ConnectError) {
         self.outage.failed(&error.to_string());
         self.last.set(&error);
     }
 
-    fn boxed_clone(&self) -> Box<dyn bb8::ErrorSink<redis::RedisError>> {
+    fn boxed_clone(&self) -> Box<dyn bb8::ErrorSink<ConnectError>> {
         Box::new(self.clone())
     }
 }
@@ -116,7 +123,7 @@ impl bb8::ErrorSink<redis::RedisError> for OutageSink {
 /// Handle to Redis; cheap to clone.
 #[derive(Clone)]
 pub struct OrdinalStore {
-    pool: bb8::Pool<RedisConnectionManager>,
+    pool: bb8::Pool<Manager>,
     /// Redis going away and coming back, told once each.
     outage: Arc<Outage>,
     /// Where Redis is, for messages.
@@ -166,19 +173,31 @@ impl Request for redis::ScriptInvocation<'_> {
 impl OrdinalStore {
     /// Connects and pings; an unreachable Redis, or one that refuses the
     /// credentials, fails here, at start, within about 5 s (at once for
-    /// credentials), saying why ([`Unreachable`]).
+    /// credentials), saying why ([`Unreachable`]). `url` is `redis://`,
+    /// `rediss://`, or for Redis behind Sentinel `redis+sentinel://` or
+    /// `rediss+sentinel://` (see [`sentinel::FORM`]).
     pub async fn connect(url: &Secret) -> Result<OrdinalStore, StoreError> {
         let failed = |cause| StoreError::Connect {
             url: crate::redact::url(url.expose()),
             cause,
         };
-        let client = redis::Client::open(url.expose()).map_err(|_| failed(Unreachable::BadUrl))?;
-        let target = connect::Target::of(&client);
-        let first = connect::first_connection(&client, &target)
+        let endpoint = if sentinel::is_sentinel(url.expose()) {
+            let parsed = sentinel::SentinelUrl::parse(url.expose()).map_err(|e| {
+                failed(Unreachable::BadSentinelUrl {
+                    problem: e.to_string(),
+                })
+            })?;
+            Endpoint::Sentinel(sentinel::Sentinels::new(parsed))
+        } else {
+            let client =
+                redis::Client::open(url.expose()).map_err(|_| failed(Unreachable::BadUrl))?;
+            Endpoint::Direct(client)
+        };
+        let target = connect::Target::of(&endpoint);
+        let first = connect::first_connection(&endpoint, &target)
             .await
             .map_err(failed)?;
-        let manager =
-            RedisConnectionManager::new(url.expose()).map_err(|_| failed(Unreachable::BadUrl))?;
+        let manager = Manager { endpoint };
         let outage = Arc::new(Outage::new("redis"));
         let last_failure = connect::LastFailure::default();
         let pool = bb8::Pool::builder()
@@ -207,7 +226,7 @@ impl OrdinalStore {
     fn pool_error(
         &self,
         operation: &'static str,
-        e: bb8::RunError<redis::RedisError>,
+        e: bb8::RunError<ConnectError>,
     ) -> (StoreError, bool) {
         let cause = match e {
             bb8::RunError::User(e) => Some(self.target.classify(&e, connect::CONNECT_TIMEOUT)),
@@ -232,11 +251,20 @@ impl OrdinalStore {
         let mut retry = RETRY.start();
         loop {
             let err = match self.pool.get().await {
-                Ok(mut conn) => match request.send(&mut conn).await {
+                Ok(mut conn) => match request.send(&mut conn.inner).await {
                     Ok(v) => {
                         self.outage.succeeded();
                         self.last_failure.clear();
                         return Ok(v);
+                    }
+                    Err(e) if is_demoted(&e) => {
+                        // The pool drops it on return: the retry connects
+                        // anew, to wherever the master is now.
+                        conn.demoted = true;
+                        StoreError::Operation {
+                            operation,
+                            source: e,
+                        }
                     }
                     Err(e) if is_transient(&e) => StoreError::Operation {
                         operation,
@@ -271,7 +299,7 @@ impl OrdinalStore {
             .await
             .map_err(|e| self.pool_error("ping", e).0)?;
         redis::cmd("PING")
-            .query_async::<()>(&mut *conn)
+            .query_async::<()>(&mut conn.inner)
             .await
             .map_err(|source| StoreError::Operation {
                 operation: "ping",
@@ -280,8 +308,16 @@ impl OrdinalStore {
     }
 }
 
-/// A failure worth retrying: the connection, not the request, went wrong
-/// (or Redis is still loading its data after a restart).
+/// The server was a master and is now a replica (a failover demoted it):
+/// the connection must go, the request be sent again elsewhere.
+fn is_demoted(e: &redis::RedisError) -> bool {
+    e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly)
+}
+
+/// A failure worth retrying: the connection, not the request, went wrong;
+/// or Redis is still loading its data after a restart (LOADING), or
+/// refuses writes until enough replicas are back (NOREPLICAS, with
+/// `min-replicas-to-write`), or has no master to serve from (MASTERDOWN).
 fn is_transient(e: &redis::RedisError) -> bool {
     e.is_io_error()
         || e.is_connection_dropped()
@@ -289,6 +325,9 @@ fn is_transient(e: &redis::RedisError) -> bool {
         || e.is_timeout()
         || matches!(
             e.kind(),
-            redis::ErrorKind::Server(redis::ServerErrorKind::BusyLoading)
+            redis::ErrorKind::Server(
+                redis::ServerErrorKind::BusyLoading | redis::ServerErrorKind::MasterDown
+            )
         )
+        || e.code() == Some("NOREPLICAS")
 }
