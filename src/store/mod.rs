@@ -19,8 +19,10 @@
 //! sent by `OrdinalStore::query`, which retries a short while on
 //! connection errors, so a Redis restart or a Sentinel failover mid-run
 //! costs a pause, not the run; refused credentials are not retried. A
-//! server that answers `READONLY` was a master and is now a replica: its
-//! connection is dropped and the request retried like a lost connection.
+//! server that answers `READONLY` (a master demoted by a failover) or
+//! `NOREPLICAS` (a master whose replica was promoted) loses its
+//! connection, and the request is retried like after a lost connection:
+//! the new connection goes where the sentinels say the master is now.
 //! The ordinal is only ever written by one Lua script that refuses to move
 //! it backwards.
 
@@ -257,10 +259,10 @@ impl OrdinalStore {
                         self.last_failure.clear();
                         return Ok(v);
                     }
-                    Err(e) if is_demoted(&e) => {
+                    Err(e) if is_stale(&e) => {
                         // The pool drops it on return: the retry connects
                         // anew, to wherever the master is now.
-                        conn.demoted = true;
+                        conn.stale = true;
                         StoreError::Operation {
                             operation,
                             source: e,
@@ -308,26 +310,35 @@ impl OrdinalStore {
     }
 }
 
-/// The server was a master and is now a replica (a failover demoted it):
-/// the connection must go, the request be sent again elsewhere.
-fn is_demoted(e: &redis::RedisError) -> bool {
-    e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly)
+/// The server cannot take writes where it stands, which a failover
+/// explains: it was master and is now a replica (READONLY), it is a master
+/// cut off from its replicas (NOREPLICAS, with `min-replicas-to-write`:
+/// one of them may have been promoted), or a replica without its master
+/// (MASTERDOWN). The connection must go; a new one asks again where the
+/// master is.
+fn is_stale(e: &redis::RedisError) -> bool {
+    server_codes(e)
+        .iter()
+        .any(|code| matches!(code.as_str(), "READONLY" | "NOREPLICAS" | "MASTERDOWN"))
 }
 
-/// A failure worth retrying: the connection, not the request, went wrong;
-/// or Redis is still loading its data after a restart (LOADING), or
-/// refuses writes until enough replicas are back (NOREPLICAS, with
-/// `min-replicas-to-write`), or has no master to serve from (MASTERDOWN).
+/// A failure worth retrying: the connection, not the request, went wrong,
+/// or Redis is still loading its data after a restart (LOADING).
 fn is_transient(e: &redis::RedisError) -> bool {
     e.is_io_error()
         || e.is_connection_dropped()
         || e.is_connection_refusal()
         || e.is_timeout()
-        || matches!(
-            e.kind(),
-            redis::ErrorKind::Server(
-                redis::ServerErrorKind::BusyLoading | redis::ServerErrorKind::MasterDown
-            )
-        )
-        || e.code() == Some("NOREPLICAS")
+        || server_codes(e).iter().any(|code| code == "LOADING")
+}
+
+/// The server's error codes in `e`: its own, or those of the failed
+/// commands of a pipeline or a transaction (a `MULTI` whose writes met
+/// `READONLY` or `NOREPLICAS` fails as `EXECABORT`, the causes inside).
+fn server_codes(e: &redis::RedisError) -> Vec<String> {
+    e.clone()
+        .into_server_errors()
+        .map_or_else(Vec::new, |errors| {
+            errors.iter().map(|(_, e)| e.code().to_owned()).collect()
+        })
 }

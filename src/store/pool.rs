@@ -1,7 +1,7 @@
 //! The connection pool's manager: where a new connection goes (the one
 //! server of `redis://`, or the master the sentinels name for
 //! `redis+sentinel://`), and which connections the pool must drop (those
-//! [`Conn::demoted`] marks: their server turned replica).
+//! [`Conn::stale`] marks: their server no longer takes writes).
 
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, RedisError};
@@ -67,10 +67,11 @@ pub(super) struct Conn {
     /// The connection.
     pub(super) inner: MultiplexedConnection,
     /// Set by `OrdinalStore::query` when the server answered `READONLY`
-    /// (a master demoted by a failover): the pool drops the connection
-    /// when it comes back, so the next one is made anew and goes where
-    /// the endpoint now leads.
-    pub(super) demoted: bool,
+    /// or `NOREPLICAS` (a master demoted, or cut off from its promoted
+    /// replica, by a failover): the pool drops the connection when it
+    /// comes back, so the next one is made anew and goes where the
+    /// endpoint now leads.
+    pub(super) stale: bool,
 }
 
 /// Makes the pool's connections through an [`Endpoint`].
@@ -89,7 +90,7 @@ impl bb8::ManageConnection for Manager {
         let inner = self.endpoint.connect(&AsyncConnectionConfig::new()).await?;
         Ok(Conn {
             inner,
-            demoted: false,
+            stale: false,
         })
     }
 
@@ -101,6 +102,6 @@ impl bb8::ManageConnection for Manager {
     }
 
     fn has_broken(&self, conn: &mut Conn) -> bool {
-        conn.demoted
+        conn.stale
     }
 }

@@ -3,8 +3,9 @@
 //! connects to it and checks with `ROLE` that it is master. After a
 //! failover the old connections fail (the sentinels close them, or the
 //! dead master does), the pool drops them, and the new ones go to the new
-//! master; a connection that meets a demoted master (`READONLY`) is
-//! dropped by `OrdinalStore::query` the same way.
+//! master; a connection to a master demoted (`READONLY`) or cut off from
+//! its promoted replica (`NOREPLICAS`) is dropped by `OrdinalStore::query`
+//! the same way.
 //!
 //! - `url`: the `redis+sentinel://` form.
 

@@ -128,13 +128,15 @@ impl RedisSentinelSet {
         .await
     }
 
-    /// Ready: the replica in sync, and every sentinel with a quorum, the
-    /// replica and both other sentinels known.
+    /// Ready: the master takes writes (its replica is in sync), and every
+    /// sentinel has a quorum and knows the replica and both other
+    /// sentinels.
     async fn ready(&self) -> Result<(), String> {
-        let replication: String = query(self.nodes[0].port(), "INFO", &["replication"]).await?;
-        if !replication.contains("connected_slaves:1") {
-            return Err("the replica is not connected yet".into());
-        }
+        // The master takes writes once its replica is in sync and counted
+        // (`min-replicas-to-write 1`).
+        let master = self.nodes[0].port();
+        query::<()>(master, "SET", &["sis-testkit:ready", "1"]).await?;
+        query::<()>(master, "DEL", &["sis-testkit:ready"]).await?;
         for i in 0..self.sentinels.len() {
             self.ask_sentinel::<String>(i, &["CKQUORUM", MASTER_NAME])
                 .await
