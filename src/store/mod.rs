@@ -176,8 +176,9 @@ impl OrdinalStore {
     /// Connects and pings; an unreachable Redis, or one that refuses the
     /// credentials, fails here, at start, within about 5 s (at once for
     /// credentials), saying why ([`Unreachable`]). `url` is `redis://`,
-    /// `rediss://`, or for Redis behind Sentinel `redis+sentinel://` or
-    /// `rediss+sentinel://` (see [`sentinel::FORM`]).
+    /// `rediss://`, or for Redis behind Sentinel
+    /// `redis+sentinel://[[USER]:PASSWORD@]HOST[:PORT],…/MASTER[/DB]` or
+    /// `rediss+sentinel://…`.
     pub async fn connect(url: &Secret) -> Result<OrdinalStore, StoreError> {
         let failed = |cause| StoreError::Connect {
             url: crate::redact::url(url.expose()),
