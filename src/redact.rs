@@ -37,8 +37,15 @@ impl fmt::Debug for Secret {
 /// `***`, since a token is sometimes written as the user name; a URL that
 /// does not parse is not shown at all, since it may be a secret pasted in
 /// the wrong place. A comma-separated list (`NATS_URL` of a cluster) is
-/// redacted entry by entry.
+/// redacted entry by entry; a Sentinel URL (`redis+sentinel://` with its
+/// hosts comma-separated) loses the user info before its hosts.
 pub fn url(url: &str) -> String {
+    let sentinel = url
+        .split_once("://")
+        .is_some_and(|(scheme, _)| scheme.to_ascii_lowercase().ends_with("+sentinel"));
+    if sentinel {
+        return sentinel_url(url);
+    }
     if url.contains(',') {
         return url
             .split(',')
@@ -55,6 +62,19 @@ pub fn url(url: &str) -> String {
             u.to_string()
         }
         Err(_) => "<unparsable URL>".into(),
+    }
+}
+
+/// `scheme://userinfo@hosts/…` with `***` as its user info (the user
+/// info ends at the last `@` before the path).
+fn sentinel_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "<unparsable URL>".into();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://***{}", &rest[at..]),
+        None => url.to_owned(),
     }
 }
 
@@ -86,7 +106,7 @@ pub fn take_credentials(url: &mut url::Url) -> Option<UrlCredentials> {
 }
 
 /// `%XX` sequences decoded (user info is stored percent-encoded).
-fn percent_decode(text: &str) -> String {
+pub(crate) fn percent_decode(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -254,6 +274,26 @@ mod tests {
         assert_eq!(
             url("https://sisu.example/kori/api?x=1"),
             "https://sisu.example/kori/api?x=1"
+        );
+    }
+
+    #[test]
+    fn a_sentinel_url_loses_its_user_info_before_the_hosts() {
+        assert_eq!(
+            url("redis+sentinel://:p,w@ss@h1:26379,h2:26379/mymaster/2"),
+            "redis+sentinel://***@h1:26379,h2:26379/mymaster/2"
+        );
+        assert_eq!(
+            url("rediss+sentinel://user:hunter2@h1/mymaster#insecure"),
+            "rediss+sentinel://***@h1/mymaster#insecure"
+        );
+        assert_eq!(
+            url("redis+sentinel://h1:26379,h2:26379/mymaster"),
+            "redis+sentinel://h1:26379,h2:26379/mymaster"
+        );
+        assert_eq!(
+            log_line("connecting to redis+sentinel://:hunter2@h1:26379,h2:26379/mymaster"),
+            "connecting to redis+sentinel://***@h1:26379,h2:26379/mymaster"
         );
     }
 

@@ -231,6 +231,7 @@ async fn nats_and_redis_with_passwords_over_tls() {
     let redis_options = RedisOptions {
         password: Some("redis-pa55".into()),
         tls: Some((redis_server.cert, redis_server.key, ca_file)),
+        ..RedisOptions::default()
     };
     let fake = FakeSisuConfig {
         seed: 7,

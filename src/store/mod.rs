@@ -12,11 +12,17 @@
 //! - `port`: [`OrdinalStore`] as the pipeline's `CursorStore`.
 //! - `connect`: the first connection, and why Redis could not be reached
 //!   ([`Unreachable`]).
+//! - `pool`: where the pool's connections go, and which it drops;
+//!   `sentinel`: Redis behind Sentinel (`redis+sentinel://`).
 //!
 //! Every operation is one request (a command, a pipeline or a script call)
 //! sent by `OrdinalStore::query`, which retries a short while on
-//! connection errors, so a Redis restart mid-run costs a pause, not the
-//! run; refused credentials are not retried.
+//! connection errors, so a Redis restart or a Sentinel failover mid-run
+//! costs a pause, not the run; refused credentials are not retried. A
+//! server that answers `READONLY` (a master demoted by a failover) or
+//! `NOREPLICAS` (a master whose replica was promoted) loses its
+//! connection, and the request is retried like after a lost connection:
+//! the new connection goes where the sentinels say the master is now.
 //! The ordinal is only ever written by one Lua script that refuses to move
 //! it backwards.
 
@@ -26,14 +32,15 @@ mod cursor;
 mod dead_letters;
 pub mod keys;
 mod lease;
+mod pool;
 mod port;
 mod records;
 mod runs;
+mod sentinel;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use bb8_redis::RedisConnectionManager;
 use futures::future::BoxFuture;
 use redis::aio::MultiplexedConnection;
 use redis::{FromRedisValue, RedisResult};
@@ -41,6 +48,8 @@ use redis::{FromRedisValue, RedisResult};
 use crate::config::Secret;
 use crate::outage::Outage;
 use crate::retry::{Budget, RetryPolicy};
+
+use pool::{ConnectError, Endpoint, Manager};
 
 pub use connect::Unreachable;
 pub use dead_letters::{Recorded, Settle, StoredLetter};
@@ -102,13 +111,13 @@ struct OutageSink {
     last: connect::LastFailure,
 }
 
-impl bb8::ErrorSink<redis::RedisError> for OutageSink {
-    fn sink(&self, error: redis::RedisError) {
+impl bb8::ErrorSink<ConnectError> for OutageSink {
+    fn sink(&self, error: ConnectError) {
         self.outage.failed(&error.to_string());
         self.last.set(&error);
     }
 
-    fn boxed_clone(&self) -> Box<dyn bb8::ErrorSink<redis::RedisError>> {
+    fn boxed_clone(&self) -> Box<dyn bb8::ErrorSink<ConnectError>> {
         Box::new(self.clone())
     }
 }
@@ -116,7 +125,7 @@ impl bb8::ErrorSink<redis::RedisError> for OutageSink {
 /// Handle to Redis; cheap to clone.
 #[derive(Clone)]
 pub struct OrdinalStore {
-    pool: bb8::Pool<RedisConnectionManager>,
+    pool: bb8::Pool<Manager>,
     /// Redis going away and coming back, told once each.
     outage: Arc<Outage>,
     /// Where Redis is, for messages.
@@ -166,19 +175,32 @@ impl Request for redis::ScriptInvocation<'_> {
 impl OrdinalStore {
     /// Connects and pings; an unreachable Redis, or one that refuses the
     /// credentials, fails here, at start, within about 5 s (at once for
-    /// credentials), saying why ([`Unreachable`]).
+    /// credentials), saying why ([`Unreachable`]). `url` is `redis://`,
+    /// `rediss://`, or for Redis behind Sentinel
+    /// `redis+sentinel://[[USER]:PASSWORD@]HOST[:PORT],…/MASTER[/DB]` or
+    /// `rediss+sentinel://…`.
     pub async fn connect(url: &Secret) -> Result<OrdinalStore, StoreError> {
         let failed = |cause| StoreError::Connect {
             url: crate::redact::url(url.expose()),
             cause,
         };
-        let client = redis::Client::open(url.expose()).map_err(|_| failed(Unreachable::BadUrl))?;
-        let target = connect::Target::of(&client);
-        let first = connect::first_connection(&client, &target)
+        let endpoint = if sentinel::is_sentinel(url.expose()) {
+            let parsed = sentinel::SentinelUrl::parse(url.expose()).map_err(|e| {
+                failed(Unreachable::BadSentinelUrl {
+                    problem: e.to_string(),
+                })
+            })?;
+            Endpoint::Sentinel(sentinel::Sentinels::new(parsed))
+        } else {
+            let client =
+                redis::Client::open(url.expose()).map_err(|_| failed(Unreachable::BadUrl))?;
+            Endpoint::Direct(client)
+        };
+        let target = connect::Target::of(&endpoint);
+        let first = connect::first_connection(&endpoint, &target)
             .await
             .map_err(failed)?;
-        let manager =
-            RedisConnectionManager::new(url.expose()).map_err(|_| failed(Unreachable::BadUrl))?;
+        let manager = Manager { endpoint };
         let outage = Arc::new(Outage::new("redis"));
         let last_failure = connect::LastFailure::default();
         let pool = bb8::Pool::builder()
@@ -207,7 +229,7 @@ impl OrdinalStore {
     fn pool_error(
         &self,
         operation: &'static str,
-        e: bb8::RunError<redis::RedisError>,
+        e: bb8::RunError<ConnectError>,
     ) -> (StoreError, bool) {
         let cause = match e {
             bb8::RunError::User(e) => Some(self.target.classify(&e, connect::CONNECT_TIMEOUT)),
@@ -232,11 +254,20 @@ impl OrdinalStore {
         let mut retry = RETRY.start();
         loop {
             let err = match self.pool.get().await {
-                Ok(mut conn) => match request.send(&mut conn).await {
+                Ok(mut conn) => match request.send(&mut conn.inner).await {
                     Ok(v) => {
                         self.outage.succeeded();
                         self.last_failure.clear();
                         return Ok(v);
+                    }
+                    Err(e) if is_stale(&e) => {
+                        // The pool drops it on return: the retry connects
+                        // anew, to wherever the master is now.
+                        conn.stale = true;
+                        StoreError::Operation {
+                            operation,
+                            source: e,
+                        }
                     }
                     Err(e) if is_transient(&e) => StoreError::Operation {
                         operation,
@@ -271,7 +302,7 @@ impl OrdinalStore {
             .await
             .map_err(|e| self.pool_error("ping", e).0)?;
         redis::cmd("PING")
-            .query_async::<()>(&mut *conn)
+            .query_async::<()>(&mut conn.inner)
             .await
             .map_err(|source| StoreError::Operation {
                 operation: "ping",
@@ -280,15 +311,35 @@ impl OrdinalStore {
     }
 }
 
-/// A failure worth retrying: the connection, not the request, went wrong
-/// (or Redis is still loading its data after a restart).
+/// The server cannot take writes where it stands, which a failover
+/// explains: it was master and is now a replica (READONLY), it is a master
+/// cut off from its replicas (NOREPLICAS, with `min-replicas-to-write`:
+/// one of them may have been promoted), or a replica without its master
+/// (MASTERDOWN). The connection must go; a new one asks again where the
+/// master is.
+fn is_stale(e: &redis::RedisError) -> bool {
+    server_codes(e)
+        .iter()
+        .any(|code| matches!(code.as_str(), "READONLY" | "NOREPLICAS" | "MASTERDOWN"))
+}
+
+/// A failure worth retrying: the connection, not the request, went wrong,
+/// or Redis is still loading its data after a restart (LOADING).
 fn is_transient(e: &redis::RedisError) -> bool {
     e.is_io_error()
         || e.is_connection_dropped()
         || e.is_connection_refusal()
         || e.is_timeout()
-        || matches!(
-            e.kind(),
-            redis::ErrorKind::Server(redis::ServerErrorKind::BusyLoading)
-        )
+        || server_codes(e).iter().any(|code| code == "LOADING")
+}
+
+/// The server's error codes in `e`: its own, or those of the failed
+/// commands of a pipeline or a transaction (a `MULTI` whose writes met
+/// `READONLY` or `NOREPLICAS` fails as `EXECABORT`, the causes inside).
+fn server_codes(e: &redis::RedisError) -> Vec<String> {
+    e.clone()
+        .into_server_errors()
+        .map_or_else(Vec::new, |errors| {
+            errors.iter().map(|(_, e)| e.code().to_owned()).collect()
+        })
 }

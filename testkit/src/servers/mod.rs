@@ -9,13 +9,17 @@
 //!   retries, kill and restart).
 //! - `nats`: [`NatsServer`], [`NatsCluster`] and their options.
 //! - `redis`: [`RedisServer`] and its options.
+//! - `sentinel`: [`RedisSentinelSet`], a master, a replica and three
+//!   sentinels.
 
 mod nats;
 mod process;
 mod redis;
+mod sentinel;
 
 pub use nats::{NatsCluster, NatsOptions, NatsServer, NatsServerTls};
 pub use redis::{RedisOptions, RedisServer};
+pub use sentinel::{RedisSentinelSet, MASTER_NAME};
 
 #[cfg(test)]
 mod tests {

@@ -1,5 +1,5 @@
 //! `redis-server` for tests, with `appendonly yes` so a restart keeps the
-//! data; options: a password, TLS.
+//! data; options: a password, TLS, replication (for the Sentinel set).
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -14,6 +14,11 @@ pub struct RedisOptions {
     pub password: Option<String>,
     /// Serve TLS only: (certificate, key, CA) PEM files.
     pub tls: Option<(PathBuf, PathBuf, PathBuf)>,
+    /// `replicaof 127.0.0.1 PORT`: start as a replica of that server.
+    pub replica_of: Option<u16>,
+    /// `min-replicas-to-write`: refuse writes (NOREPLICAS) while fewer
+    /// replicas are connected.
+    pub min_replicas_to_write: Option<u32>,
 }
 
 impl std::fmt::Debug for RedisOptions {
@@ -21,6 +26,8 @@ impl std::fmt::Debug for RedisOptions {
         f.debug_struct("RedisOptions")
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("tls", &self.tls)
+            .field("replica_of", &self.replica_of)
+            .field("min_replicas_to_write", &self.min_replicas_to_write)
             .finish()
     }
 }
@@ -117,6 +124,12 @@ impl Spec for Redis {
         }
         if let Some(password) = &self.options.password {
             command.args(["--requirepass", password]);
+        }
+        if let Some(master) = self.options.replica_of {
+            command.args(["--replicaof", "127.0.0.1", &master.to_string()]);
+        }
+        if let Some(n) = self.options.min_replicas_to_write {
+            command.args(["--min-replicas-to-write", &n.to_string()]);
         }
         command
             .args(["--bind", "127.0.0.1"])
