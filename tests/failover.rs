@@ -182,6 +182,9 @@ async fn a_stream_without_quorum_is_told_once_not_per_chunk() {
         .unwrap();
     let logs = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{logs}");
+    if std::env::var_os("SHOW_LOGS").is_some() {
+        eprintln!("{logs}");
+    }
     env.assert_delivered("PERSON", &[]);
     let events: Vec<serde_json::Value> = logs
         .lines()
