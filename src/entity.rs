@@ -7,20 +7,42 @@ use bytes::Bytes;
 
 /// See the module doc. Always the text of one JSON value (it was parsed
 /// as one before it was sliced out).
-#[derive(Clone, PartialEq, Eq)]
-pub struct Entity(Bytes);
+#[derive(Clone)]
+pub struct Entity(Bytes, Option<Option<u64>>);
+
+/// Entities are equal when their JSON text is: the order key is only a
+/// finding about that text.
+impl PartialEq for Entity {
+    fn eq(&self, other: &Entity) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl Eq for Entity {}
 
 impl Entity {
     /// The entity at `range` of `body` (a range found by scanning it as
     /// JSON): a slice of `body`, no bytes copied.
     pub fn at(body: &Bytes, range: std::ops::Range<usize>) -> Entity {
-        Entity(body.slice(range))
+        Entity(body.slice(range), None)
+    }
+
+    /// The same entity with its order key (the order barrier's hash of its
+    /// identity fields, `None` for an entity without identity) already
+    /// found, by a source that scanned its fields anyway.
+    pub fn with_order_key(self, key: Option<u64>) -> Entity {
+        Entity(self.0, Some(key))
+    }
+
+    /// The order key its source found, if one did.
+    pub fn order_key(&self) -> Option<Option<u64>> {
+        self.1
     }
 
     /// An entity made by the importer itself (URN code-book items) or a
     /// test; `json` must be the text of one JSON value.
     pub fn from_json(json: String) -> Entity {
-        Entity(Bytes::from(json))
+        Entity(Bytes::from(json), None)
     }
 
     /// The JSON text's bytes.

@@ -13,20 +13,40 @@ use crate::catalogue::IdentityKind;
 /// such an entity is ordered with nothing, since nothing can tell which
 /// entity it is a version of (consumers cannot upsert it either).
 pub(crate) fn identity_key(kind: IdentityKind, entity: &[u8]) -> Option<IdentityKey> {
+    let names = identity_names(kind);
+    let mut found = [None; 3];
+    top_level_fields(entity, names, &mut found[..names.len()])?;
+    key_of(kind, &found[..names.len()])
+}
+
+/// The top-level fields whose JSON text makes the identity of `kind`, in
+/// the order they are hashed.
+pub(crate) fn identity_names(kind: IdentityKind) -> &'static [&'static str] {
     const ID: &[&str] = &["id"];
     const STUDY_RIGHT_STUDENT: &[&str] = &["studyRightId", "studentId"];
     const WITH_START: &[&str] = &["studyRightId", "studentId", "startDate"];
-    let (names, required) = match kind {
-        IdentityKind::Id => (ID, 1),
-        IdentityKind::StudyRightStudent => (STUDY_RIGHT_STUDENT, 2),
+    match kind {
+        IdentityKind::Id => ID,
+        IdentityKind::StudyRightStudent => STUDY_RIGHT_STUDENT,
         // As in dead letters, a missing start date is part of the key.
-        IdentityKind::StudyRightStudentStart => (WITH_START, 2),
+        IdentityKind::StudyRightStudentStart => WITH_START,
+    }
+}
+
+/// The order key of an entity of `kind` whose fields
+/// [`identity_names`]`(kind)` have the JSON texts `found` (`None`: absent),
+/// or `None` when a required one is absent or `null`. A source that
+/// scans the entity anyway (the page scan) hands its finding over with
+/// [`crate::entity::Entity::with_order_key`], so the barrier does not scan
+/// it again.
+pub(crate) fn key_of(kind: IdentityKind, found: &[Option<&[u8]>]) -> Option<IdentityKey> {
+    let required = match kind {
+        IdentityKind::Id => 1,
+        IdentityKind::StudyRightStudent | IdentityKind::StudyRightStudentStart => 2,
     };
-    let mut found = [None; 3];
-    top_level_fields(entity, names, &mut found[..names.len()])?;
     // Fixed seed: the same identity has the same key in every attempt.
     let mut hasher = foldhash::fast::FixedState::with_seed(0).build_hasher();
-    for (i, value) in found[..names.len()].iter().enumerate() {
+    for (i, value) in found.iter().enumerate() {
         match value {
             Some(v) if *v != b"null" => v.hash(&mut hasher),
             _ if i < required => return None,
@@ -34,6 +54,14 @@ pub(crate) fn identity_key(kind: IdentityKind, entity: &[u8]) -> Option<Identity
         }
     }
     Some(hasher.finish())
+}
+
+/// The order key of `entity`: the one its source found, or scanned for now.
+pub(crate) fn order_key(kind: IdentityKind, entity: &crate::entity::Entity) -> Option<IdentityKey> {
+    match entity.order_key() {
+        Some(found) => found,
+        None => identity_key(kind, entity.as_bytes()),
+    }
 }
 
 /// The raw JSON text of the top-level fields `names` of the object `json`

@@ -9,6 +9,7 @@ use super::page_scan::scan_page;
 use super::{Batch, SisuClient, SourceError};
 use crate::catalogue::Service;
 use crate::entity::Entity;
+use crate::pipeline::identity::{identity_names, key_of};
 use crate::redact;
 
 /// The export's pages after `since`. Sisu's paging is a chain (each
@@ -53,7 +54,7 @@ pub fn pages(
                     ahead = Some((next, PageFetch::start(&client, &service, next, limit)));
                 }
             }
-            let mut batch = parse_page(&service.id, &fetch.url, since, &body?)?;
+            let mut batch = parse_page(&service, &fetch.url, since, &body?)?;
             batch.fetched_in = fetch.started.elapsed();
             let has_more = batch.has_more;
             let next = batch.greatest_ordinal;
@@ -157,17 +158,19 @@ pub(crate) fn export_url(client: &SisuClient, service: &Service, since: i64, lim
 
 /// Parses and checks one page; the loop guards of SPEC §2 live here.
 pub(crate) fn parse_page(
-    service: &str,
+    service: &Service,
     url: &str,
     since: i64,
     body: &Bytes,
 ) -> Result<Batch, SourceError> {
+    let identity = service.identity;
+    let service = service.id.as_str();
     let malformed = |reason: String| SourceError::Malformed {
         service: service.into(),
         url: redact::url(url),
         reason,
     };
-    let page = scan_page(body).map_err(|e| {
+    let page = scan_page(body, identity_names(identity)).map_err(|e| {
         malformed(if e.truncated.is_some() {
             format!(
                 "{e}: the answer was cut short (by Sisu or a proxy in between); the next run \
@@ -204,9 +207,17 @@ pub(crate) fn parse_page(
             entities: entities.len(),
         });
     }
+    // The page scan found each entity's identity fields on its way: their
+    // order keys go with the entities, so the barrier does not scan them
+    // again.
     let entities = entities
         .into_iter()
-        .map(|range| Entity::at(body, range))
+        .zip(page.fields)
+        .map(|(range, found)| {
+            let values = found.map(|f| f.map(|r| &body[r]));
+            let names = identity_names(identity).len();
+            Entity::at(body, range).with_order_key(key_of(identity, &values[..names]))
+        })
         .collect();
     Ok(Batch {
         since,
@@ -223,7 +234,10 @@ mod tests {
 
     fn parse(body: &str) -> Result<Batch, SourceError> {
         parse_page(
-            "PERSON",
+            &crate::catalogue::builtin()
+                .into_iter()
+                .find(|s| s.id == "PERSON")
+                .expect("PERSON"),
             "http://sisu/x",
             10,
             &Bytes::copy_from_slice(body.as_bytes()),

@@ -186,9 +186,7 @@ pub async fn probe(client: &SisuClient, service: &Service) -> Result<usize, Sour
         let body = client
             .get(&service.id, &url, client::Auth::Credentials)
             .await?;
-        Ok(export::parse_page(&service.id, &url, 0, &body)?
-            .entities
-            .len())
+        Ok(export::parse_page(service, &url, 0, &body)?.entities.len())
     } else {
         Ok(whole_set::request(client, service).await?.1.len())
     }

@@ -41,14 +41,26 @@ pub(crate) struct Scanned {
     pub greatest_ordinal: Option<Option<i64>>,
     /// `entities`: the byte range of each element in the body.
     pub entities: Option<Option<Vec<Range<usize>>>>,
+    /// Per element of `entities`, the byte ranges of the
+    /// values of its top-level fields named in `scan_page`'s `names` (the
+    /// first of each name), in that order (none for an element that is not
+    /// an object); empty when no names were given.
+    pub fields: Vec<Found>,
 }
+
+/// The values found of up to three top-level fields of one entity.
+pub(crate) type Found = [Option<Range<usize>>; 3];
 
 const MAX_DEPTH: usize = 128;
 
 /// Checks that `body` is one valid JSON object (RFC 8259, UTF-8) and
-/// reads the export page's fields from it; see the module doc.
-pub(crate) fn scan_page(body: &[u8]) -> Result<Scanned, ScanError> {
-    scan(body).map_err(|mut e| {
+/// reads the export page's fields from it; see the module doc. For each
+/// entity that is an object, the values of its top-level fields `names`
+/// (at most three: the identity fields of the service) are found on the
+/// way, so the order barrier need not scan the entity again.
+pub(crate) fn scan_page(body: &[u8], names: &[&str]) -> Result<Scanned, ScanError> {
+    debug_assert!(names.len() <= 3);
+    scan(body, names).map_err(|mut e| {
         // Every error caused by the body's end is found at its end (see
         // `Scanner::fail_unless_cut`).
         if e.at >= body.len() && !body.is_empty() {
@@ -58,7 +70,7 @@ pub(crate) fn scan_page(body: &[u8]) -> Result<Scanned, ScanError> {
     })
 }
 
-fn scan(body: &[u8]) -> Result<Scanned, ScanError> {
+fn scan(body: &[u8], names: &[&str]) -> Result<Scanned, ScanError> {
     if simdutf8::basic::from_utf8(body).is_err() {
         return Err(match std::str::from_utf8(body) {
             // A character cut off by the end of the body.
@@ -100,7 +112,7 @@ fn scan(body: &[u8]) -> Result<Scanned, ScanError> {
                     if out.entities.is_some() {
                         return s.fail("duplicate field `entities`");
                     }
-                    out.entities = Some(s.opt_elements()?);
+                    out.entities = Some(s.opt_elements(names, &mut out.fields)?);
                 }
                 _ => s.value(0)?,
             }
@@ -308,7 +320,11 @@ impl Scanner<'_> {
         }
     }
 
-    fn opt_elements(&mut self) -> Result<Option<Vec<Range<usize>>>, ScanError> {
+    fn opt_elements(
+        &mut self,
+        names: &[&str],
+        fields: &mut Vec<Found>,
+    ) -> Result<Option<Vec<Range<usize>>>, ScanError> {
         const WHAT: &str = "`entities` must be an array";
         if self.b[self.i..].starts_with(b"null") {
             self.i += 4;
@@ -323,7 +339,16 @@ impl Scanner<'_> {
         self.members(
             |s| {
                 let start = s.i;
-                s.value(1).map_err(|e| ScanError {
+                let entity = if names.is_empty() {
+                    s.value(1)
+                } else if s.peek() != Some(b'{') {
+                    // Not an object: it has no identity fields.
+                    fields.push([None, None, None]);
+                    s.value(1)
+                } else {
+                    s.object_finding(names, fields)
+                };
+                entity.map_err(|e| ScanError {
                     entities: Some((usize::MAX, true)),
                     ..e
                 })?;
@@ -375,6 +400,32 @@ impl Scanner<'_> {
                 }
             }
         }
+    }
+
+    /// An entity that is an object (at depth 1, its `{` next), as `value`
+    /// reads it, noting the values of its top-level fields `names`.
+    fn object_finding(&mut self, names: &[&str], fields: &mut Vec<Found>) -> Result<(), ScanError> {
+        let mut found: Found = [None, None, None];
+        self.i += 1;
+        self.members(
+            |s| {
+                let key = s.string()?;
+                s.ws();
+                s.expect(b':', "expected `:`")?;
+                s.ws();
+                let start = s.i;
+                s.value(2)?;
+                let body = s.b;
+                let key = &body[key];
+                if let Some(slot) = names.iter().position(|n| n.as_bytes() == key) {
+                    found[slot].get_or_insert(start..s.i);
+                }
+                Ok(())
+            },
+            b'}',
+        )?;
+        fields.push(found);
+        Ok(())
     }
 
     fn value(&mut self, depth: usize) -> Result<(), ScanError> {

@@ -35,7 +35,7 @@ use std::time::Instant;
 use super::chunker::{self, ChunkLimits};
 
 mod types;
-use super::identity::{distinct_keys, identity_key};
+use super::identity::{distinct_keys, order_key};
 use super::order::{ChunkSeq, IdentityKey, OrderBarrier};
 use super::vocabulary::{
     Batch, ConsumerProgress, DeadLetterRecord, Feedback, FeedbackStatus, FetchError,
@@ -228,7 +228,7 @@ impl AttemptCore {
             start += key.len;
             let keys = entities
                 .iter()
-                .map(|e| identity_key(self.identity, e.as_bytes()))
+                .map(|e| order_key(self.identity, e))
                 .collect();
             self.admit(no, key, entities.into(), keys);
         }

@@ -193,10 +193,8 @@ impl AttemptCore {
     /// chunk awaiting feedback carry an identity, and the echo must match
     /// that chunk's identities one for one.
     pub(super) fn chunk_of_echo(&self, echoed: &[Entity]) -> Option<ChunkSeq> {
-        let keys: Vec<Option<IdentityKey>> = echoed
-            .iter()
-            .map(|e| identity_key(self.identity, e.as_bytes()))
-            .collect();
+        let keys: Vec<Option<IdentityKey>> =
+            echoed.iter().map(|e| order_key(self.identity, e)).collect();
         let first = keys.iter().flatten().next()?;
         let seq = self.barrier.first_of(*first)?;
         let chunk = self.chunks.get(&seq)?;
