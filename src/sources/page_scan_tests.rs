@@ -36,12 +36,8 @@ fn reference(body: &[u8]) -> Verdict {
     Some((page.has_more, page.greatest_ordinal, ranges))
 }
 
-fn scanned(body: &[u8]) -> Verdict {
-    scanned_finding(body, &[])
-}
-
-/// As `scanned`, finding the fields `names` on the way (the production
-/// path), and checking that what it finds gives each entity the order key
+/// The scan's verdict, finding the fields `names` on the way (none, or a
+/// service's identity fields as in production), and checking that what it finds gives each entity the order key
 /// the barrier's own scan gives it.
 fn scanned_finding(body: &[u8], names: &[&str]) -> Verdict {
     let page = scan_page(body, names).ok()?;
