@@ -251,6 +251,8 @@ fn spawn_watcher(
                     watch.violations.lock().unwrap().push(format!(
                         "{id}: ordinal went back from {from} to {committed}"
                     ));
+                    // Told once; checked onwards from where it is now.
+                    checked.insert(id, committed);
                 }
                 if committed <= from {
                     continue;
@@ -294,24 +296,29 @@ fn counter(name: &str) -> f64 {
         .map_or(0.0, |v| v.trim().parse().expect("a number"))
 }
 
-/// The import under the lease, in the background.
+/// The import under the lease, in the background, with a rival trying
+/// for the lease from the moment it is held until the import ends (before
+/// the lease is released): the summary and how often the rival got it.
 fn spawn_import(
     importer: &Arc<Importer>,
     lease: Lease,
-) -> tokio::task::JoinHandle<Option<RunSummary>> {
+    rival: Lease,
+) -> tokio::task::JoinHandle<(RunSummary, u64)> {
     let importer = importer.clone();
     tokio::spawn(async move {
-        if !lease.try_acquire().await.expect("Redis answers") {
-            return None;
-        }
+        assert!(
+            lease.try_acquire().await.expect("Redis answers"),
+            "the lease is free"
+        );
+        let stop = Arc::new(AtomicBool::new(false));
+        let rival = spawn_rival(rival, stop.clone());
         let services = services(&SERVICES);
-        let work = importer.run(&services, Shutdown::never());
-        Some(
-            lease
-                .while_held(&importer, work)
-                .await
-                .expect("the run starts"),
-        )
+        let work = async {
+            let summary = importer.run(&services, Shutdown::never()).await;
+            stop.store(true, Ordering::Relaxed);
+            (summary.expect("the run starts"), rival.await.unwrap())
+        };
+        lease.while_held(&importer, work).await
     })
 }
 
@@ -344,6 +351,47 @@ async fn wait_for_rejoin(importer: &Importer) -> bool {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     false
+}
+
+/// Waits (at most 30 s) until the master on `port` has a replica online
+/// at its own replication offset: the set has recovered, as a NATS node
+/// has rejoined, before the next fault. Without it, a master killed soon
+/// after a `SENTINEL FAILOVER` leaves only the demoted master, not yet
+/// resynced, to promote, and the ordinals go back to the failover's
+/// moment. "" when in sync, a note for the report otherwise.
+async fn in_sync(port: u16) -> &'static str {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Ok(info) = replication_info(port).await {
+            let field = |key: &str| {
+                info.lines()
+                    .find_map(|l| l.strip_prefix(key))
+                    .map(str::trim)
+                    .map(str::to_owned)
+            };
+            let offset = field("master_repl_offset:");
+            let replica = field("slave0:").unwrap_or_default();
+            let replica_offset = replica
+                .split(',')
+                .find_map(|kv| kv.strip_prefix("offset="))
+                .map(str::to_owned);
+            if replica.contains("state=online") && offset.is_some() && replica_offset == offset {
+                return "";
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    " (replica not in sync after 30 s)"
+}
+
+/// `INFO replication` of the Redis server on `port`.
+async fn replication_info(port: u16) -> redis::RedisResult<String> {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/"))?;
+    let mut conn = client.get_multiplexed_async_connection().await?;
+    redis::cmd("INFO")
+        .arg("replication")
+        .query_async(&mut conn)
+        .await
 }
 
 /// Does `fault`; what it struck (for the report).
@@ -387,8 +435,9 @@ async fn inject(
             };
             let old = set.master_port().await.expect("a master");
             set.failover().await.expect("SENTINEL FAILOVER");
-            set.wait_for_new_master(old).await.expect("a new master");
-            "SENTINEL FAILOVER".into()
+            let new = set.wait_for_new_master(old).await.expect("a new master");
+            let synced = in_sync(new).await;
+            format!("SENTINEL FAILOVER{synced}")
         }
         Fault::MasterKill => {
             let RedisRig::Sentinel(set) = redis else {
@@ -396,11 +445,12 @@ async fn inject(
             };
             let old = set.master_port().await.expect("a master");
             set.node_mut(old).kill();
-            set.wait_for_new_master(old).await.expect("a new master");
+            let new = set.wait_for_new_master(old).await.expect("a new master");
             // As the new master's replica again (the first master takes
             // writes only with a replica in sync).
             set.node_mut(old).restart().await.expect("redis restarts");
-            "Redis master SIGKILLed, restarted once failed over".into()
+            let synced = in_sync(new).await;
+            format!("Redis master SIGKILLed, restarted once failed over{synced}")
         }
     }
 }
@@ -455,12 +505,11 @@ impl Rig {
         };
         let ttl = Duration::from_secs(30);
         let rival = Lease::new(store(self.redis_url()).await, ttl, "rival");
-        let rival_won = spawn_rival(rival, stop.clone());
         let (resent, held) = (resent(), held());
 
         let lease = Lease::new(self.importer.io.store.clone(), ttl, "chaos-failover");
         let started = Instant::now();
-        let mut run = spawn_import(&self.importer, lease);
+        let mut run = spawn_import(&self.importer, lease, rival);
         let total: u64 = self.expected.values().map(|v| v.len() as u64).sum();
         let share = total / (faults.len() as u64 + 1);
         let probes = consumers.probes();
@@ -491,7 +540,7 @@ impl Rig {
                 .await
                 .expect("the import finishes")
         };
-        let summary = summary.unwrap().expect("the lease was free");
+        let (summary, rival_won) = summary.unwrap();
         let took = started.elapsed();
         let end = Instant::now();
         stop.store(true, Ordering::Relaxed);
@@ -527,7 +576,7 @@ impl Rig {
             duplicates,
             lost,
             violations: watch.violations.lock().unwrap().clone(),
-            rival_won: rival_won.await.unwrap(),
+            rival_won,
             resent: self::resent() - resent,
             held: self::held() - held,
         };
@@ -660,6 +709,15 @@ fn report(scale: &Scale, baseline: &Run, faulted: &Run) -> String {
         .iter()
         .filter(|f| matches!(f.0, Fault::NodeKill { .. }))
         .collect();
+    let median_stall = |importers: bool| {
+        let mut stalls: Vec<f64> = kills
+            .iter()
+            .filter(|f| f.0 == Fault::NodeKill { importers })
+            .map(|f| secs(f.2))
+            .collect();
+        stalls.sort_by(f64::total_cmp);
+        stalls.get(stalls.len() / 2).copied().unwrap_or(0.0)
+    };
     let mut stalls: Vec<f64> = kills.iter().map(|f| secs(f.2)).collect();
     stalls.sort_by(f64::total_cmp);
     let mut dups: Vec<u64> = kills.iter().map(|f| f.3).collect();
@@ -670,6 +728,7 @@ fn report(scale: &Scale, baseline: &Run, faulted: &Run) -> String {
         "\n| outcome | value |\n|---|---:|\n\
          | wall time, baseline / faulted | {:.1} s / {:.1} s |\n\
          | stall per node kill, median (max) | {:.2} s ({:.2} s) |\n\
+         | stall per kill of the importer's node / of another, median | {:.2} s / {:.2} s |\n\
          | duplicates per node kill, median (max) | {} ({}) |\n\
          | duplicate deliveries, whole faulted run | {} |\n\
          | panic retries (attempts beyond the first) | {} |\n\
@@ -682,6 +741,8 @@ fn report(scale: &Scale, baseline: &Run, faulted: &Run) -> String {
         secs(faulted.took),
         stalls.get(median(stalls.len())).copied().unwrap_or(0.0),
         stalls.last().copied().unwrap_or(0.0),
+        median_stall(true),
+        median_stall(false),
         dups.get(median(dups.len())).copied().unwrap_or(0),
         dups.last().copied().unwrap_or(0),
         faulted.duplicates,
