@@ -235,7 +235,9 @@ pub(super) async fn publish_feedback(
         .await;
         match result {
             Ok(_) => return Ok(()),
-            Err(ConsumerError::Nats { source, .. }) if is_stream_not_found(&source) => {
+            Err(ConsumerError::Nats { source, .. })
+                if is_stream_not_found(&source) && !captured(js).await.unwrap_or(true) =>
+            {
                 warn!("no stream captures {FEEDBACK_SUBJECT}; sending feedback as a core NATS message");
                 let client = js.client();
                 timed(
@@ -245,6 +247,9 @@ pub(super) async fn publish_feedback(
                 .await?;
                 return timed("flushing feedback", client.flush()).await;
             }
+            // No responders although a stream captures the subject (or
+            // JetStream could not say): its leader is being elected after
+            // a node died. Sent again, not as a core message nobody reads.
             Err(err) if attempt == FEEDBACK_ATTEMPTS => return Err(err),
             Err(err) => debug!(attempt, error = %err, "feedback publish failed; retrying"),
         }
@@ -252,6 +257,18 @@ pub(super) async fn publish_feedback(
         pause = (pause * 2).min(Duration::from_secs(2));
     }
     unreachable!("the last attempt returns")
+}
+
+/// Whether a stream captures the feedback subject (None: JetStream did
+/// not answer).
+async fn captured(js: &jetstream::Context) -> Option<bool> {
+    use jetstream::context::GetStreamByNameErrorKind;
+    let lookup = tokio::time::timeout(FEEDBACK_ACK_TIMEOUT, js.stream_by_subject(FEEDBACK_SUBJECT));
+    match lookup.await {
+        Ok(Ok(_)) => Some(true),
+        Ok(Err(e)) if e.kind() == GetStreamByNameErrorKind::NotFound => Some(false),
+        Ok(Err(_)) | Err(_) => None,
+    }
 }
 
 fn is_stream_not_found(err: &async_nats::Error) -> bool {
