@@ -224,7 +224,7 @@ impl Metrics {
         );
         r.register(
             "publishes_resent_on_reconnect",
-            "Publishes sent again at once because NATS connected again while their ack was awaited",
+            "Publishes sent again at once because NATS connected again, or the stream elected a leader, while their ack was awaited",
             f.resent_on_reconnect.clone(),
         );
         r.register(

@@ -29,7 +29,7 @@ const HEADERS: &str = "\
 # HELP sis_importer_outage_seconds_total Seconds of ended outages of Redis, NATS or JetStream publishing.
 # HELP sis_importer_outages_total Outages of Redis, NATS or JetStream publishing seen by the importer (disconnects or failed operations until the next success).
 # HELP sis_importer_panic_timeouts_held_total Panic timeouts not acted on because JetStream still held delivered, unacknowledged chunks that it will redeliver.
-# HELP sis_importer_publishes_resent_on_reconnect_total Publishes sent again at once because NATS connected again while their ack was awaited.
+# HELP sis_importer_publishes_resent_on_reconnect_total Publishes sent again at once because NATS connected again, or the stream elected a leader, while their ack was awaited.
 # HELP sis_importer_service_forbidden 1 while Sisu's 403 keeps the service skipped.
 # HELP sis_importer_sisu_request_duration_seconds Sisu request durations.
 # HELP sis_importer_sisu_requests_total Sisu requests by status class.

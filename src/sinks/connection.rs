@@ -155,21 +155,52 @@ pub struct Nats {
     pub stream: String,
     /// `NATS_URL` without credentials, for messages.
     url: String,
-    /// Counts the connections made: it changes each time the client is
-    /// connected again after a drop, so publishes awaiting an ack that died
-    /// with the old connection are sent again at once.
-    pub(crate) reconnects: tokio::sync::watch::Receiver<u64>,
+    /// Changes each time the client is connected again after a drop, and
+    /// each time the stream elects a leader: an ack awaited across either
+    /// never comes (it died with the old connection, or the publish reached
+    /// a stream without a leader), so publishes awaiting one are sent again
+    /// at once.
+    pub(crate) resend: tokio::sync::watch::Receiver<u64>,
     /// JetStream publishes failing (no quorum, no stream, no ack): told
     /// once when it begins and once when it ends, not per chunk.
     pub(crate) publishing: std::sync::Arc<crate::outage::Outage>,
+}
+
+/// Bumps `resend` whenever JetStream announces a new leader for
+/// `stream` (its advisory subject): a publish that reached the stream while
+/// it had none is answered by nobody and would wait out its ack timeout.
+/// The subscription lives as long as the client (it is renewed on every
+/// reconnect); without it (no permission on the advisory subject) only
+/// reconnects trigger a re-send.
+async fn watch_leader_elections(
+    client: &async_nats::Client,
+    stream: &str,
+    resend: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
+) {
+    use futures::StreamExt;
+    let subject = format!("$JS.EVENT.ADVISORY.STREAM.LEADER_ELECTED.{stream}");
+    match client.subscribe(subject).await {
+        Ok(mut elections) => {
+            tokio::spawn(async move {
+                while elections.next().await.is_some() {
+                    tracing::debug!("the stream elected a leader; publishes awaiting an ack are sent again");
+                    resend.send_modify(|n| *n += 1);
+                }
+            });
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "cannot follow the stream's leader elections");
+        }
+    }
 }
 
 impl Nats {
     /// Connects; an unreachable server fails here, at start, within ~10 s.
     pub async fn connect(config: &Config) -> Result<Nats, SinkError> {
         let outage = std::sync::Arc::new(crate::outage::Outage::new("nats"));
-        let (connected_tx, reconnects) = tokio::sync::watch::channel(0u64);
+        let (connected_tx, resend) = tokio::sync::watch::channel(0u64);
         let connected_tx = std::sync::Arc::new(connected_tx);
+        let elected_tx = connected_tx.clone();
         let options = async_nats::ConnectOptions::new()
             .name("sis-importer")
             .event_callback(move |event| {
@@ -205,12 +236,13 @@ impl Nats {
         let jetstream = jetstream::ContextBuilder::new()
             .timeout(config.publish_timeout)
             .build(client.clone());
+        watch_leader_elections(&client, &config.nats_stream, elected_tx).await;
         Ok(Nats {
             client,
             jetstream,
             stream: config.nats_stream.clone(),
             url: crate::redact::url(&config.nats_url),
-            reconnects,
+            resend,
             publishing: std::sync::Arc::new(crate::outage::Outage::new("jetstream")),
         })
     }

@@ -143,7 +143,7 @@ impl Sink<ChunkOut> for ChunkPublisher {
             js: self.nats.jetstream.clone(),
             subject: self.subject.clone(),
             timeout: self.ack_timeout,
-            reconnects: self.nats.reconnects.clone(),
+            resend: self.nats.resend.clone(),
             outage: self.nats.publishing.clone(),
         };
         self.in_flight
@@ -190,8 +190,9 @@ struct Publishing {
     js: async_nats::jetstream::Context,
     subject: String,
     timeout: Duration,
-    /// Changes when the client has connected again after a drop.
-    reconnects: tokio::sync::watch::Receiver<u64>,
+    /// Changes when the client has connected again after a drop, or the
+    /// stream has elected a leader.
+    resend: tokio::sync::watch::Receiver<u64>,
     /// Publishing's outage: begun by a failed publish, ended by the next
     /// acknowledged one, so a stall is two log lines, not one per chunk.
     outage: std::sync::Arc<crate::outage::Outage>,
@@ -204,11 +205,12 @@ enum Sent {
         error: String,
         permanent: bool,
     },
-    /// The connection dropped and came back while the ack was awaited:
-    /// an ack that died with the old connection never comes, so the chunk
-    /// is sent again at once (JetStream stores it once, by its
+    /// The connection dropped and came back, or the stream elected a
+    /// leader, while the ack was awaited: an ack that died with the old
+    /// connection, or of a publish that reached no leader, never comes, so
+    /// the chunk is sent again at once (JetStream stores it once, by its
     /// `Nats-Msg-Id`) instead of waiting out the ack timeout.
-    Reconnected,
+    Again,
 }
 
 async fn publish_with_retries(
@@ -216,8 +218,8 @@ async fn publish_with_retries(
     chunk: Encoded,
 ) -> Result<Published, PublishFailure> {
     let mut retry = PUBLISH_RETRY.start();
-    // Connections made before this publish began are no news to it.
-    p.reconnects.borrow_and_update();
+    // Connections and elections before this publish began are no news to it.
+    p.resend.borrow_and_update();
     loop {
         match send_once(&mut p, &chunk).await {
             Sent::Acked(ack) => {
@@ -227,9 +229,9 @@ async fn publish_with_retries(
                     stream_seq: ack.sequence,
                 });
             }
-            Sent::Reconnected => {
+            Sent::Again => {
                 crate::metrics::publish_resent_on_reconnect();
-                tracing::debug!(chunk_id = %chunk.chunk_id, "NATS connected again while the publish ack was awaited; sending again with the same Nats-Msg-Id");
+                tracing::debug!(chunk_id = %chunk.chunk_id, "NATS connected again or the stream elected a leader while the publish ack was awaited; sending again with the same Nats-Msg-Id");
             }
             Sent::Failed { error, permanent } => {
                 let attempts = retry.attempt();
@@ -244,8 +246,8 @@ async fn publish_with_retries(
                 };
                 p.outage.failed(&error);
                 tracing::debug!(chunk_id = %chunk.chunk_id, subject = %p.subject, attempts, error = %error, "publish failed, retrying with the same Nats-Msg-Id");
-                // A reconnect during the wait cuts it short.
-                let _ = tokio::time::timeout(wait, p.reconnects.changed()).await;
+                // A reconnect or an election during the wait cuts it short.
+                let _ = tokio::time::timeout(wait, p.resend.changed()).await;
             }
         }
     }
@@ -273,7 +275,7 @@ async fn send_once(p: &mut Publishing, chunk: &Encoded) -> Sent {
                 permanent: false,
             },
         },
-        Ok(()) = p.reconnects.changed() => Sent::Reconnected,
+        Ok(()) = p.resend.changed() => Sent::Again,
     }
 }
 
