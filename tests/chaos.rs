@@ -22,22 +22,18 @@
 
 mod common;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use std::time::{Duration, Instant};
 
 use common::*;
 use sis_importer::config::Secret;
 use sis_importer::store::OrdinalStore;
-use sis_testkit::consumer::SeenProbe;
 use sis_testkit::fake_sisu::{FakeSisuConfig, Hostile};
 use sis_testkit::servers::{NatsOptions, RedisOptions};
-
-/// An entity as seen: its identity and its modification ordinal.
-type Sighting = (String, Option<i64>);
 
 const SERVICES: [&str; 4] = ["PERSON", "STUDY_RIGHT", "TERM_REGISTRATION", "ATTAINMENT"];
 const FETCH_AMOUNT: u64 = 200;
@@ -180,64 +176,6 @@ impl Rng {
             v.swap(i, self.below(i as u64 + 1) as usize);
         }
     }
-}
-
-/// What the watcher saw.
-#[derive(Default)]
-struct Watch {
-    polls: AtomicU64,
-    violations: Mutex<Vec<String>>,
-}
-
-/// Polls every ordinal every 20 ms: it may never move backwards, and never
-/// pass a version the consumers have not acknowledged (checked for the
-/// versions between the last checked ordinal and the new one).
-fn spawn_watcher(
-    probe: SeenProbe,
-    redis_url: String,
-    expected: Arc<BTreeMap<&'static str, Vec<Sighting>>>,
-    exempt: Arc<Vec<Sighting>>,
-    stop: Arc<AtomicBool>,
-    watch: Arc<Watch>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut store = None;
-        let mut checked: HashMap<&str, i64> = HashMap::new();
-        while !stop.load(Ordering::Relaxed) {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            if store.is_none() {
-                store = OrdinalStore::connect(&Secret::new(redis_url.clone()))
-                    .await
-                    .ok();
-            }
-            let Some(s) = &store else { continue };
-            watch.polls.fetch_add(1, Ordering::Relaxed);
-            for id in SERVICES {
-                let Ok(Some(committed)) = s.ordinal(&service(id)).await else {
-                    continue;
-                };
-                let from = checked.get(id).copied().unwrap_or(i64::MIN);
-                if committed < from {
-                    watch.violations.lock().unwrap().push(format!(
-                        "{id}: ordinal went back from {from} to {committed}"
-                    ));
-                }
-                if committed <= from {
-                    continue;
-                }
-                let versions = expected[id]
-                    .iter()
-                    .filter(|v| v.1.is_some_and(|o| o > from && o <= committed))
-                    .filter(|v| !exempt.contains(v));
-                if let Some(v) = probe.first_unseen(id, versions) {
-                    watch.violations.lock().unwrap().push(format!(
-                        "{id}: ordinal {committed} passes unacknowledged {v:?}"
-                    ));
-                }
-                checked.insert(id, committed);
-            }
-        }
-    })
 }
 
 struct Importer {
@@ -397,10 +335,13 @@ async fn chaos_loses_nothing_and_resends_little() {
     let stop = Arc::new(AtomicBool::new(false));
     let watch = Arc::new(Watch::default());
     let watcher = spawn_watcher(
-        env.consumer.probe(),
+        Watched {
+            services: &SERVICES,
+            expected: expected.clone(),
+            exempt: exempt.clone(),
+            probes: vec![env.consumer.probe()],
+        },
         env.redis.url(),
-        expected.clone(),
-        exempt.clone(),
         stop.clone(),
         watch.clone(),
     );

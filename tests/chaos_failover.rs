@@ -35,8 +35,8 @@
 mod common;
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -48,9 +48,6 @@ use sis_importer::store::OrdinalStore;
 use sis_testkit::consumer::{ConsumerConfig, ReferenceConsumer, SeenProbe};
 use sis_testkit::fake_sisu::FakeSisuConfig;
 use sis_testkit::servers::{NatsCluster, NatsOptions, RedisOptions, RedisSentinelSet};
-
-/// An entity as seen: its identity and its modification ordinal.
-type Sighting = (String, Option<i64>);
 
 const SERVICES: [&str; 4] = ["PERSON", "STUDY_RIGHT", "TERM_REGISTRATION", "ATTAINMENT"];
 const FETCH_AMOUNT: u32 = 200;
@@ -215,61 +212,6 @@ fn longest_gap(grew: &[Instant], from: Instant, to: Instant) -> Duration {
         .map(|w| w[1] - w[0])
         .max()
         .unwrap_or_default()
-}
-
-/// What the watcher saw.
-#[derive(Default)]
-struct Watch {
-    polls: AtomicU64,
-    violations: Mutex<Vec<String>>,
-}
-
-/// Polls every ordinal every 20 ms (through the sentinels when there are
-/// some): it may never move back, nor pass a version no consumer has
-/// acknowledged.
-fn spawn_watcher(
-    probes: Vec<SeenProbe>,
-    redis_url: String,
-    expected: Arc<BTreeMap<&'static str, Vec<Sighting>>>,
-    stop: Arc<AtomicBool>,
-    watch: Arc<Watch>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let store = OrdinalStore::connect(&Secret::new(redis_url))
-            .await
-            .expect("Redis answers");
-        let mut checked: BTreeMap<&str, i64> = BTreeMap::new();
-        while !stop.load(Ordering::Relaxed) {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            watch.polls.fetch_add(1, Ordering::Relaxed);
-            for id in SERVICES {
-                let Ok(Some(committed)) = store.ordinal(&service(id)).await else {
-                    continue;
-                };
-                let from = checked.get(id).copied().unwrap_or(i64::MIN);
-                if committed < from {
-                    watch.violations.lock().unwrap().push(format!(
-                        "{id}: ordinal went back from {from} to {committed}"
-                    ));
-                    // Told once; checked onwards from where it is now.
-                    checked.insert(id, committed);
-                }
-                if committed <= from {
-                    continue;
-                }
-                let unseen = expected[id]
-                    .iter()
-                    .filter(|v| v.1.is_some_and(|o| o > from && o <= committed))
-                    .find(|v| probes.iter().all(|p| p.first_unseen(id, [*v]).is_some()));
-                if let Some(v) = unseen {
-                    watch.violations.lock().unwrap().push(format!(
-                        "{id}: ordinal {committed} passes unacknowledged {v:?}"
-                    ));
-                }
-                checked.insert(id, committed);
-            }
-        }
-    })
 }
 
 /// Tries to take the lease every 200 ms until `stop`; how often it got it.
@@ -491,9 +433,13 @@ impl Rig {
         let stop = Arc::new(AtomicBool::new(false));
         let watch = Arc::new(Watch::default());
         let watcher = spawn_watcher(
-            consumers.probes(),
+            Watched {
+                services: &SERVICES,
+                expected: self.expected.clone(),
+                exempt: Arc::default(),
+                probes: consumers.probes(),
+            },
             self.redis_url(),
-            self.expected.clone(),
             stop.clone(),
             watch.clone(),
         );

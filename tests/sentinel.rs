@@ -12,23 +12,19 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener};
-use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sis_importer::config::Secret;
 use sis_importer::lease::Lease;
 use sis_importer::shutdown::Shutdown;
 use sis_importer::store::OrdinalStore;
-use sis_testkit::consumer::SeenProbe;
 use sis_testkit::servers::{RedisOptions, RedisSentinelSet, RedisServer};
 
 use common::*;
 
 const SERVICES: [&str; 2] = ["PERSON", "ATTAINMENT"];
-
-/// An identity and its ordinal, as the fake serves it.
-type Sighting = (String, Option<i64>);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_import_through_the_sentinels_delivers_everything_and_check_passes() {
@@ -111,9 +107,13 @@ async fn fail_over_mid_import(fault: Fault) {
     let rival_won = spawn_rival(rival, stop.clone());
     let watch = Arc::new(Watch::default());
     let watcher = spawn_watcher(
-        env.consumer.probe(),
+        Watched {
+            services: &SERVICES,
+            expected: Arc::new(expected(&env)),
+            exempt: Arc::default(),
+            probes: vec![env.consumer.probe()],
+        },
         set.url(),
-        Arc::new(expected(&env)),
         stop.clone(),
         watch.clone(),
     );
@@ -210,58 +210,6 @@ fn spawn_rival(rival: Lease, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<u
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         won
-    })
-}
-
-/// What the watcher saw.
-#[derive(Default)]
-struct Watch {
-    polls: AtomicU64,
-    violations: Mutex<Vec<String>>,
-}
-
-/// Polls every ordinal every 20 ms through the sentinels (so from
-/// whichever server is master): it may never move backwards, and never
-/// pass a version the consumers have not acknowledged.
-fn spawn_watcher(
-    probe: SeenProbe,
-    redis_url: String,
-    expected: Arc<BTreeMap<&'static str, Vec<Sighting>>>,
-    stop: Arc<AtomicBool>,
-    watch: Arc<Watch>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let store = OrdinalStore::connect(&Secret::new(redis_url))
-            .await
-            .expect("the sentinels answer");
-        let mut checked: BTreeMap<&str, i64> = BTreeMap::new();
-        while !stop.load(Ordering::Relaxed) {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            watch.polls.fetch_add(1, Ordering::Relaxed);
-            for id in SERVICES {
-                let Ok(Some(committed)) = store.ordinal(&service(id)).await else {
-                    continue;
-                };
-                let from = checked.get(id).copied().unwrap_or(i64::MIN);
-                if committed < from {
-                    watch.violations.lock().unwrap().push(format!(
-                        "{id}: ordinal went back from {from} to {committed}"
-                    ));
-                }
-                if committed <= from {
-                    continue;
-                }
-                let versions = expected[id]
-                    .iter()
-                    .filter(|v| v.1.is_some_and(|o| o > from && o <= committed));
-                if let Some(v) = probe.first_unseen(id, versions) {
-                    watch.violations.lock().unwrap().push(format!(
-                        "{id}: ordinal {committed} passes unacknowledged {v:?}"
-                    ));
-                }
-                checked.insert(id, committed);
-            }
-        }
     })
 }
 

@@ -183,7 +183,9 @@ async fn watch_leader_elections(
         Ok(mut elections) => {
             tokio::spawn(async move {
                 while elections.next().await.is_some() {
-                    tracing::debug!("the stream elected a leader; publishes awaiting an ack are sent again");
+                    tracing::debug!(
+                        "the stream elected a leader; publishes awaiting an ack are sent again"
+                    );
                     resend.send_modify(|n| *n += 1);
                 }
             });

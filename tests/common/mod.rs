@@ -4,6 +4,10 @@
 
 #![allow(dead_code)]
 
+mod watch;
+#[allow(unused_imports)]
+pub use watch::{spawn_watcher, Sighting, Watch, Watched};
+
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
