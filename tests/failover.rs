@@ -26,9 +26,10 @@ fn counter(name: &str, labels: &str) -> f64 {
         .map_or(0.0, |v| v.trim().parse().expect("a number"))
 }
 
-/// The importer has chunks ready all the time (a wide chunk window, a
-/// narrow publish window), so publishes await their acks at any moment.
-/// nats-server is frozen (SIGSTOP: what it was sent stays unanswered),
+/// The importer has chunks ready all the time (three batches of 1000 open
+/// at once, a wide chunk window, a narrow publish window, publishing paced at 100 chunks a second so that
+/// it lasts 3 s), so publishes are still going out when nats-server is
+/// frozen (SIGSTOP: what it was sent stays unanswered),
 /// then killed and restarted. The acks awaited died with it; each such
 /// publish is sent again when the client connects again, so the import
 /// finishes long before the 60 s publish timeout would have let it retry.
@@ -40,12 +41,15 @@ async fn publishes_awaiting_acks_when_nats_dies_are_sent_again_at_reconnect() {
     config.panic_timeout = Duration::from_secs(120);
     config.max_chunks_in_flight = 400;
     config.max_publishes_in_flight = 4;
+    config.publish_chunks_per_second = Some(100);
+    // All 300 chunks open at once: none waits for a commit to be published.
+    config.fetch_amount = 1000;
     let importer = env.importer(config).await;
     let resent_before = counter("sis_importer_publishes_resent_on_reconnect_total", "");
     let run = spawn_run(&importer, &["PERSON"]);
     assert!(
         env.consumer
-            .wait_until(Duration::from_secs(30), |r| entities_of(r, "PERSON") >= 300)
+            .wait_until(Duration::from_secs(30), |r| entities_of(r, "PERSON") >= 50)
             .await
     );
     let pid = env.nats.pid().expect("nats-server runs") as i32;
