@@ -266,18 +266,7 @@ async fn chaos_loses_nothing_and_resends_little() {
         let e = &env.fake.expected(id)[index as usize];
         exempt.push((e.identity.clone(), e.ordinal));
     }
-    let expected: BTreeMap<&'static str, Vec<(String, Option<i64>)>> = SERVICES
-        .iter()
-        .map(|&id| {
-            let versions = env
-                .fake
-                .expected(id)
-                .into_iter()
-                .map(|e| (e.identity, e.ordinal))
-                .collect();
-            (id, versions)
-        })
-        .collect();
+    let expected = served_versions(&env.fake, &SERVICES);
     let (expected, exempt) = (Arc::new(expected), Arc::new(exempt));
     let all_entities: usize = expected.values().map(Vec::len).sum();
 

@@ -214,20 +214,6 @@ fn longest_gap(grew: &[Instant], from: Instant, to: Instant) -> Duration {
         .unwrap_or_default()
 }
 
-/// Tries to take the lease every 200 ms until `stop`; how often it got it.
-fn spawn_rival(rival: Lease, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<u64> {
-    tokio::spawn(async move {
-        let mut won = 0;
-        while !stop.load(Ordering::Relaxed) {
-            if let Ok(true) = rival.try_acquire().await {
-                won += 1;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        won
-    })
-}
-
 /// Reads one counter without labels from the process's `/metrics` text
 /// (0 when the importer has no such counter).
 fn counter(name: &str) -> f64 {
@@ -568,13 +554,7 @@ async fn node_kills_and_redis_failovers_stall_little_and_lose_nothing() {
         ),
         false => RedisRig::Plain,
     };
-    let expected: BTreeMap<&'static str, Vec<Sighting>> = SERVICES
-        .iter()
-        .map(|&id| {
-            let versions = env.fake.expected(id).into_iter();
-            (id, versions.map(|e| (e.identity, e.ordinal)).collect())
-        })
-        .collect();
+    let expected = served_versions(&env.fake, &SERVICES);
     let mut config = env.config();
     config.nats_url = cluster.urls();
     config.nats_stream_replicas = 3;

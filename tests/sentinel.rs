@@ -10,7 +10,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::sync::Arc;
@@ -109,7 +108,7 @@ async fn fail_over_mid_import(fault: Fault) {
     let watcher = spawn_watcher(
         Watched {
             services: &SERVICES,
-            expected: Arc::new(expected(&env)),
+            expected: Arc::new(served_versions(&env.fake, &SERVICES)),
             exempt: Arc::default(),
             probes: vec![env.consumer.probe()],
         },
@@ -181,36 +180,6 @@ async fn set_store(set: &RedisSentinelSet) -> OrdinalStore {
     OrdinalStore::connect(&Secret::new(set.url()))
         .await
         .expect("the sentinels answer")
-}
-
-/// Every version the fake serves, per service.
-fn expected(env: &Env) -> BTreeMap<&'static str, Vec<Sighting>> {
-    SERVICES
-        .iter()
-        .map(|&id| {
-            let versions = env
-                .fake
-                .expected(id)
-                .into_iter()
-                .map(|e| (e.identity, e.ordinal))
-                .collect();
-            (id, versions)
-        })
-        .collect()
-}
-
-/// Tries to take the lease every 200 ms until `stop`; how often it got it.
-fn spawn_rival(rival: Lease, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<u64> {
-    tokio::spawn(async move {
-        let mut won = 0;
-        while !stop.load(Ordering::Relaxed) {
-            if let Ok(true) = rival.try_acquire().await {
-                won += 1;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        won
-    })
 }
 
 /// A master demoted under a live connection answers writes with READONLY

@@ -6,7 +6,7 @@
 
 mod watch;
 #[allow(unused_imports)]
-pub use watch::{spawn_watcher, Sighting, Watch, Watched};
+pub use watch::{served_versions, spawn_rival, spawn_watcher, Sighting, Watch, Watched};
 
 use std::process::{Command, Stdio};
 use std::sync::Arc;

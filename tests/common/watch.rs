@@ -95,3 +95,36 @@ pub fn spawn_watcher(
         }
     })
 }
+
+/// Every version `fake` serves of each of `services`: what the watcher
+/// checks ordinals against.
+pub fn served_versions(
+    fake: &sis_testkit::fake_sisu::FakeSisu,
+    services: &[&'static str],
+) -> BTreeMap<&'static str, Vec<Sighting>> {
+    services
+        .iter()
+        .map(|&id| {
+            let versions = fake.expected(id).into_iter();
+            (id, versions.map(|e| (e.identity, e.ordinal)).collect())
+        })
+        .collect()
+}
+
+/// A rival instance: tries to take the lease every 200 ms until `stop`;
+/// how often it got it (0 while the importer holds it throughout).
+pub fn spawn_rival(
+    rival: sis_importer::lease::Lease,
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<u64> {
+    tokio::spawn(async move {
+        let mut won = 0;
+        while !stop.load(Ordering::Relaxed) {
+            if let Ok(true) = rival.try_acquire().await {
+                won += 1;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        won
+    })
+}
