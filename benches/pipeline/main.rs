@@ -145,6 +145,16 @@ fn parent() -> ExitCode {
         "importer CPU {per_gb:.2} s per GB of entity JSON (target <= 1): {}",
         verdict(per_gb <= 1.0)
     ));
+    // What bounds it: the two stages alone, in the same run. End to end
+    // does all their work and more (the order barrier, the envelope copy,
+    // reading feedback, commits), so it cannot cost less than their sum.
+    let stages = fetch.own_cpu_per_gb() + publish.own_cpu_per_gb();
+    targets.push(format!(
+        "  bound: the stages alone cost fetch-only {:.2} + publish-only {:.2} = {stages:.2} s/GB in this run; end to end costs {:.2} x that",
+        fetch.own_cpu_per_gb(),
+        publish.own_cpu_per_gb(),
+        per_gb / stages
+    ));
 
     let sweep_rounds = knob("BENCH_SWEEP_ROUNDS", 3);
     let mut windows = Vec::new();
