@@ -6,7 +6,7 @@
 //! Retries in between stay at debug, so an outage is two lines, however
 //! many operations it fails.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -20,6 +20,10 @@ pub(crate) struct Outage {
     /// Fast path: false while all is well.
     down: AtomicBool,
     since: Mutex<Option<Instant>>,
+    /// Successes so far: an operation notes it when it begins
+    /// ([`Outage::mark`]), so that its failure can tell whether something
+    /// succeeded meanwhile ([`Outage::failed_since`]).
+    successes: AtomicU64,
 }
 
 impl Outage {
@@ -29,6 +33,24 @@ impl Outage {
             system,
             down: AtomicBool::new(false),
             since: Mutex::new(None),
+            successes: AtomicU64::new(0),
+        }
+    }
+
+    /// Where things stand as an operation begins; see
+    /// [`Outage::failed_since`].
+    pub(crate) fn mark(&self) -> u64 {
+        self.successes.load(Ordering::Acquire)
+    }
+
+    /// An operation begun at `mark` failed. When another one succeeded
+    /// since it began, the failure is a straggler of what already passed
+    /// (a publish sent while the stream had no leader, timing out after
+    /// the leader came back): it begins no outage. Its retry begins after
+    /// that success, so an outage still going on is told by the retry.
+    pub(crate) fn failed_since(&self, mark: u64, error: &str) {
+        if self.mark() == mark {
+            self.failed(error);
         }
     }
 
@@ -52,6 +74,7 @@ impl Outage {
     /// An operation succeeded or the connection is back: ends an outage,
     /// if one was going on, and returns how long it lasted.
     pub(crate) fn succeeded(&self) -> Option<Duration> {
+        self.successes.fetch_add(1, Ordering::AcqRel);
         if !self.down.load(Ordering::Acquire) {
             return None;
         }
@@ -112,6 +135,22 @@ mod tests {
             o.succeeded(),
             Some(Duration::from_millis(250)),
             "the next outage is measured on its own"
+        );
+    }
+
+    #[test]
+    fn a_failure_of_an_operation_begun_before_a_success_begins_no_outage() {
+        let o = Outage::new("jetstream");
+        let straggler = o.mark();
+        o.failed("no ack in time");
+        assert!(o.succeeded().is_some(), "the outage ends");
+        o.failed_since(straggler, "no ack in time");
+        assert!(!o.down.load(Ordering::Acquire), "a straggler begins none");
+        let retry = o.mark();
+        o.failed_since(retry, "no ack in time");
+        assert!(
+            o.down.load(Ordering::Acquire),
+            "an operation begun after the success does"
         );
     }
 

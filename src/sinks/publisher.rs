@@ -221,6 +221,7 @@ async fn publish_with_retries(
     // Connections and elections before this publish began are no news to it.
     p.resend.borrow_and_update();
     loop {
+        let mark = p.outage.mark();
         match send_once(&mut p, &chunk).await {
             Sent::Acked(ack) => {
                 p.outage.succeeded();
@@ -244,7 +245,7 @@ async fn publish_with_retries(
                         message: error,
                     });
                 };
-                p.outage.failed(&error);
+                p.outage.failed_since(mark, &error);
                 tracing::debug!(chunk_id = %chunk.chunk_id, subject = %p.subject, attempts, error = %error, "publish failed, retrying with the same Nats-Msg-Id");
                 // A reconnect or an election during the wait cuts it short.
                 let _ = tokio::time::timeout(wait, p.resend.changed()).await;
