@@ -148,15 +148,21 @@ impl Spec for Redis {
             .get_multiplexed_async_connection()
             .await
             .map_err(|e| e.to_string())?;
-        let pong: String = redis::cmd("PING")
+        let answer: String = redis::cmd("PING")
             .query_async(&mut connection)
             .await
             .map_err(|e| e.to_string())?;
-        if pong == "PONG" {
-            Ok(())
-        } else {
-            Err(format!("PING answered {pong:?}"))
-        }
+        pong(&answer)
+    }
+}
+
+/// A PING's answer, read: redis-server and redis-server `--sentinel` both
+/// answer `PONG` once they take commands.
+pub(super) fn pong(answer: &str) -> Result<(), String> {
+    if answer == "PONG" {
+        Ok(())
+    } else {
+        Err(format!("PING answered {answer:?}"))
     }
 }
 

@@ -255,12 +255,8 @@ impl Spec for Sentinel {
 
     /// Sends PING.
     async fn probe(&self, port: u16) -> Result<(), String> {
-        let pong: String = query(port, "PING", &[]).await?;
-        if pong == "PONG" {
-            Ok(())
-        } else {
-            Err(format!("PING answered {pong:?}"))
-        }
+        let answer: String = query(port, "PING", &[]).await?;
+        super::redis::pong(&answer)
     }
 }
 
